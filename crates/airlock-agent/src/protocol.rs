@@ -1,0 +1,359 @@
+//! The wire protocol between the engine and `airlock-agent`: one JSON object per line.
+//! The engine writes [`Request`]s to the agent's stdin; the agent answers each with one [`Response`] on stdout.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped whenever a message changes shape; the agent reports it in [`Reply::Hello`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One operation for the agent, tagged with an id so that calls can overlap.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Request {
+    pub id: u64,
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+/// The agent's answer to the request with the same id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Response {
+    pub id: u64,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// Either the operation's reply or the reason it failed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok(Reply),
+    Err(AgentError),
+}
+
+/// Every operation the agent performs. Paths are container paths; each is confined beneath
+/// one of the agent's workspace roots (`/workspaces/<name>`), and relative paths are taken
+/// relative to the first root.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Liveness and version check.
+    Hello,
+    /// Read a file, optionally a window of it (`offset`/`limit` in bytes).
+    Read {
+        path: String,
+        #[serde(default)]
+        offset: Option<u64>,
+        #[serde(default)]
+        limit: Option<u64>,
+    },
+    /// Replace a file's content atomically (temp file beside it, then rename).
+    Write {
+        path: String,
+        content: Content,
+        /// Create missing parent directories.
+        #[serde(default)]
+        create_dirs: bool,
+    },
+    /// Exact-text replacements, applied in order; every `old` must match exactly once
+    /// unless `replace_all` is set. With `dry_run` nothing is written.
+    Edit {
+        path: String,
+        edits: Vec<TextEdit>,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// Entries of one directory.
+    List { path: String },
+    /// Directory tree down to `depth` levels (never following symlinks).
+    Tree {
+        path: String,
+        depth: u32,
+        #[serde(default)]
+        max_entries: Option<u32>,
+    },
+    /// Paths under `path` whose relative path matches a glob.
+    Glob {
+        path: String,
+        pattern: String,
+        #[serde(default)]
+        max_results: Option<u32>,
+    },
+    /// Lines matching a regex in files under `path` (optionally filtered by a glob).
+    Grep {
+        path: String,
+        regex: String,
+        #[serde(default)]
+        glob: Option<String>,
+        #[serde(default)]
+        case_insensitive: bool,
+        #[serde(default)]
+        max_results: Option<u32>,
+    },
+    /// Rename a file or directory; both ends confined.
+    Move {
+        from: String,
+        to: String,
+        #[serde(default)]
+        overwrite: bool,
+    },
+    /// Remove a file, or a directory (`recursive` for a non-empty one).
+    Delete {
+        path: String,
+        #[serde(default)]
+        recursive: bool,
+    },
+    /// Create a directory (and its parents).
+    Mkdir { path: String },
+    /// Metadata of one path (not following a final symlink).
+    Stat { path: String },
+    /// Run `sh -c command` to completion.
+    Run(RunSpec),
+    /// Start `sh -c command` in the background; returns a handle.
+    Spawn(SpawnSpec),
+    /// Output a background process produced since the last read.
+    ProcRead {
+        handle: u32,
+        /// Wait up to this long for new output or exit.
+        #[serde(default)]
+        wait_ms: u64,
+    },
+    /// Write to a background process's stdin (`close` closes it afterwards).
+    ProcWrite {
+        handle: u32,
+        data: String,
+        #[serde(default)]
+        close: bool,
+    },
+    /// Kill a background process's whole group.
+    ProcKill { handle: u32 },
+    /// Background processes and their state.
+    ProcList,
+    /// Kill the process group of an in-flight `Run` (a cancelled call).
+    Cancel { request: u64 },
+}
+
+/// File content on the wire: UTF-8 text as is, anything else base64.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "encoding", content = "data", rename_all = "snake_case")]
+pub enum Content {
+    Text(String),
+    Base64(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TextEdit {
+    pub old: String,
+    pub new: String,
+    #[serde(default)]
+    pub replace_all: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct RunSpec {
+    pub command: String,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub stdin: Option<String>,
+    /// Kill the whole process group after this long.
+    pub timeout_ms: u64,
+    /// Bytes kept per stream; the rest is counted and dropped.
+    pub output_cap: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SpawnSpec {
+    pub command: String,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Bytes buffered per stream between reads; older output is dropped and counted.
+    pub output_cap: u64,
+}
+
+/// Successful replies, one variant per operation family.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    Hello {
+        version: u32,
+        roots: Vec<String>,
+        uid: u32,
+        /// Which confinement the agent uses: `openat2` or `walk` (the fallback).
+        resolver: String,
+    },
+    Read {
+        path: String,
+        content: Content,
+        /// Total file size in bytes.
+        size: u64,
+        /// True when the window ended before the end of the file.
+        truncated: bool,
+    },
+    Written {
+        path: String,
+        bytes: u64,
+        created: bool,
+    },
+    Edited {
+        path: String,
+        /// Unified diff of the change.
+        diff: String,
+        replacements: u32,
+        applied: bool,
+    },
+    Entries {
+        path: String,
+        entries: Vec<Entry>,
+        truncated: bool,
+    },
+    Matches {
+        path: String,
+        matches: Vec<String>,
+        truncated: bool,
+    },
+    GrepMatches {
+        path: String,
+        matches: Vec<GrepMatch>,
+        truncated: bool,
+    },
+    Done {
+        path: String,
+    },
+    Stat(Entry),
+    Ran(RunResult),
+    Spawned {
+        handle: u32,
+        pid: u32,
+    },
+    ProcOutput {
+        handle: u32,
+        stdout: String,
+        stderr: String,
+        /// Exit code once the process has ended.
+        exit_code: Option<i32>,
+        running: bool,
+        dropped_bytes: u64,
+    },
+    Processes {
+        processes: Vec<ProcInfo>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    /// Path relative to the listed directory (for `Stat`, the full container path).
+    pub path: String,
+    pub kind: EntryKind,
+    pub size: u64,
+    /// Seconds since the Unix epoch.
+    pub modified: i64,
+    /// Unix permission bits.
+    pub mode: u32,
+    /// Where a symlink points (never followed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GrepMatch {
+    pub path: String,
+    pub line: u64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct RunResult {
+    /// `None` when the process was killed by a signal.
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// Bytes beyond `output_cap` that were dropped, per stream.
+    pub stdout_dropped: u64,
+    pub stderr_dropped: u64,
+    pub timed_out: bool,
+    pub cancelled: bool,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProcInfo {
+    pub handle: u32,
+    pub pid: u32,
+    pub command: String,
+    pub running: bool,
+    pub exit_code: Option<i32>,
+}
+
+/// A failed operation: a machine-readable kind and a message a model can act on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The path leaves the workspaces (`..`, absolute host path, symlink out).
+    Escape,
+    /// The path names a hidden file (`hide` patterns).
+    Hidden,
+    /// The path is protected or the workspace is mounted read-only.
+    ReadOnly,
+    NotFound,
+    AlreadyExists,
+    NotADirectory,
+    IsADirectory,
+    PermissionDenied,
+    /// Arguments that cannot work (bad regex, edit text not found, …).
+    Invalid,
+    /// No such background process.
+    NoSuchProcess,
+    /// Anything else the OS reported.
+    Io,
+}
+
+impl std::fmt::Display for AgentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+/// What the engine tells the agent at start (`airlock-agent serve --config <json>`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct AgentConfig {
+    pub roots: Vec<RootSpec>,
+}
+
+/// One workspace as the agent sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RootSpec {
+    /// Workspace name; the root is `/workspaces/<name>` in production.
+    pub name: String,
+    /// Absolute path of the root inside the container.
+    pub path: String,
+    pub read_only: bool,
+    /// Glob patterns (gitignore-like: no slash matches the name at any depth) that are refused.
+    #[serde(default)]
+    pub hide: Vec<String>,
+    /// Glob patterns that are refused for writing even in a read-write root.
+    #[serde(default)]
+    pub protect: Vec<String>,
+}
