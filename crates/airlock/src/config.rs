@@ -1,0 +1,445 @@
+//! The settings file (TOML): its shape, defaults, validation and atomic writes.
+//! A bad file is reported with its path, line and key; the engine never runs on half-read settings.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Default loopback address of the Streamable HTTP endpoint.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7771";
+
+/// Everything the user can set. Unknown keys are errors, so a typo never silently does nothing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address the HTTP endpoint binds (loopback only).
+    pub listen: String,
+    pub runtime: Runtime,
+    pub approval: Approval,
+    pub audit: AuditSettings,
+    pub workspaces: Vec<Workspace>,
+}
+
+/// The Docker Runtime: whether sandboxes may run at all, and how they are shaped.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Runtime {
+    /// The Docker Runtime toggle: off refuses every sandboxed call.
+    pub enabled: bool,
+    pub image: String,
+    pub memory_mb: u64,
+    pub cpus: f64,
+    pub pids: i64,
+    pub network: Network,
+    pub command_timeout_secs: u64,
+    /// Bytes of stdout and of stderr kept per command.
+    pub output_cap_bytes: u64,
+    /// Allow short-lived installer containers (with egress) for pip / npm / cargo installs.
+    pub installers: bool,
+    /// Empty: `DOCKER_HOST`, then the active Docker context, then the default socket.
+    pub docker_host: String,
+    /// A session's sandbox is removed after this long without a call.
+    pub idle_timeout_secs: u64,
+}
+
+/// Whether sandboxes may reach the network.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    /// Only the loopback interface.
+    None,
+    /// Outbound access through Docker's default bridge.
+    Egress,
+}
+
+/// The approval rules; matched by the `airlock-policy` crate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Approval {
+    /// An unanswered approval is denied after this long.
+    pub timeout_secs: u64,
+    pub allow: Vec<String>,
+    pub ask: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    pub durability: Durability,
+    /// Entries older than this many days are pruned at start-up (0 keeps everything).
+    pub retention_days: u64,
+}
+
+/// How hard the audit log pushes each entry to disk.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Committed to the WAL; survives a crash of the engine, a power loss may cost the last moments.
+    Normal,
+    /// fsync per entry; survives a power loss.
+    Full,
+}
+
+/// A host folder mounted into every sandbox at `/workspaces/<name>`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Workspace {
+    pub name: String,
+    pub path: PathBuf,
+    #[serde(default = "Access::default_rw")]
+    pub access: Access,
+    /// Patterns masked inside the mount (gitignore-like: no slash matches at any depth).
+    #[serde(default = "default_hide")]
+    pub hide: Vec<String>,
+    /// Patterns kept read-only inside a read-write mount.
+    #[serde(default = "default_protect")]
+    pub protect: Vec<String>,
+    /// Names of secrets injected as environment variables into this workspace's sandbox.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    Ro,
+    Rw,
+}
+
+impl Access {
+    fn default_rw() -> Self {
+        Access::Rw
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub fn default_hide() -> Vec<String> {
+    [".env", ".env.*", ".ssh", ".aws", ".gnupg", "*.pem", "id_rsa*"]
+        .map(String::from)
+        .to_vec()
+}
+
+pub fn default_protect() -> Vec<String> {
+    [".git/hooks", ".git/config", ".envrc", ".vscode/tasks.json"]
+        .map(String::from)
+        .to_vec()
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: DEFAULT_LISTEN.to_string(),
+            runtime: Runtime::default(),
+            approval: Approval::default(),
+            audit: AuditSettings::default(),
+            workspaces: Vec::new(),
+        }
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime {
+            enabled: true,
+            image: "debian:bookworm-slim".to_string(),
+            memory_mb: 1024,
+            cpus: 1.0,
+            pids: 256,
+            network: Network::None,
+            command_timeout_secs: 120,
+            output_cap_bytes: 1024 * 1024,
+            installers: true,
+            docker_host: String::new(),
+            idle_timeout_secs: 30 * 60,
+        }
+    }
+}
+
+impl Default for Approval {
+    fn default() -> Self {
+        Approval {
+            timeout_secs: 120,
+            allow: Vec::new(),
+            ask: Vec::new(),
+            deny: Vec::new(),
+        }
+    }
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            durability: Durability::Normal,
+            retention_days: 0,
+        }
+    }
+}
+
+/// Why a settings file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read settings file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("settings file {path}, line {line}{key}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        /// ", key `a.b`" when the failing key is known.
+        key: String,
+        message: String,
+    },
+    #[error("settings file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot write settings file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Settings {
+    /// Reads and validates `path`; a missing file yields the defaults (not written).
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Settings::parse(path, &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Parses and validates settings text; `path` only names the file in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
+        let settings: Settings = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1))
+                .unwrap_or(1);
+            let key = key_at_line(text, line)
+                .map(|k| format!(", key `{k}`"))
+                .unwrap_or_default();
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                key,
+                message: e.message().to_string(),
+            }
+        })?;
+        settings.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: names, ranges, duplicates, and the rules themselves.
+    pub fn validate(&self) -> Result<(), String> {
+        let addr: std::net::SocketAddr = self
+            .listen
+            .parse()
+            .map_err(|_| format!("`listen` = {:?} is not an address like 127.0.0.1:7771", self.listen))?;
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "`listen` = {:?}: Airlock only listens on loopback addresses",
+                self.listen
+            ));
+        }
+        let rt = &self.runtime;
+        if rt.image.trim().is_empty() {
+            return Err("`runtime.image` is empty".into());
+        }
+        if rt.memory_mb < 64 {
+            return Err(format!("`runtime.memory_mb` = {} is below 64", rt.memory_mb));
+        }
+        if !(rt.cpus > 0.0 && rt.cpus <= 256.0) {
+            return Err(format!("`runtime.cpus` = {} must be above 0", rt.cpus));
+        }
+        if rt.pids < 16 {
+            return Err(format!("`runtime.pids` = {} is below 16", rt.pids));
+        }
+        if rt.command_timeout_secs == 0 {
+            return Err("`runtime.command_timeout_secs` must be at least 1".into());
+        }
+        if self.approval.timeout_secs == 0 {
+            return Err("`approval.timeout_secs` must be at least 1".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for ws in &self.workspaces {
+            if !is_valid_workspace_name(&ws.name) {
+                return Err(format!(
+                    "workspace name {:?} must be 1-64 letters, digits, '-', '_' or '.', not starting with '.'",
+                    ws.name
+                ));
+            }
+            if !seen.insert(ws.name.as_str()) {
+                return Err(format!("workspace name {:?} is used twice", ws.name));
+            }
+            if !ws.path.is_absolute() {
+                return Err(format!(
+                    "workspace {:?}: path {} must be absolute",
+                    ws.name,
+                    ws.path.display()
+                ));
+            }
+            for pattern in ws.hide.iter().chain(&ws.protect) {
+                globset::Glob::new(pattern)
+                    .map_err(|e| format!("workspace {:?}: pattern {pattern:?}: {e}", ws.name))?;
+            }
+        }
+        // POLICY-HOOK
+        Ok(())
+    }
+
+    /// Serialises and atomically replaces `path` (temp file beside it, fsync, rename).
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let write_err = |source| ConfigError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let text = toml::to_string_pretty(self)
+            .map_err(|e| write_err(std::io::Error::other(e.to_string())))?;
+        crate::paths::write_atomic(path, text.as_bytes()).map_err(write_err)
+    }
+
+    /// The enabled workspaces, in order (the first is the default for relative paths).
+    pub fn enabled_workspaces(&self) -> impl Iterator<Item = &Workspace> {
+        self.workspaces.iter().filter(|w| w.enabled)
+    }
+}
+
+pub fn is_valid_workspace_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The dotted key being defined on `line` (1-based), from the nearest table header above it.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let this = lines.get(line.checked_sub(1)?)?.trim();
+    let key = this.split('=').next()?.trim();
+    let table = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').to_string());
+    if this.starts_with('[') || !this.contains('=') {
+        return table;
+    }
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings, ConfigError> {
+        Settings::parse(Path::new("/tmp/airlock.toml"), text)
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let s = parse("").unwrap();
+        assert_eq!(s, Settings::default());
+        assert!(s.runtime.enabled);
+        assert_eq!(s.runtime.network, Network::None);
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let s = parse(
+            r#"
+listen = "127.0.0.1:0"
+[runtime]
+enabled = false
+image = "airlock-sandbox:test"
+memory_mb = 512
+cpus = 0.5
+pids = 64
+network = "egress"
+command_timeout_secs = 5
+docker_host = "unix:///var/run/docker.sock"
+
+[[workspaces]]
+name = "project"
+path = "/home/me/project"
+access = "ro"
+hide = [".env"]
+protect = [".git/hooks"]
+"#,
+        )
+        .unwrap();
+        assert!(!s.runtime.enabled);
+        assert_eq!(s.runtime.network, Network::Egress);
+        assert_eq!(s.workspaces[0].access, Access::Ro);
+        assert_eq!(s.workspaces[0].hide, vec![".env"]);
+    }
+
+    #[test]
+    fn typo_names_file_line_and_key() {
+        let err = parse("[runtime]\nenabled = true\nimgae = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("/tmp/airlock.toml"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("imgae"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let err = parse("[runtime]\nmemory_mb = \"lots\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("runtime.memory_mb"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        for (text, needle) in [
+            ("listen = \"0.0.0.0:80\"", "loopback"),
+            ("[runtime]\nnetwork = \"host\"", "network"),
+            ("[[workspaces]]\nname = \"../x\"\npath = \"/tmp\"", "workspace name"),
+            ("[[workspaces]]\nname = \"a\"\npath = \"rel\"", "absolute"),
+            (
+                "[[workspaces]]\nname = \"a\"\npath = \"/a\"\n[[workspaces]]\nname = \"a\"\npath = \"/b\"",
+                "twice",
+            ),
+            ("[approval]\nallow = [\"no_such_tool\"]", "no_such_tool"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/airlock.toml");
+        let mut s = Settings::default();
+        s.workspaces.push(Workspace {
+            name: "p".into(),
+            path: "/tmp/p".into(),
+            access: Access::Ro,
+            hide: default_hide(),
+            protect: default_protect(),
+            secrets: vec![],
+            enabled: true,
+        });
+        s.save(&path).unwrap();
+        assert_eq!(Settings::load(&path).unwrap(), s);
+    }
+}

@@ -1,0 +1,579 @@
+//! Sandboxes: one hardened container per MCP session, created on first use, removed when the
+//! session ends, and every operation sent to the `airlock-agent` running inside it.
+
+pub mod agent;
+pub mod docker;
+pub mod image;
+pub mod spec;
+
+use crate::config::{Settings, Workspace};
+use crate::workspace::{self, container_path};
+use agent::AgentClient;
+use airlock_agent::{AgentConfig, AgentError, Op, Reply, RootSpec};
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::Docker;
+use spec::{Role, SandboxSpec};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Why a sandboxed operation could not run. Every message says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("the Docker Runtime is turned off in Airlock; turn it on (tray menu → Docker Runtime, or `runtime.enabled = true`) to run tools")]
+    RuntimeDisabled,
+    #[error("cannot reach the Docker engine at {host} (from {source_name}): {detail}. Start Docker Desktop, Colima or dockerd, or set `runtime.docker_host`")]
+    EngineUnreachable {
+        host: String,
+        source_name: String,
+        detail: String,
+    },
+    #[error("the sandbox image {image} is not available: {detail}. Pull or build it (e.g. `docker pull {image}`), or set `runtime.image` to an image this engine has")]
+    ImageMissing { image: String, detail: String },
+    #[error("no airlock-agent build for the engine's architecture `{arch}` (looked in {looked_in:?}); build it with `make agent` or install an Airlock build for {arch}")]
+    NoAgentBuild { arch: String, looked_in: Vec<PathBuf> },
+    #[error("the Docker engine reports an architecture Airlock has no agent for: {0}")]
+    UnsupportedArch(String),
+    #[error("no workspace is available; add a folder in Airlock's settings")]
+    NoWorkspaces,
+    #[error("workspace `{name}` is unavailable: {path} is not there (is the drive plugged in?)")]
+    WorkspaceUnavailable { name: String, path: PathBuf },
+    #[error("the sandbox's agent stopped: {detail}; the next call starts a fresh sandbox")]
+    AgentGone { detail: String },
+    #[error("{0}")]
+    Agent(AgentError),
+    #[error("Docker could not {action}: {detail}")]
+    Docker { action: String, detail: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl SandboxError {
+    pub fn docker(action: &str, e: bollard::errors::Error) -> SandboxError {
+        SandboxError::Docker {
+            action: action.to_string(),
+            detail: e.to_string(),
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> SandboxError {
+        SandboxError::Internal(e.to_string())
+    }
+}
+
+/// One session's running container and its agent.
+pub struct Sandbox {
+    pub container_id: String,
+    pub container_name: String,
+    pub session: String,
+    agent: AgentClient,
+    last_used: Mutex<Instant>,
+}
+
+impl Sandbox {
+    pub fn agent(&self) -> &AgentClient {
+        self.touch();
+        &self.agent
+    }
+
+    fn touch(&self) {
+        if let Ok(mut t) = self.last_used.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_used
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
+    }
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Sandbox>>>>;
+
+/// Supplies the environment variables (secrets) granted to a workspace.
+pub type EnvProvider = Arc<dyn Fn(&Workspace) -> Vec<(String, String)> + Send + Sync>;
+
+/// Owns every sandbox of this engine instance.
+pub struct SandboxManager {
+    settings: RwLock<Arc<Settings>>,
+    instance: String,
+    docker: tokio::sync::Mutex<Option<Docker>>,
+    slots: Mutex<HashMap<String, Slot>>,
+    env: EnvProvider,
+    progress: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl SandboxManager {
+    pub fn new(settings: Arc<Settings>, instance: String) -> SandboxManager {
+        SandboxManager {
+            settings: RwLock::new(settings),
+            instance,
+            docker: tokio::sync::Mutex::new(None),
+            slots: Mutex::new(HashMap::new()),
+            env: Arc::new(|_| Vec::new()),
+            progress: Arc::new(|line| tracing::info!("{line}")),
+        }
+    }
+
+    /// Sets where secret environment variables come from.
+    pub fn with_env(mut self, env: EnvProvider) -> SandboxManager {
+        self.env = env;
+        self
+    }
+
+    /// Sets who hears about long work (image pulls).
+    pub fn with_progress(mut self, progress: Arc<dyn Fn(&str) + Send + Sync>) -> SandboxManager {
+        self.progress = progress;
+        self
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Applies new settings; sandboxes built from the old ones are removed (and rebuilt on use).
+    pub async fn update_settings(&self, new: Arc<Settings>) {
+        let old = self.settings();
+        if let Ok(mut s) = self.settings.write() {
+            *s = new.clone();
+        }
+        let shape_changed = old.runtime != new.runtime || old.workspaces != new.workspaces;
+        if old.runtime.docker_host != new.runtime.docker_host {
+            *self.docker.lock().await = None;
+        }
+        if shape_changed {
+            self.stop_all().await;
+        }
+    }
+
+    /// The Docker connection, made on first use; fails if the runtime is off or unreachable.
+    pub async fn docker(&self) -> Result<Docker, SandboxError> {
+        let settings = self.settings();
+        if !settings.runtime.enabled {
+            return Err(SandboxError::RuntimeDisabled);
+        }
+        let mut cached = self.docker.lock().await;
+        if let Some(d) = cached.as_ref() {
+            return Ok(d.clone());
+        }
+        let address = docker::engine_address(&settings.runtime.docker_host);
+        let unreachable = |detail: String| SandboxError::EngineUnreachable {
+            host: address.host.clone(),
+            source_name: address.source.to_string(),
+            detail,
+        };
+        let d = docker::connect(&address)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        d.ping().await.map_err(|e| unreachable(e.to_string()))?;
+        *cached = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Forgets the connection after the engine failed, so the next call reconnects.
+    async fn reset_docker(&self) {
+        *self.docker.lock().await = None;
+    }
+
+    fn slot(&self, session: &str) -> Slot {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.entry(session.to_string()).or_default().clone()
+    }
+
+    /// The session's sandbox, created (or re-created after a crash) on demand.
+    pub async fn sandbox(&self, session: &str) -> Result<Arc<Sandbox>, SandboxError> {
+        let docker = self.docker().await?;
+        let slot = self.slot(session);
+        let mut guard = slot.lock().await;
+        if let Some(existing) = guard.as_ref() {
+            if existing.agent.is_alive() {
+                existing.touch();
+                return Ok(existing.clone());
+            }
+            tracing::warn!(container = %existing.container_name, "sandbox agent is gone; replacing the sandbox");
+            remove_container(&docker, &existing.container_id).await;
+            *guard = None;
+        }
+        let created = match self.create(&docker, session).await {
+            Ok(sb) => Arc::new(sb),
+            Err(e) => {
+                if matches!(e, SandboxError::Docker { .. }) {
+                    self.reset_docker().await;
+                }
+                return Err(e);
+            }
+        };
+        *guard = Some(created.clone());
+        Ok(created)
+    }
+
+    /// Runs one agent operation in the session's sandbox. A call that failed because the agent
+    /// was already gone before it was sent is retried once in a fresh sandbox.
+    pub async fn call(&self, session: &str, op: Op) -> Result<Reply, SandboxError> {
+        let sandbox = self.sandbox(session).await?;
+        match sandbox.agent().call(op.clone()).await {
+            Err(SandboxError::AgentGone { .. }) if !sandbox.agent.is_alive() => {
+                self.forget_dead(session).await;
+                let sandbox = self.sandbox(session).await?;
+                sandbox.agent().call(op).await
+            }
+            other => other,
+        }
+    }
+
+    async fn forget_dead(&self, session: &str) {
+        let slot = self.slot(session);
+        let mut guard = slot.lock().await;
+        if guard.as_ref().is_some_and(|s| !s.agent.is_alive()) {
+            if let (Some(sb), Ok(docker)) = (guard.take(), self.docker().await) {
+                remove_container(&docker, &sb.container_id).await;
+            }
+        }
+    }
+
+    /// Workspaces that are enabled and present now.
+    pub fn available_workspaces(&self) -> Result<Vec<Workspace>, SandboxError> {
+        let settings = self.settings();
+        let all: Vec<Workspace> = settings.enabled_workspaces().cloned().collect();
+        if all.is_empty() {
+            return Err(SandboxError::NoWorkspaces);
+        }
+        let available: Vec<Workspace> = all
+            .iter()
+            .filter(|ws| workspace::is_available(ws))
+            .cloned()
+            .collect();
+        match (available.is_empty(), all.first()) {
+            (true, Some(first)) => Err(SandboxError::WorkspaceUnavailable {
+                name: first.name.clone(),
+                path: first.path.clone(),
+            }),
+            _ => Ok(available),
+        }
+    }
+
+    async fn create(&self, docker: &Docker, session: &str) -> Result<Sandbox, SandboxError> {
+        let settings = self.settings();
+        let workspaces = self.available_workspaces()?;
+        let arch = docker
+            .version()
+            .await
+            .map_err(|e| SandboxError::docker("report its version", e))?
+            .arch
+            .unwrap_or_default();
+        let arch_name =
+            agent::agent_arch(&arch).ok_or_else(|| SandboxError::UnsupportedArch(arch.clone()))?;
+        let agent_path = agent::find_agent_binary(arch_name)?;
+        image::ensure_image(docker, &settings.runtime.image, self.progress.as_ref()).await?;
+
+        let mut with_masks = Vec::new();
+        let mut env = Vec::new();
+        for ws in &workspaces {
+            let masks = workspace::scan_masks(ws).map_err(SandboxError::internal)?;
+            with_masks.push((ws.clone(), masks));
+            env.extend((self.env)(ws).into_iter().map(|(k, v)| format!("{k}={v}")));
+        }
+        let spec = SandboxSpec {
+            runtime: &settings.runtime,
+            workspaces: &with_masks,
+            instance: &self.instance,
+            session,
+            role: Role::Session,
+            user: spec::sandbox_user(),
+            env,
+        };
+        let name = container_name(&self.instance, session);
+        let (id, agent_client) = start_container(docker, &spec, &name, &agent_path, &agent_config(&workspaces)).await?;
+        tracing::info!(container = %name, session, "sandbox started");
+        Ok(Sandbox {
+            container_id: id,
+            container_name: name,
+            session: session.to_string(),
+            agent: agent_client,
+            last_used: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Removes the session's sandbox (the session ended).
+    pub async fn release(&self, session: &str) {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.remove(session)
+        };
+        let Some(slot) = slot else { return };
+        let taken = slot.lock().await.take();
+        if let Some(sb) = taken {
+            if let Some(docker) = self.docker.lock().await.clone() {
+                remove_container(&docker, &sb.container_id).await;
+                tracing::info!(container = %sb.container_name, "sandbox removed");
+            }
+        }
+    }
+
+    /// Removes every sandbox of this instance (also ones this process does not know about).
+    pub async fn stop_all(&self) {
+        let sessions: Vec<String> = {
+            let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.keys().cloned().collect()
+        };
+        for s in sessions {
+            self.release(&s).await;
+        }
+        self.remove_leftovers().await;
+    }
+
+    /// Removes containers labelled with this instance: leftovers of a crashed run.
+    pub async fn remove_leftovers(&self) -> usize {
+        let Some(docker) = self.docker.lock().await.clone() else {
+            return 0;
+        };
+        let filter = format!("{}={}", spec::LABEL_INSTANCE, self.instance);
+        let filters = HashMap::from([("label", vec![filter.as_str()])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let Ok(list) = docker.list_containers(Some(options)).await else {
+            return 0;
+        };
+        let mut removed = 0;
+        for c in list {
+            if let Some(id) = c.id {
+                remove_container(&docker, &id).await;
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Sandboxes alive now, by session.
+    pub fn live_sandboxes(&self) -> usize {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .values()
+            .filter(|s| s.try_lock().map(|g| g.is_some()).unwrap_or(true))
+            .count()
+    }
+
+    /// Removes sandboxes unused for longer than the idle timeout.
+    pub async fn reap_idle(&self) {
+        let limit = Duration::from_secs(self.settings().runtime.idle_timeout_secs);
+        let slots: Vec<(String, Slot)> = {
+            let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        for (session, slot) in slots {
+            let idle = slot
+                .try_lock()
+                .ok()
+                .and_then(|g| g.as_ref().map(|s| s.idle_for() > limit))
+                .unwrap_or(false);
+            if idle {
+                tracing::info!(session, "removing idle sandbox");
+                self.release(&session).await;
+            }
+        }
+    }
+
+    /// Runs a short-lived installer container (egress, same mounts) to completion and removes it.
+    pub async fn run_installer(
+        &self,
+        session: &str,
+        spec_op: airlock_agent::RunSpec,
+    ) -> Result<airlock_agent::RunResult, SandboxError> {
+        let docker = self.docker().await?;
+        let settings = self.settings();
+        let workspaces = self.available_workspaces()?;
+        let agent_path = {
+            let arch = docker
+                .version()
+                .await
+                .map_err(|e| SandboxError::docker("report its version", e))?
+                .arch
+                .unwrap_or_default();
+            let a = agent::agent_arch(&arch).ok_or(SandboxError::UnsupportedArch(arch))?;
+            agent::find_agent_binary(a)?
+        };
+        image::ensure_image(&docker, &settings.runtime.image, self.progress.as_ref()).await?;
+        let mut with_masks = Vec::new();
+        for ws in &workspaces {
+            with_masks.push((ws.clone(), workspace::scan_masks(ws).map_err(SandboxError::internal)?));
+        }
+        let spec = SandboxSpec {
+            runtime: &settings.runtime,
+            workspaces: &with_masks,
+            instance: &self.instance,
+            session,
+            role: Role::Installer,
+            user: spec::sandbox_user(),
+            env: vec![],
+        };
+        let name = format!("{}-install", container_name(&self.instance, session));
+        let (id, agent_client) =
+            start_container(&docker, &spec, &name, &agent_path, &agent_config(&workspaces)).await?;
+        let result = agent_client.call(Op::Run(spec_op)).await;
+        drop(agent_client);
+        remove_container(&docker, &id).await;
+        match result? {
+            Reply::Ran(r) => Ok(r),
+            other => Err(SandboxError::internal(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Runs `command` as root in the session's sandbox through the Engine API (for system
+    /// packages; the agent itself never runs as root).
+    pub async fn exec_as_root(
+        &self,
+        session: &str,
+        command: &[&str],
+        timeout: Duration,
+    ) -> Result<(i64, String), SandboxError> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        use futures::StreamExt;
+        let sandbox = self.sandbox(session).await?;
+        let docker = self.docker().await?;
+        let exec = docker
+            .create_exec(
+                &sandbox.container_id,
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    user: Some("0:0".to_string()),
+                    cmd: Some(command.iter().map(|s| s.to_string()).collect()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| SandboxError::docker("start a root command", e))?;
+        let run = async {
+            let mut out = String::new();
+            if let StartExecResults::Attached { mut output, .. } = docker
+                .start_exec(&exec.id, None)
+                .await
+                .map_err(|e| SandboxError::docker("start a root command", e))?
+            {
+                while let Some(Ok(chunk)) = output.next().await {
+                    if out.len() < 256 * 1024 {
+                        out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                    }
+                }
+            }
+            let code = docker
+                .inspect_exec(&exec.id)
+                .await
+                .map_err(|e| SandboxError::docker("inspect a root command", e))?
+                .exit_code
+                .unwrap_or(-1);
+            Ok::<_, SandboxError>((code, out))
+        };
+        tokio::time::timeout(timeout, run)
+            .await
+            .map_err(|_| SandboxError::Docker {
+                action: "finish the command".into(),
+                detail: format!("timed out after {}s", timeout.as_secs()),
+            })?
+    }
+}
+
+/// The agent's view of the mounted workspaces.
+fn agent_config(workspaces: &[Workspace]) -> AgentConfig {
+    AgentConfig {
+        roots: workspaces
+            .iter()
+            .map(|ws| RootSpec {
+                name: ws.name.clone(),
+                path: container_path(ws),
+                read_only: ws.access == crate::config::Access::Ro,
+                hide: ws.hide.clone(),
+                protect: ws.protect.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn container_name(instance: &str, session: &str) -> String {
+    let short: String = session
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(12)
+        .collect();
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    format!("airlock-{instance}-{short}-{}", &nonce[..6])
+}
+
+/// Creates the container, copies the agent in, starts it and attaches to the agent.
+async fn start_container(
+    docker: &Docker,
+    spec: &SandboxSpec<'_>,
+    name: &str,
+    agent_path: &std::path::Path,
+    config: &AgentConfig,
+) -> Result<(String, AgentClient), SandboxError> {
+    use bollard::query_parameters::{CreateContainerOptionsBuilder, UploadToContainerOptionsBuilder};
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().name(name).build()),
+            spec.create_body(),
+        )
+        .await
+        .map_err(|e| match &e {
+            bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
+                SandboxError::ImageMissing {
+                    image: spec.runtime.image.clone(),
+                    detail: e.to_string(),
+                }
+            }
+            _ => SandboxError::docker("create the sandbox container", e),
+        })?;
+    let id = created.id;
+    let result = async {
+        let binary = tokio::fs::read(agent_path)
+            .await
+            .map_err(|e| SandboxError::internal(format!("read {}: {e}", agent_path.display())))?;
+        let archive = agent::agent_archive(&binary).map_err(SandboxError::internal)?;
+        docker
+            .upload_to_container(
+                &id,
+                Some(UploadToContainerOptionsBuilder::default().path("/").build()),
+                bollard::body_full(archive.into()),
+            )
+            .await
+            .map_err(|e| SandboxError::docker("copy the agent into the sandbox", e))?;
+        docker
+            .start_container(&id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+            .map_err(|e| SandboxError::docker("start the sandbox container", e))?;
+        AgentClient::start(docker, &id, config).await
+    }
+    .await;
+    match result {
+        Ok(client) => Ok((id, client)),
+        Err(e) => {
+            remove_container(docker, &id).await;
+            Err(e)
+        }
+    }
+}
+
+/// Force-removes a container; failures are logged, never fatal.
+pub async fn remove_container(docker: &Docker, id: &str) {
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    if let Err(e) = docker.remove_container(id, Some(options)).await {
+        if !matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) {
+            tracing::warn!(container = id, "could not remove container: {e}");
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The shape of a sandbox container: hardening, limits, mounts and labels.
+//! A pure function of the settings, so every setting can be checked without Docker.
+
+use crate::config::{Access, Network, Runtime, Workspace};
+use crate::workspace::{container_path, Mask};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountType};
+use std::collections::HashMap;
+
+/// Label keys every Airlock container carries.
+pub const LABEL_MANAGED: &str = "dev.airlock.managed";
+pub const LABEL_INSTANCE: &str = "dev.airlock.instance";
+pub const LABEL_SESSION: &str = "dev.airlock.session";
+pub const LABEL_ROLE: &str = "dev.airlock.role";
+
+/// Where the agent binary is placed inside every container.
+pub const AGENT_DIR: &str = "/.airlock";
+pub const AGENT_PATH: &str = "/.airlock/airlock-agent";
+
+/// The uid:gid sandboxes use when the host user is root (never uid 0 inside).
+pub const FALLBACK_UID: u32 = 65532;
+
+/// What kind of container this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A session's long-lived sandbox.
+    Session,
+    /// A short-lived container that installs project packages with egress.
+    Installer,
+}
+
+impl Role {
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Session => "session",
+            Role::Installer => "installer",
+        }
+    }
+}
+
+/// Everything needed to describe one container.
+pub struct SandboxSpec<'a> {
+    pub runtime: &'a Runtime,
+    pub workspaces: &'a [(Workspace, Vec<Mask>)],
+    pub instance: &'a str,
+    pub session: &'a str,
+    pub role: Role,
+    pub user: (u32, u32),
+    pub env: Vec<String>,
+}
+
+/// The uid:gid of the user sandboxes run as: the host user, or [`FALLBACK_UID`] for root.
+pub fn sandbox_user() -> (u32, u32) {
+    #[cfg(unix)]
+    {
+        // SAFETY: getuid/getgid cannot fail and touch no memory.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        if uid != 0 {
+            return (uid, gid);
+        }
+    }
+    (FALLBACK_UID, FALLBACK_UID)
+}
+
+impl SandboxSpec<'_> {
+    pub fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_MANAGED.to_string(), "true".to_string()),
+            (LABEL_INSTANCE.to_string(), self.instance.to_string()),
+            (LABEL_SESSION.to_string(), self.session.to_string()),
+            (LABEL_ROLE.to_string(), self.role.label().to_string()),
+        ])
+    }
+
+    pub fn mounts(&self) -> Vec<Mount> {
+        let mut mounts = Vec::new();
+        for (ws, masks) in self.workspaces {
+            mounts.push(bind(
+                &ws.path.to_string_lossy(),
+                &container_path(ws),
+                ws.access == Access::Ro,
+            ));
+            for mask in masks {
+                mounts.push(match mask {
+                    Mask::HiddenFile { target } => bind("/dev/null", target, true),
+                    Mask::HiddenDir { target } => Mount {
+                        target: Some(target.clone()),
+                        typ: Some(MountType::TMPFS),
+                        tmpfs_options: Some(MountTmpfsOptions {
+                            size_bytes: Some(4096),
+                            mode: Some(0),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    Mask::Protected { source, target } => {
+                        bind(&source.to_string_lossy(), target, true)
+                    }
+                });
+            }
+        }
+        mounts
+    }
+
+    /// The create request: hardened by default, limits from settings, the agent as main process.
+    pub fn create_body(&self) -> ContainerCreateBody {
+        let rt = self.runtime;
+        // Installers need egress to fetch packages; sandboxes only when settings allow it.
+        let network = match (self.role, rt.network) {
+            (Role::Installer, _) | (Role::Session, Network::Egress) => "bridge",
+            (Role::Session, Network::None) => "none",
+        };
+        let host_config = HostConfig {
+            mounts: Some(self.mounts()),
+            cap_drop: Some(vec!["ALL".to_string()]),
+            security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+            init: Some(true),
+            memory: Some((rt.memory_mb * 1024 * 1024) as i64),
+            memory_swap: Some((rt.memory_mb * 1024 * 1024) as i64),
+            nano_cpus: Some((rt.cpus * 1e9) as i64),
+            pids_limit: Some(rt.pids),
+            network_mode: Some(network.to_string()),
+            ..Default::default()
+        };
+        ContainerCreateBody {
+            image: Some(rt.image.clone()),
+            user: Some(format!("{}:{}", self.user.0, self.user.1)),
+            entrypoint: Some(vec![AGENT_PATH.to_string(), "idle".to_string()]),
+            cmd: Some(vec![]),
+            env: Some(self.env.clone()),
+            working_dir: Some(
+                self.workspaces
+                    .first()
+                    .map(|(ws, _)| container_path(ws))
+                    .unwrap_or_else(|| "/".to_string()),
+            ),
+            labels: Some(self.labels()),
+            network_disabled: Some(network == "none"),
+            host_config: Some(host_config),
+            ..Default::default()
+        }
+    }
+}
+
+fn bind(source: &str, target: &str, read_only: bool) -> Mount {
+    Mount {
+        source: Some(source.to_string()),
+        target: Some(target.to_string()),
+        typ: Some(MountType::BIND),
+        read_only: Some(read_only),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hardened_by_default() {
+        let runtime = Runtime::default();
+        let ws = Workspace {
+            name: "p".into(),
+            path: "/home/me/p".into(),
+            access: Access::Ro,
+            hide: vec![],
+            protect: vec![],
+            secrets: vec![],
+            enabled: true,
+        };
+        let list = vec![(
+            ws,
+            vec![Mask::HiddenFile {
+                target: "/workspaces/p/.env".into(),
+            }],
+        )];
+        let spec = SandboxSpec {
+            runtime: &runtime,
+            workspaces: &list,
+            instance: "abc",
+            session: "s1",
+            role: Role::Session,
+            user: (1000, 1000),
+            env: vec![],
+        };
+        let body = spec.create_body();
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.cap_drop.unwrap(), vec!["ALL"]);
+        assert_eq!(hc.network_mode.as_deref(), Some("none"));
+        assert_eq!(hc.init, Some(true));
+        assert_eq!(hc.pids_limit, Some(256));
+        assert_eq!(hc.memory, Some(1024 * 1024 * 1024));
+        assert_eq!(body.user.as_deref(), Some("1000:1000"));
+        let mounts = hc.mounts.unwrap();
+        assert_eq!(mounts[0].target.as_deref(), Some("/workspaces/p"));
+        assert_eq!(mounts[0].read_only, Some(true));
+        assert_eq!(mounts[1].source.as_deref(), Some("/dev/null"));
+        assert_eq!(body.labels.unwrap()[LABEL_INSTANCE], "abc");
+    }
+}

@@ -1,0 +1,495 @@
+//! File tools: read, write, edit, list, tree, search, grep, move, delete, mkdir, info —
+//! each one agent operation on container paths under `/workspaces/<name>`.
+
+use super::{parse_args, schema_of, ToolContext, ToolError, ToolOutput, ToolSpec};
+use crate::workspace::{self, container_path};
+use airlock_agent::{Content, Entry, EntryKind, Op, Reply, TextEdit};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PathArg {
+    /// Path of the file or directory: `/workspaces/<name>/...`, or relative to the first workspace.
+    pub path: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadArgs {
+    /// File to read: `/workspaces/<name>/...`, or relative to the first workspace.
+    pub path: String,
+    /// Byte offset to start reading at (default 0).
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// Maximum bytes to read (default: up to 1 MiB).
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteArgs {
+    /// File to create or replace.
+    pub path: String,
+    /// The complete new content of the file.
+    pub content: String,
+    /// `text` (default) or `base64` for binary content.
+    #[serde(default)]
+    pub encoding: Option<Encoding>,
+}
+
+#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    Text,
+    Base64,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditArgs {
+    /// File to edit.
+    pub path: String,
+    /// Replacements applied in order. Each `old_text` must occur exactly once unless `replace_all`.
+    pub edits: Vec<EditItem>,
+    /// Show the diff without changing the file.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditItem {
+    /// Exact text to find (including whitespace and indentation).
+    pub old_text: String,
+    /// Text to put in its place.
+    pub new_text: String,
+    /// Replace every occurrence instead of requiring exactly one.
+    #[serde(default)]
+    pub replace_all: bool,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TreeArgs {
+    /// Directory at the top of the tree.
+    pub path: String,
+    /// How many levels to descend (default 3).
+    #[serde(default)]
+    pub depth: Option<u32>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchArgs {
+    /// Directory to search under.
+    pub path: String,
+    /// Glob over paths relative to `path`, e.g. `**/*.rs` or `src/*.toml`.
+    pub pattern: String,
+    /// Maximum results (default 1000).
+    #[serde(default)]
+    pub max_results: Option<u32>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrepArgs {
+    /// File or directory to search in.
+    pub path: String,
+    /// Regular expression (Rust regex syntax) matched against each line.
+    pub regex: String,
+    /// Only search files whose relative path matches this glob, e.g. `**/*.py`.
+    #[serde(default)]
+    pub glob: Option<String>,
+    #[serde(default)]
+    pub case_insensitive: bool,
+    /// Maximum matching lines (default 500).
+    #[serde(default)]
+    pub max_results: Option<u32>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveArgs {
+    /// Existing file or directory.
+    pub source: String,
+    /// New path; its parent directory must exist.
+    pub destination: String,
+    /// Replace an existing destination.
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteArgs {
+    /// File or directory to delete.
+    pub path: String,
+    /// Delete a non-empty directory with everything in it.
+    #[serde(default)]
+    pub recursive: bool,
+}
+
+pub fn specs() -> Vec<ToolSpec> {
+    vec![
+        ToolSpec {
+            name: "list_workspaces",
+            title: "List workspaces",
+            description: "List the workspace folders this sandbox can see, with their container paths (/workspaces/<name>), access (read-only or read-write) and availability. Start here to learn which paths exist.",
+            schema: schema_of::<NoArgs>,
+        },
+        ToolSpec {
+            name: "read_file",
+            title: "Read file",
+            description: "Read a file from a workspace. Text comes back as is; binary files as base64. Use offset/limit to read a window of a large file.",
+            schema: schema_of::<ReadArgs>,
+        },
+        ToolSpec {
+            name: "write_file",
+            title: "Write file",
+            description: "Create a file or replace its whole content (atomically). Parent directories are created. Fails on read-only workspaces and protected paths.",
+            schema: schema_of::<WriteArgs>,
+        },
+        ToolSpec {
+            name: "edit_file",
+            title: "Edit file",
+            description: "Make exact-text replacements in a file and return a unified diff. Each old_text must match exactly once (include surrounding lines to make it unique) unless replace_all is set. Use dry_run to preview.",
+            schema: schema_of::<EditArgs>,
+        },
+        ToolSpec {
+            name: "list_directory",
+            title: "List directory",
+            description: "List the entries of one directory with their kind and size. Directories end with '/'.",
+            schema: schema_of::<PathArg>,
+        },
+        ToolSpec {
+            name: "directory_tree",
+            title: "Directory tree",
+            description: "Show the tree of files and directories under a path, down to `depth` levels (default 3). Symlinks are shown, never followed.",
+            schema: schema_of::<TreeArgs>,
+        },
+        ToolSpec {
+            name: "search_files",
+            title: "Search files by name",
+            description: "Find files and directories whose path (relative to `path`) matches a glob such as `**/*.rs`.",
+            schema: schema_of::<SearchArgs>,
+        },
+        ToolSpec {
+            name: "grep",
+            title: "Search file contents",
+            description: "Search file contents with a regular expression; returns path:line: text for each matching line. Binary files are skipped.",
+            schema: schema_of::<GrepArgs>,
+        },
+        ToolSpec {
+            name: "move_path",
+            title: "Move or rename",
+            description: "Move or rename a file or directory within the workspaces.",
+            schema: schema_of::<MoveArgs>,
+        },
+        ToolSpec {
+            name: "delete_path",
+            title: "Delete",
+            description: "Delete a file, or a directory (set recursive for a non-empty one). This cannot be undone.",
+            schema: schema_of::<DeleteArgs>,
+        },
+        ToolSpec {
+            name: "create_directory",
+            title: "Create directory",
+            description: "Create a directory and any missing parents. Succeeds if it already exists.",
+            schema: schema_of::<PathArg>,
+        },
+        ToolSpec {
+            name: "file_info",
+            title: "File info",
+            description: "Show a path's kind, size, permissions, modification time, and a symlink's target.",
+            schema: schema_of::<PathArg>,
+        },
+    ]
+}
+
+/// Puts a model-supplied path into canonical container form (or refuses it).
+pub fn container_form(ctx: &ToolContext, path: &str) -> Result<String, ToolError> {
+    let settings = ctx.sandboxes.settings();
+    workspace::canonical_path(&settings.workspaces, path).map_err(|e| ToolError::Refused(e.to_string()))
+}
+
+/// Runs a file tool; `None` when `tool` is not one.
+pub async fn execute(ctx: &ToolContext, tool: &str, args: &Value) -> Option<Result<ToolOutput, ToolError>> {
+    let result = match tool {
+        "list_workspaces" => list_workspaces(ctx, args),
+        "read_file" => read_file(ctx, args).await,
+        "write_file" => write_file(ctx, args).await,
+        "edit_file" => edit_file(ctx, args).await,
+        "list_directory" => list_directory(ctx, args).await,
+        "directory_tree" => directory_tree(ctx, args).await,
+        "search_files" => search_files(ctx, args).await,
+        "grep" => grep(ctx, args).await,
+        "move_path" => move_path(ctx, args).await,
+        "delete_path" => delete_path(ctx, args).await,
+        "create_directory" => simple_path_op(ctx, tool, args, |path| Op::Mkdir { path }).await,
+        "file_info" => file_info(ctx, args).await,
+        _ => return None,
+    };
+    Some(result)
+}
+
+async fn call(ctx: &ToolContext, op: Op) -> Result<Reply, ToolError> {
+    Ok(ctx.sandboxes.call(&ctx.session, op).await?)
+}
+
+fn unexpected(reply: Reply) -> ToolError {
+    ToolError::Refused(format!("internal error: unexpected agent reply {reply:?}"))
+}
+
+fn list_workspaces(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    parse_args::<NoArgs>("list_workspaces", args)?;
+    let settings = ctx.sandboxes.settings();
+    let list: Vec<Value> = settings
+        .enabled_workspaces()
+        .map(|ws| {
+            json!({
+                "name": ws.name,
+                "path": container_path(ws),
+                "access": if ws.access == crate::config::Access::Ro { "read-only" } else { "read-write" },
+                "available": workspace::is_available(ws),
+            })
+        })
+        .collect();
+    let mut text = String::new();
+    for w in &list {
+        text.push_str(&format!(
+            "{} ({}{})\n",
+            w["path"].as_str().unwrap_or_default(),
+            w["access"].as_str().unwrap_or_default(),
+            if w["available"] == json!(true) { "" } else { ", unavailable: drive not connected" }
+        ));
+    }
+    if list.is_empty() {
+        text = "No workspaces are configured. Ask the user to add a folder in Airlock's settings.".into();
+    }
+    Ok(ToolOutput {
+        text,
+        structured: Some(json!({ "workspaces": list })),
+        ..Default::default()
+    })
+}
+
+async fn read_file(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    let a: ReadArgs = parse_args("read_file", args)?;
+    let path = container_form(ctx, &a.path)?;
+    match call(ctx, Op::Read { path, offset: a.offset, limit: a.limit }).await? {
+        Reply::Read { path, content, size, truncated } => {
+            let note = if truncated {
+                format!("\n[truncated: file is {size} bytes; read more with offset/limit]")
+            } else {
+                String::new()
+            };
+            let (text, encoding) = match content {
+                Content::Text(t) => (t, "text"),
+                Content::Base64(b) => (b, "base64"),
+            };
+            Ok(ToolOutput {
+                text: if encoding == "base64" {
+                    format!("[binary file {path}, {size} bytes, base64]\n{text}{note}")
+                } else {
+                    format!("{text}{note}")
+                },
+                structured: Some(json!({ "path": path, "size": size, "truncated": truncated, "encoding": encoding })),
+                ..Default::default()
+            })
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn write_file(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    let a: WriteArgs = parse_args("write_file", args)?;
+    let path = container_form(ctx, &a.path)?;
+    let content = match a.encoding.unwrap_or(Encoding::Text) {
+        Encoding::Text => Content::Text(a.content),
+        Encoding::Base64 => Content::Base64(a.content),
+    };
+    match call(ctx, Op::Write { path, content, create_dirs: true }).await? {
+        Reply::Written { path, bytes, created } => Ok(ToolOutput {
+            text: format!("{} {path} ({bytes} bytes)", if created { "Created" } else { "Wrote" }),
+            structured: Some(json!({ "path": path, "bytes": bytes, "created": created })),
+            ..Default::default()
+        }),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn edit_file(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    let a: EditArgs = parse_args("edit_file", args)?;
+    let path = container_form(ctx, &a.path)?;
+    let edits = a
+        .edits
+        .into_iter()
+        .map(|e| TextEdit { old: e.old_text, new: e.new_text, replace_all: e.replace_all })
+        .collect();
+    match call(ctx, Op::Edit { path, edits, dry_run: a.dry_run }).await? {
+        Reply::Edited { path, diff, replacements, applied } => Ok(ToolOutput {
+            text: format!(
+                "{} {replacements} replacement(s) in {path}\n{diff}",
+                if applied { "Applied" } else { "Dry run:" }
+            ),
+            structured: Some(json!({ "path": path, "diff": diff, "replacements": replacements, "applied": applied })),
+            ..Default::default()
+        }),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn entry_line(e: &Entry) -> String {
+    match e.kind {
+        EntryKind::Dir => format!("{}/", e.path),
+        EntryKind::Symlink => format!("{} -> {}", e.path, e.target.as_deref().unwrap_or("?")),
+        EntryKind::File => format!("{} ({} bytes)", e.path, e.size),
+        EntryKind::Other => format!("{} (special)", e.path),
+    }
+}
+
+fn entries_output(path: String, entries: Vec<Entry>, truncated: bool) -> ToolOutput {
+    let mut text: String = entries.iter().map(|e| entry_line(e) + "\n").collect();
+    if entries.is_empty() {
+        text = format!("{path} is empty\n");
+    }
+    if truncated {
+        text.push_str("[truncated: more entries exist]\n");
+    }
+    let structured = json!({ "path": path, "entries": entries, "truncated": truncated });
+    ToolOutput { text, structured: Some(structured), ..Default::default() }
+}
+
+async fn list_directory(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    let a: PathArg = parse_args("list_directory", args)?;
+    let path = container_form(ctx, &a.path)?;
+    match call(ctx, Op::List { path }).await? {
+        Reply::Entries { path, entries, truncated } => Ok(entries_output(path, entries, truncated)),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn directory_tree(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    let a: TreeArgs = parse_args("directory_tree", args)?;
+    let path = container_form(ctx, &a.path)?;
+    let depth = a.depth.unwrap_or(3).min(20);
+    match call(ctx, Op::Tree { path, depth, max_entries: None }).await? {
+        Reply::Entries { path, entries, truncated } => Ok(entries_output(path, entries, truncated)),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn search_files(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    let a: SearchArgs = parse_args("search_files", args)?;
+    let path = container_form(ctx, &a.path)?;
+    match call(ctx, Op::Glob { path, pattern: a.pattern, max_results: a.max_results }).await? {
+        Reply::Matches { path, matches, truncated } => {
+            let mut text: String = matches.iter().map(|m| format!("{m}\n")).collect();
+            if matches.is_empty() {
+                text = "No matches\n".into();
+            }
+            if truncated {
+                text.push_str("[truncated: more matches exist]\n");
+            }
+            Ok(ToolOutput {
+                text,
+                structured: Some(json!({ "path": path, "matches": matches, "truncated": truncated })),
+                ..Default::default()
+            })
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn grep(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    let a: GrepArgs = parse_args("grep", args)?;
+    let path = container_form(ctx, &a.path)?;
+    let op = Op::Grep {
+        path,
+        regex: a.regex,
+        glob: a.glob,
+        case_insensitive: a.case_insensitive,
+        max_results: a.max_results,
+    };
+    match call(ctx, op).await? {
+        Reply::GrepMatches { path, matches, truncated } => {
+            let mut text: String = matches
+                .iter()
+                .map(|m| format!("{}:{}: {}\n", m.path, m.line, m.text))
+                .collect();
+            if matches.is_empty() {
+                text = "No matches\n".into();
+            }
+            if truncated {
+                text.push_str("[truncated: more matches exist]\n");
+            }
+            Ok(ToolOutput {
+                text,
+                structured: Some(json!({ "path": path, "matches": matches, "truncated": truncated })),
+                ..Default::default()
+            })
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn move_path(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    let a: MoveArgs = parse_args("move_path", args)?;
+    let from = container_form(ctx, &a.source)?;
+    let to = container_form(ctx, &a.destination)?;
+    match call(ctx, Op::Move { from: from.clone(), to, overwrite: a.overwrite }).await? {
+        Reply::Done { path } => Ok(ToolOutput::text(format!("Moved {from} to {path}"))),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn delete_path(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    let a: DeleteArgs = parse_args("delete_path", args)?;
+    let path = container_form(ctx, &a.path)?;
+    match call(ctx, Op::Delete { path, recursive: a.recursive }).await? {
+        Reply::Done { path } => Ok(ToolOutput::text(format!("Deleted {path}"))),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn simple_path_op(
+    ctx: &ToolContext,
+    tool: &str,
+    args: &Value,
+    op: impl FnOnce(String) -> Op,
+) -> Result<ToolOutput, ToolError> {
+    let a: PathArg = parse_args(tool, args)?;
+    let path = container_form(ctx, &a.path)?;
+    match call(ctx, op(path)).await? {
+        Reply::Done { path } => Ok(ToolOutput::text(format!("Created {path}"))),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn file_info(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    let a: PathArg = parse_args("file_info", args)?;
+    let path = container_form(ctx, &a.path)?;
+    match call(ctx, Op::Stat { path }).await? {
+        Reply::Stat(e) => Ok(ToolOutput {
+            text: format!(
+                "{}\nkind: {:?}\nsize: {} bytes\nmode: {:o}\nmodified: {} (unix seconds){}",
+                e.path,
+                e.kind,
+                e.size,
+                e.mode,
+                e.modified,
+                e.target.as_ref().map(|t| format!("\ntarget: {t}")).unwrap_or_default()
+            ),
+            structured: serde_json::to_value(&e).ok(),
+            ..Default::default()
+        }),
+        other => Err(unexpected(other)),
+    }
+}

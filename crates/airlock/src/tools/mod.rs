@@ -1,0 +1,142 @@
+//! The MCP tool set: names, argument schemas written for a model to read, and how each tool
+//! turns into agent operations. One file per family: files, terminal, packages.
+
+pub mod files;
+pub mod packages;
+pub mod terminal;
+
+use crate::sandbox::{SandboxError, SandboxManager};
+use airlock_agent::ErrorKind;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What a tool needs to run: the sandboxes, the caller's session, and how to report progress.
+pub struct ToolContext {
+    pub sandboxes: Arc<SandboxManager>,
+    pub session: String,
+    pub cancel: CancellationToken,
+    /// Called with a human-readable status while a long call runs.
+    pub progress: Option<Arc<dyn Fn(String) + Send + Sync>>,
+}
+
+/// A finished tool call as the client will see it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolOutput {
+    pub text: String,
+    /// Machine-readable result, sent as `structuredContent`.
+    pub structured: Option<Value>,
+    /// The call ran but failed (non-zero exit, edit text not found, …).
+    pub is_error: bool,
+    pub exit_code: Option<i32>,
+}
+
+impl ToolOutput {
+    pub fn text(text: impl Into<String>) -> ToolOutput {
+        ToolOutput {
+            text: text.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Why a tool call produced no result. Always shown to the model as a tool error.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("invalid arguments for {tool}: {message}")]
+    InvalidArguments { tool: String, message: String },
+    #[error("unknown tool `{0}`; call tools/list for the tools Airlock offers")]
+    UnknownTool(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Sandbox(#[from] SandboxError),
+}
+
+impl ToolError {
+    /// The agent's error kind, when the agent refused the operation.
+    pub fn agent_kind(&self) -> Option<ErrorKind> {
+        match self {
+            ToolError::Sandbox(SandboxError::Agent(e)) => Some(e.kind),
+            _ => None,
+        }
+    }
+}
+
+/// A tool's fixed description.
+pub struct ToolSpec {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    pub schema: fn() -> serde_json::Map<String, Value>,
+}
+
+/// The JSON schema of an argument struct, as an MCP `inputSchema`.
+pub fn schema_of<T: JsonSchema>() -> serde_json::Map<String, Value> {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<T>();
+    match serde_json::to_value(schema) {
+        Ok(Value::Object(mut map)) => {
+            map.remove("$schema");
+            map.remove("title");
+            map
+        }
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// Parses a tool's arguments into its typed struct, with a message a model can act on.
+pub fn parse_args<T: DeserializeOwned>(tool: &str, args: &Value) -> Result<T, ToolError> {
+    let args = if args.is_null() {
+        Value::Object(Default::default())
+    } else {
+        args.clone()
+    };
+    serde_json::from_value(args).map_err(|e| ToolError::InvalidArguments {
+        tool: tool.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Every tool Airlock offers, in the order clients list them.
+pub fn specs() -> Vec<ToolSpec> {
+    let mut all = files::specs();
+    all.extend(terminal::specs());
+    all.extend(packages::specs());
+    all
+}
+
+/// Runs one tool (after policy and approval have let it through).
+pub async fn execute(ctx: &ToolContext, tool: &str, args: &Value) -> Result<ToolOutput, ToolError> {
+    if let Some(result) = files::execute(ctx, tool, args).await {
+        return result;
+    }
+    if let Some(result) = terminal::execute(ctx, tool, args).await {
+        return result;
+    }
+    if let Some(result) = packages::execute(ctx, tool, args).await {
+        return result;
+    }
+    Err(ToolError::UnknownTool(tool.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_has_an_object_schema_and_a_unique_name() {
+        let specs = specs();
+        let mut names = std::collections::HashSet::new();
+        for s in &specs {
+            assert!(names.insert(s.name), "duplicate {}", s.name);
+            let schema = (s.schema)();
+            assert_eq!(schema.get("type"), Some(&Value::String("object".into())), "{}", s.name);
+            assert!(!s.description.is_empty());
+        }
+        assert_eq!(specs.len(), 19);
+    }
+}
