@@ -224,6 +224,9 @@ pub enum Reply {
     Done {
         path: String,
     },
+    /// On the wire `{"kind":"stat","entry":{…}}`: the entry's own `kind` field would clash
+    /// with the reply tag if its fields were inlined.
+    #[serde(with = "stat_wire")]
     Stat(Entry),
     Ran(RunResult),
     Spawned {
@@ -299,6 +302,30 @@ pub struct ProcInfo {
     pub exit_code: Option<i32>,
 }
 
+/// Nests the [`Entry`] of [`Reply::Stat`] under `entry` (see there).
+mod stat_wire {
+    use super::Entry;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize)]
+    struct Out<'a> {
+        entry: &'a Entry,
+    }
+
+    #[derive(Deserialize)]
+    struct In {
+        entry: Entry,
+    }
+
+    pub fn serialize<S: Serializer>(entry: &Entry, s: S) -> Result<S::Ok, S::Error> {
+        Out { entry }.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Entry, D::Error> {
+        In::deserialize(d).map(|w| w.entry)
+    }
+}
+
 /// A failed operation: a machine-readable kind and a message a model can act on.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AgentError {
@@ -356,4 +383,70 @@ pub struct RootSpec {
     /// Glob patterns that are refused for writing even in a read-write root.
     #[serde(default)]
     pub protect: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(r: Response) {
+        let line = serde_json::to_string(&r).unwrap();
+        let back: Response = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, r, "{line}");
+    }
+
+    #[test]
+    fn stat_reply_round_trips_with_nested_entry() {
+        let entry = Entry {
+            path: "/workspaces/p/x".into(),
+            kind: EntryKind::Symlink,
+            size: 3,
+            modified: 5,
+            mode: 0o777,
+            target: Some("y".into()),
+        };
+        let r = Response {
+            id: 7,
+            outcome: Outcome::Ok(Reply::Stat(entry.clone())),
+        };
+        let v: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["ok"]["kind"], "stat");
+        assert_eq!(v["ok"]["entry"]["kind"], "symlink");
+        round_trip(r);
+    }
+
+    #[test]
+    fn other_replies_and_errors_round_trip() {
+        round_trip(Response {
+            id: 1,
+            outcome: Outcome::Ok(Reply::Entries {
+                path: "/w".into(),
+                entries: vec![],
+                truncated: true,
+            }),
+        });
+        round_trip(Response {
+            id: 2,
+            outcome: Outcome::Err(AgentError {
+                kind: ErrorKind::Escape,
+                message: "no".into(),
+            }),
+        });
+        round_trip(Response {
+            id: 3,
+            outcome: Outcome::Ok(Reply::Ran(RunResult::default())),
+        });
+    }
+
+    #[test]
+    fn requests_parse_from_engine_json() {
+        let r: Request = serde_json::from_str(
+            r#"{"id":4,"op":"run","command":"ls","timeout_ms":10,"output_cap":5}"#,
+        )
+        .unwrap();
+        assert_eq!(r.id, 4);
+        assert!(matches!(r.op, Op::Run(RunSpec { ref command, .. }) if command == "ls"));
+        let r: Request = serde_json::from_str(r#"{"id":5,"op":"cancel","request":4}"#).unwrap();
+        assert_eq!(r.op, Op::Cancel { request: 4 });
+    }
 }

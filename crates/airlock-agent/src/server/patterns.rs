@@ -1,0 +1,132 @@
+//! Gitignore-like glob sets for a root's `hide` and `protect` settings, and for glob filters.
+//! A pattern without `/` matches a name at any depth; one with `/` matches the root-relative path.
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+/// A compiled set of gitignore-like patterns.
+#[derive(Debug, Clone)]
+pub struct Patterns {
+    /// Patterns without a slash, matched against single names.
+    names: GlobSet,
+    /// Patterns with a slash, matched against whole relative paths.
+    paths: GlobSet,
+    empty: bool,
+}
+
+impl Patterns {
+    pub fn new(patterns: &[String]) -> Result<Self, String> {
+        let mut names = GlobSetBuilder::new();
+        let mut paths = GlobSetBuilder::new();
+        let mut empty = true;
+        for raw in patterns {
+            let p = raw.trim();
+            let p = p.strip_suffix('/').unwrap_or(p);
+            if p.is_empty() {
+                continue;
+            }
+            let (anchored, p) = match p.strip_prefix('/') {
+                Some(rest) => (true, rest),
+                None => (false, p),
+            };
+            let glob = GlobBuilder::new(p)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| format!("bad pattern `{raw}`: {e}"))?;
+            if anchored || p.contains('/') {
+                paths.add(glob);
+            } else {
+                names.add(glob);
+            }
+            empty = false;
+        }
+        Ok(Patterns {
+            names: names.build().map_err(|e| e.to_string())?,
+            paths: paths.build().map_err(|e| e.to_string())?,
+            empty,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.empty
+    }
+
+    /// Whether one entry matches: its `name`, or its `rel` path from the root.
+    pub fn matches_entry(&self, rel: &str, name: &str) -> bool {
+        !self.empty && (self.names.is_match(name) || self.paths.is_match(rel))
+    }
+
+    /// Whether the path `comps` (relative to the root) or any directory above it matches:
+    /// a matching directory covers everything below it.
+    pub fn matches_path<S: AsRef<str>>(&self, comps: &[S]) -> bool {
+        if self.empty {
+            return false;
+        }
+        let mut rel = String::new();
+        for c in comps {
+            let c = c.as_ref();
+            if !rel.is_empty() {
+                rel.push('/');
+            }
+            rel.push_str(c);
+            if self.names.is_match(c) || self.paths.is_match(&rel) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// A single user glob (for `glob` and `grep`'s filter) with the same slash rule.
+#[derive(Debug, Clone)]
+pub struct UserGlob {
+    set: Patterns,
+}
+
+impl UserGlob {
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        Ok(UserGlob {
+            set: Patterns::new(&[pattern.to_string()])?,
+        })
+    }
+
+    /// Whether the entry at `rel` (relative to the searched directory) named `name` matches.
+    pub fn is_match(&self, rel: &str, name: &str) -> bool {
+        self.set.matches_entry(rel, name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(v: &[&str]) -> Patterns {
+        Patterns::new(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn name_patterns_match_at_any_depth() {
+        let set = p(&[".env", "*.pem"]);
+        assert!(set.matches_path(&[".env"]));
+        assert!(set.matches_path(&["a", "b", ".env"]));
+        assert!(set.matches_path(&["keys", "x.pem"]));
+        assert!(!set.matches_path(&["a", "env"]));
+    }
+
+    #[test]
+    fn slash_patterns_are_root_relative_and_cover_below() {
+        let set = p(&["secrets/", "/build/out", "config/*.key"]);
+        assert!(set.matches_path(&["secrets", "x"]));
+        assert!(set.matches_path(&["build", "out", "deep", "file"]));
+        assert!(!set.matches_path(&["src", "build", "out"]));
+        assert!(set.matches_path(&["config", "a.key"]));
+        assert!(!set.matches_path(&["config", "sub", "a.key"]));
+    }
+
+    #[test]
+    fn empty_set_matches_nothing() {
+        let set = p(&[]);
+        assert!(!set.matches_path(&["anything"]));
+        assert!(set.is_empty());
+    }
+}
