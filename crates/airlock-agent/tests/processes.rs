@@ -1,0 +1,354 @@
+//! Commands: foreground runs (exit, streams, stdin, env, timeout, caps, cancel), background
+//! processes, overlapping requests, shutdown when the engine goes away, and `idle`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use airlock_agent::{ErrorKind, Op, Outcome, Reply, RunResult, RunSpec, SpawnSpec};
+use common::*;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+fn run(command: &str) -> RunSpec {
+    RunSpec {
+        command: command.into(),
+        timeout_ms: 20_000,
+        output_cap: 1 << 20,
+        ..Default::default()
+    }
+}
+
+fn ran(a: &mut Agent, spec: RunSpec) -> RunResult {
+    match a.ok(Op::Run(spec)) {
+        Reply::Ran(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn run_exit_code_streams_stdin_env_cwd() {
+    let f = Fixture::new();
+    let mut a = Agent::one(&f, "openat2");
+    let r = ran(&mut a, run("echo out; echo err >&2; exit 3"));
+    assert_eq!(r.exit_code, Some(3));
+    assert_eq!(r.signal, None);
+    assert_eq!(r.stdout, "out\n");
+    assert_eq!(r.stderr, "err\n");
+    assert!(!r.timed_out && !r.cancelled);
+    // stdin is written then closed.
+    let mut spec = run("tr a-z A-Z; echo done");
+    spec.stdin = Some("shout\n".into());
+    let r = ran(&mut a, spec);
+    assert_eq!(r.stdout, "SHOUT\ndone\n");
+    // Without stdin the command reads end of file at once.
+    let r = ran(&mut a, run("cat; echo eof"));
+    assert_eq!(r.stdout, "eof\n");
+    // env is merged over the agent's.
+    let mut spec = run("echo \"$GREETING $PATH_SEEN\"");
+    spec.env = BTreeMap::from([
+        ("GREETING".to_string(), "hi".to_string()),
+        ("PATH_SEEN".to_string(), "yes".to_string()),
+    ]);
+    let r = ran(&mut a, spec);
+    assert_eq!(r.stdout, "hi yes\n");
+    let r = ran(&mut a, run("test -n \"$PATH\" && echo has-path"));
+    assert_eq!(r.stdout, "has-path\n");
+    // cwd: the first root by default, else the resolved directory.
+    let r = ran(&mut a, run("pwd -P"));
+    assert_eq!(r.stdout.trim(), std::fs::canonicalize(&f.ws).unwrap().to_str().unwrap());
+    let mut spec = run("cat a.txt");
+    spec.cwd = Some("src".into());
+    assert_eq!(ran(&mut a, spec).stdout, "hello\nworld\n");
+    let mut spec = run("true");
+    spec.cwd = Some("nope".into());
+    a.err_kind(Op::Run(spec), ErrorKind::NotFound);
+    // The child leads its own process group.
+    let r = ran(&mut a, run("echo $$; cut -d' ' -f5 /proc/$$/stat"));
+    let lines: Vec<_> = r.stdout.lines().collect();
+    assert_eq!(lines[0], lines[1], "pid should equal pgid: {:?}", r.stdout);
+    // Killed by a signal.
+    let r = ran(&mut a, run("kill -9 $$"));
+    assert_eq!(r.exit_code, None);
+    assert_eq!(r.signal, Some(9));
+}
+
+#[test]
+fn run_timeout_kills_the_whole_group() {
+    let f = Fixture::new();
+    let mut a = Agent::one(&f, "openat2");
+    let pidfile = f.tmp.path().join("child.pid");
+    let mut spec = run(&format!(
+        "sleep 1000 & echo $! > {}; sleep 1000",
+        pidfile.display()
+    ));
+    spec.timeout_ms = 500;
+    let started = Instant::now();
+    let r = ran(&mut a, spec);
+    assert!(r.timed_out, "{r:?}");
+    assert_eq!(r.signal, Some(9));
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let child = read_pid(&pidfile);
+    assert!(wait_dead(child, 5), "background child {child} survived the timeout");
+}
+
+#[test]
+fn run_output_is_capped_and_counted() {
+    let f = Fixture::new();
+    let mut a = Agent::one(&f, "openat2");
+    // Deterministic: exactly 100000 bytes on stdout, 50000 on stderr.
+    let mut spec = run("head -c 100000 /dev/zero | tr '\\0' y; head -c 50000 /dev/zero | tr '\\0' e >&2");
+    spec.output_cap = 1000;
+    let r = ran(&mut a, spec);
+    assert_eq!(r.exit_code, Some(0));
+    assert_eq!(r.stdout, "y".repeat(1000));
+    assert_eq!(r.stdout_dropped, 99_000);
+    assert_eq!(r.stderr.len(), 1000);
+    assert_eq!(r.stderr_dropped, 49_000);
+    // `yes` never stops: the cap holds while reading continues, then the timeout ends it.
+    let mut spec = run("yes");
+    spec.output_cap = 4096;
+    spec.timeout_ms = 700;
+    let r = ran(&mut a, spec);
+    assert!(r.timed_out);
+    assert_eq!(r.stdout.len(), 4096);
+    assert!(r.stdout.starts_with("y\ny\n"));
+    assert!(r.stdout_dropped > 100_000, "{}", r.stdout_dropped);
+}
+
+#[test]
+fn cancel_kills_an_inflight_run() {
+    let f = Fixture::new();
+    let mut a = Agent::one(&f, "openat2");
+    let pidfile = f.tmp.path().join("c.pid");
+    let id = a.send(Op::Run(run(&format!(
+        "sleep 1000 & echo $! > {}; wait",
+        pidfile.display()
+    ))));
+    let child = read_pid(&pidfile);
+    let started = Instant::now();
+    match a.call(Op::Cancel { request: id }) {
+        Ok(Reply::Done { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    match a.wait_for(id, Duration::from_secs(10)) {
+        Outcome::Ok(Reply::Ran(r)) => {
+            assert!(r.cancelled, "{r:?}");
+            assert!(!r.timed_out);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(wait_dead(child, 5));
+    // Nothing to cancel any more.
+    a.err_kind(Op::Cancel { request: id }, ErrorKind::NoSuchProcess);
+}
+
+#[test]
+fn overlapping_requests_answer_independently() {
+    let f = Fixture::new();
+    let mut a = Agent::one(&f, "openat2");
+    let slow = a.send(Op::Run(run("sleep 1; echo slow")));
+    let fast = a.send(read("src/a.txt"));
+    let fast_started = Instant::now();
+    match a.wait(fast) {
+        Outcome::Ok(Reply::Read { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(fast_started.elapsed() < Duration::from_millis(800));
+    match a.wait(slow) {
+        Outcome::Ok(Reply::Ran(r)) => assert_eq!(r.stdout, "slow\n"),
+        other => panic!("{other:?}"),
+    }
+    let order = a.order.lock().unwrap().clone();
+    let pos = |id| order.iter().position(|x| *x == id).unwrap();
+    assert!(pos(fast) < pos(slow), "{order:?}");
+}
+
+fn proc_read(a: &mut Agent, handle: u32, wait_ms: u64) -> (String, String, Option<i32>, bool, u64) {
+    match a.ok(Op::ProcRead { handle, wait_ms }) {
+        Reply::ProcOutput {
+            stdout,
+            stderr,
+            exit_code,
+            running,
+            dropped_bytes,
+            ..
+        } => (stdout, stderr, exit_code, running, dropped_bytes),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn background_process_lifecycle() {
+    let f = Fixture::new();
+    let mut a = Agent::one(&f, "walk");
+    let Reply::Spawned { handle, pid } = a.ok(Op::Spawn(SpawnSpec {
+        command: "echo started; while read line; do echo \"got $line\"; echo warn >&2; done; exit 7"
+            .into(),
+        cwd: Some("src".into()),
+        output_cap: 10_000,
+        ..Default::default()
+    })) else {
+        panic!()
+    };
+    assert!(pid > 0);
+    let (out, _, code, running, _) = proc_read(&mut a, handle, 5000);
+    assert_eq!(out, "started\n");
+    assert!(running && code.is_none());
+    // Output since the last read only.
+    a.ok(Op::ProcWrite {
+        handle,
+        data: "one\n".into(),
+        close: false,
+    });
+    let mut out = String::new();
+    let mut err = String::new();
+    while !out.contains("got one") || !err.contains("warn") {
+        let (o, e, _, _, _) = proc_read(&mut a, handle, 2000);
+        assert!(!o.contains("started"));
+        out += &o;
+        err += &e;
+    }
+    let Reply::Processes { processes } = a.ok(Op::ProcList) else {
+        panic!()
+    };
+    assert_eq!(processes.len(), 1);
+    assert_eq!(processes[0].handle, handle);
+    assert!(processes[0].running);
+    assert!(processes[0].command.contains("while read"));
+    // Closing stdin ends the loop; the exit code arrives with the last output.
+    a.ok(Op::ProcWrite {
+        handle,
+        data: "two\n".into(),
+        close: true,
+    });
+    let mut out = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        let (o, _, code, running, _) = proc_read(&mut a, handle, 1000);
+        out += &o;
+        if !running {
+            break code;
+        }
+        assert!(Instant::now() < deadline);
+    };
+    assert_eq!(code, Some(7));
+    assert_eq!(out, "got two\n");
+    a.err_kind(
+        Op::ProcWrite {
+            handle,
+            data: "x".into(),
+            close: false,
+        },
+        ErrorKind::Invalid,
+    );
+    let Reply::Processes { processes } = a.ok(Op::ProcList) else {
+        panic!()
+    };
+    assert!(!processes[0].running);
+    assert_eq!(processes[0].exit_code, Some(7));
+    // Unknown handles.
+    a.err_kind(Op::ProcRead { handle: 999, wait_ms: 0 }, ErrorKind::NoSuchProcess);
+    a.err_kind(Op::ProcKill { handle: 999 }, ErrorKind::NoSuchProcess);
+    a.err_kind(
+        Op::ProcWrite {
+            handle: 999,
+            data: String::new(),
+            close: true,
+        },
+        ErrorKind::NoSuchProcess,
+    );
+}
+
+#[test]
+fn background_kill_and_ring_buffer() {
+    let f = Fixture::new();
+    let mut a = Agent::one(&f, "openat2");
+    let pidfile = f.tmp.path().join("bg.pid");
+    let Reply::Spawned { handle, .. } = a.ok(Op::Spawn(SpawnSpec {
+        command: format!("sleep 1000 & echo $! > {}; sleep 1000", pidfile.display()),
+        output_cap: 100,
+        ..Default::default()
+    })) else {
+        panic!()
+    };
+    let child = read_pid(&pidfile);
+    let started = Instant::now();
+    let (_, _, _, running, _) = proc_read(&mut a, handle, 300);
+    assert!(running);
+    assert!(started.elapsed() >= Duration::from_millis(250), "wait_ms not honoured");
+    match a.ok(Op::ProcKill { handle }) {
+        Reply::ProcOutput { running, exit_code, .. } => {
+            assert!(!running);
+            assert_eq!(exit_code, Some(128 + 9));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(wait_dead(child, 5), "group member survived proc_kill");
+    // Ring buffer: the latest `output_cap` bytes are kept, older ones counted as dropped.
+    let Reply::Spawned { handle, .. } = a.ok(Op::Spawn(SpawnSpec {
+        command: "seq 1 20000".into(),
+        output_cap: 1000,
+        ..Default::default()
+    })) else {
+        panic!()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Reply::Processes { processes } = a.ok(Op::ProcList) {
+        if processes.iter().any(|p| p.handle == handle && !p.running) {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (out, _, code, _, dropped) = proc_read(&mut a, handle, 0);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.len(), 1000);
+    assert!(out.ends_with("19999\n20000\n"), "{out}");
+    let total: usize = (1..=20000).map(|i: u32| i.to_string().len() + 1).sum();
+    assert_eq!(dropped as usize, total - 1000);
+}
+
+#[test]
+fn engine_gone_kills_every_group() {
+    let f = Fixture::new();
+    let mut a = Agent::one(&f, "openat2");
+    let bg_pid = f.tmp.path().join("bg.pid");
+    let run_pid = f.tmp.path().join("run.pid");
+    a.ok(Op::Spawn(SpawnSpec {
+        command: format!("sleep 1000 & echo $! > {}; wait", bg_pid.display()),
+        output_cap: 100,
+        ..Default::default()
+    }));
+    a.send(Op::Run(run(&format!(
+        "sleep 1000 & echo $! > {}; wait",
+        run_pid.display()
+    ))));
+    let bg = read_pid(&bg_pid);
+    let fg = read_pid(&run_pid);
+    let status = a.close();
+    assert!(status.success(), "{status:?}");
+    assert!(wait_dead(bg, 5), "background group survived the engine");
+    assert!(wait_dead(fg, 5), "run group survived the engine");
+}
+
+#[test]
+fn idle_blocks_until_sigterm_then_exits_zero() {
+    let mut child = std::process::Command::new(BIN).arg("idle").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "idle exited on its own");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "idle ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+}
