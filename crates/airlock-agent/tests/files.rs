@@ -56,11 +56,14 @@ fn read_text_window_binary_and_errors() {
         assert_eq!(content, Content::Text("wor".into()));
         assert_eq!(size, 12);
         assert!(truncated);
-        let Reply::Read { truncated, content, .. } = a.ok(Op::Read {
+        let Reply::Read {
+            truncated, content, ..
+        } = a.ok(Op::Read {
             path: "src/a.txt".into(),
             offset: Some(6),
             limit: None,
-        }) else {
+        })
+        else {
             panic!()
         };
         assert!(!truncated);
@@ -77,11 +80,14 @@ fn read_text_window_binary_and_errors() {
         );
         // A window that cuts a multi-byte character stays text, ending before it.
         std::fs::write(f.ws.join("utf"), "aé€b").unwrap();
-        let Reply::Read { content, truncated, .. } = a.ok(Op::Read {
+        let Reply::Read {
+            content, truncated, ..
+        } = a.ok(Op::Read {
             path: "utf".into(),
             offset: None,
             limit: Some(4),
-        }) else {
+        })
+        else {
             panic!()
         };
         assert_eq!(content, Content::Text("aé".into()));
@@ -102,7 +108,10 @@ fn write_atomic_creates_replaces_and_keeps_mode() {
         };
         assert!(created);
         assert_eq!(bytes, 3);
-        assert_eq!(std::fs::read_to_string(f.ws.join("new.txt")).unwrap(), "abc");
+        assert_eq!(
+            std::fs::read_to_string(f.ws.join("new.txt")).unwrap(),
+            "abc"
+        );
         std::fs::set_permissions(f.ws.join("new.txt"), std::fs::Permissions::from_mode(0o751))
             .unwrap();
         let Reply::Written { created, .. } = a.ok(write("new.txt", "second")) else {
@@ -111,14 +120,22 @@ fn write_atomic_creates_replaces_and_keeps_mode() {
         assert!(!created);
         let meta = std::fs::metadata(f.ws.join("new.txt")).unwrap();
         assert_eq!(meta.permissions().mode() & 0o7777, 0o751);
-        assert_eq!(std::fs::read_to_string(f.ws.join("new.txt")).unwrap(), "second");
+        assert_eq!(
+            std::fs::read_to_string(f.ws.join("new.txt")).unwrap(),
+            "second"
+        );
         // Base64 content.
         a.ok(Op::Write {
             path: "b.bin".into(),
-            content: Content::Base64(base64::engine::general_purpose::STANDARD.encode([0u8, 1, 255])),
+            content: Content::Base64(
+                base64::engine::general_purpose::STANDARD.encode([0u8, 1, 255]),
+            ),
             create_dirs: false,
         });
-        assert_eq!(std::fs::read(f.ws.join("b.bin")).unwrap(), vec![0u8, 1, 255]);
+        assert_eq!(
+            std::fs::read(f.ws.join("b.bin")).unwrap(),
+            vec![0u8, 1, 255]
+        );
         a.err_kind(
             Op::Write {
                 path: "bad.bin".into(),
@@ -134,7 +151,10 @@ fn write_atomic_creates_replaces_and_keeps_mode() {
             content: text("deep"),
             create_dirs: true,
         });
-        assert_eq!(std::fs::read_to_string(f.ws.join("x/y/z.txt")).unwrap(), "deep");
+        assert_eq!(
+            std::fs::read_to_string(f.ws.join("x/y/z.txt")).unwrap(),
+            "deep"
+        );
         a.err_kind(write("src", "onto a dir"), ErrorKind::IsADirectory);
         a.err_kind(write("", "the root"), ErrorKind::Invalid);
         // No temp files are left behind.
@@ -151,16 +171,25 @@ fn write_atomic_creates_replaces_and_keeps_mode() {
 fn edit_replaces_exactly_once_with_diff_and_dry_run() {
     for_both(|f, a| {
         f.write("e.txt", "one\ntwo\ntwo\nthree\n");
-        let m = a.err_kind(edit("e.txt", &[("two", "2", false)], false), ErrorKind::Invalid);
+        let m = a.err_kind(
+            edit("e.txt", &[("two", "2", false)], false),
+            ErrorKind::Invalid,
+        );
         assert!(m.contains("occurs 2 times"), "{m}");
-        let m = a.err_kind(edit("e.txt", &[("four", "4", false)], false), ErrorKind::Invalid);
+        let m = a.err_kind(
+            edit("e.txt", &[("four", "4", false)], false),
+            ErrorKind::Invalid,
+        );
         assert!(m.contains("not found"), "{m}");
         // A failing later edit applies nothing.
         a.err_kind(
             edit("e.txt", &[("one", "1", false), ("nope", "x", false)], false),
             ErrorKind::Invalid,
         );
-        assert_eq!(std::fs::read_to_string(f.ws.join("e.txt")).unwrap(), "one\ntwo\ntwo\nthree\n");
+        assert_eq!(
+            std::fs::read_to_string(f.ws.join("e.txt")).unwrap(),
+            "one\ntwo\ntwo\nthree\n"
+        );
         // Dry run: a diff, nothing written.
         let Reply::Edited {
             diff,
@@ -175,7 +204,10 @@ fn edit_replaces_exactly_once_with_diff_and_dry_run() {
         assert_eq!(replacements, 1);
         assert!(diff.contains("-one\n+ONE\n"), "{diff}");
         assert!(diff.starts_with("--- a/"), "{diff}");
-        assert_eq!(std::fs::read_to_string(f.ws.join("e.txt")).unwrap(), "one\ntwo\ntwo\nthree\n");
+        assert_eq!(
+            std::fs::read_to_string(f.ws.join("e.txt")).unwrap(),
+            "one\ntwo\ntwo\nthree\n"
+        );
         // Applied, in order, with replace_all.
         let Reply::Edited {
             diff,
@@ -184,7 +216,11 @@ fn edit_replaces_exactly_once_with_diff_and_dry_run() {
             ..
         } = a.ok(edit(
             "e.txt",
-            &[("one", "ONE", false), ("two", "2", true), ("ONE\n2", "first\n2", false)],
+            &[
+                ("one", "ONE", false),
+                ("two", "2", true),
+                ("ONE\n2", "first\n2", false),
+            ],
             false,
         ))
         else {
@@ -192,9 +228,18 @@ fn edit_replaces_exactly_once_with_diff_and_dry_run() {
         };
         assert!(applied);
         assert_eq!(replacements, 4);
-        assert_eq!(std::fs::read_to_string(f.ws.join("e.txt")).unwrap(), "first\n2\n2\nthree\n");
-        assert!(diff.contains("-one\n-two\n-two\n+first\n+2\n+2\n"), "{diff}");
-        a.err_kind(edit("missing.txt", &[("a", "b", false)], false), ErrorKind::NotFound);
+        assert_eq!(
+            std::fs::read_to_string(f.ws.join("e.txt")).unwrap(),
+            "first\n2\n2\nthree\n"
+        );
+        assert!(
+            diff.contains("-one\n-two\n-two\n+first\n+2\n+2\n"),
+            "{diff}"
+        );
+        a.err_kind(
+            edit("missing.txt", &[("a", "b", false)], false),
+            ErrorKind::NotFound,
+        );
         std::fs::write(f.ws.join("bin"), [0xffu8, 0xfe]).unwrap();
         a.err_kind(edit("bin", &[("a", "b", false)], false), ErrorKind::Invalid);
     });
@@ -208,7 +253,10 @@ fn list_tree_glob_grep() {
         f.write("README.md", "# Todo list\n");
         std::fs::write(f.ws.join("src/blob.bin"), b"TODO\0binary").unwrap();
         f.symlink("src", "srclink");
-        let Reply::Entries { entries, truncated, .. } = a.ok(Op::List { path: "".into() }) else {
+        let Reply::Entries {
+            entries, truncated, ..
+        } = a.ok(Op::List { path: "".into() })
+        else {
             panic!()
         };
         assert!(!truncated);
@@ -217,8 +265,18 @@ fn list_tree_glob_grep() {
         assert_eq!(entries[1].kind, EntryKind::Dir);
         assert_eq!(entries[2].kind, EntryKind::Symlink);
         assert_eq!(entries[0].size, 12);
-        a.err_kind(Op::List { path: "README.md".into() }, ErrorKind::NotADirectory);
-        a.err_kind(Op::List { path: "nope".into() }, ErrorKind::NotFound);
+        a.err_kind(
+            Op::List {
+                path: "README.md".into(),
+            },
+            ErrorKind::NotADirectory,
+        );
+        a.err_kind(
+            Op::List {
+                path: "nope".into(),
+            },
+            ErrorKind::NotFound,
+        );
         // Tree: depth and max_entries.
         let Reply::Entries { entries, .. } = a.ok(Op::Tree {
             path: "".into(),
@@ -230,12 +288,18 @@ fn list_tree_glob_grep() {
         let paths: Vec<_> = entries.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"src/deep"), "{paths:?}");
         assert!(!paths.contains(&"src/deep/mod.rs"), "{paths:?}");
-        assert!(!paths.iter().any(|p| p.starts_with("srclink/")), "{paths:?}");
-        let Reply::Entries { entries, truncated, .. } = a.ok(Op::Tree {
+        assert!(
+            !paths.iter().any(|p| p.starts_with("srclink/")),
+            "{paths:?}"
+        );
+        let Reply::Entries {
+            entries, truncated, ..
+        } = a.ok(Op::Tree {
             path: "".into(),
             depth: 10,
             max_entries: Some(3),
-        }) else {
+        })
+        else {
             panic!()
         };
         assert_eq!(entries.len(), 3);
@@ -257,11 +321,14 @@ fn list_tree_glob_grep() {
             panic!()
         };
         assert_eq!(matches, vec!["deep/mod.rs"]);
-        let Reply::Matches { matches, truncated, .. } = a.ok(Op::Glob {
+        let Reply::Matches {
+            matches, truncated, ..
+        } = a.ok(Op::Glob {
             path: "".into(),
             pattern: "**".into(),
             max_results: Some(2),
-        }) else {
+        })
+        else {
             panic!()
         };
         assert_eq!(matches.len(), 2);
@@ -282,7 +349,9 @@ fn list_tree_glob_grep() {
             case_insensitive: ci,
             max_results: max,
         };
-        let Reply::GrepMatches { matches, truncated, .. } = a.ok(grep("TODO", None, false, None))
+        let Reply::GrepMatches {
+            matches, truncated, ..
+        } = a.ok(grep("TODO", None, false, None))
         else {
             panic!()
         };
@@ -301,8 +370,9 @@ fn list_tree_glob_grep() {
             panic!()
         };
         assert_eq!(matches.len(), 2);
-        let Reply::GrepMatches { matches, truncated, .. } =
-            a.ok(grep("todo", None, true, Some(1)))
+        let Reply::GrepMatches {
+            matches, truncated, ..
+        } = a.ok(grep("todo", None, true, Some(1)))
         else {
             panic!()
         };
@@ -314,7 +384,11 @@ fn list_tree_glob_grep() {
         let Reply::GrepMatches { matches, .. } = a.ok(grep("needle", None, false, None)) else {
             panic!()
         };
-        assert!(matches[0].text.chars().count() <= 501, "{}", matches[0].text.len());
+        assert!(
+            matches[0].text.chars().count() <= 501,
+            "{}",
+            matches[0].text.len()
+        );
         // A single file can be searched too.
         let Reply::GrepMatches { matches, .. } = a.ok(Op::Grep {
             path: "src/lib.rs".into(),
@@ -350,12 +424,16 @@ fn move_delete_mkdir_stat() {
         a.err_kind(mv("nope", "x", false), ErrorKind::NotFound);
         a.err_kind(mv("src", "src/inner", false), ErrorKind::Invalid);
         // mkdir with parents, idempotent; a file in the way is an error.
-        let Reply::Done { path } = a.ok(Op::Mkdir { path: "a/b/c".into() }) else {
+        let Reply::Done { path } = a.ok(Op::Mkdir {
+            path: "a/b/c".into(),
+        }) else {
             panic!()
         };
         assert_eq!(path, format!("{}/a/b/c", f.root()));
         assert!(f.ws.join("a/b/c").is_dir());
-        a.ok(Op::Mkdir { path: "a/b/c".into() });
+        a.ok(Op::Mkdir {
+            path: "a/b/c".into(),
+        });
         let e = a.err(Op::Mkdir {
             path: "src/a.txt/sub".into(),
         });
@@ -419,9 +497,28 @@ fn move_delete_mkdir_stat() {
         };
         assert_eq!(e.kind, EntryKind::Symlink);
         assert_eq!(e.target.as_deref(), Some("src/a.txt"));
-        a.err_kind(Op::Stat { path: "nope".into() }, ErrorKind::NotFound);
-        // In-root symlinks are followed for reads.
+        a.err_kind(
+            Op::Stat {
+                path: "nope".into(),
+            },
+            ErrorKind::NotFound,
+        );
+        // In-root symlinks are followed for reads, `..` in their targets included.
         assert_eq!(a.read_text("alink"), "hello\nworld\n");
+        f.symlink("../src/a.txt", "src/up");
+        assert_eq!(a.read_text("src/up"), "hello\nworld\n");
+        f.symlink("../src", "src/self_dir");
+        assert_eq!(a.read_text("src/self_dir/self_dir/a.txt"), "hello\nworld\n");
+        a.ok(write("src/self_dir/via_link.txt", "v"));
+        assert_eq!(
+            std::fs::read_to_string(f.ws.join("src/via_link.txt")).unwrap(),
+            "v"
+        );
+        // A symlink loop is an error, not a hang.
+        f.symlink("loop2", "loop1");
+        f.symlink("loop1", "loop2");
+        let m = a.err_kind(read("loop1"), ErrorKind::Io);
+        assert!(m.contains("symbolic links"), "{m}");
     });
 }
 
@@ -444,10 +541,16 @@ fn malformed_lines_get_invalid_answers() {
 
 #[test]
 fn version_and_usage() {
-    let out = std::process::Command::new(BIN).arg("--version").output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("airlock-agent "));
-    let out = std::process::Command::new(BIN).arg("bogus").output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("bogus")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let out = std::process::Command::new(BIN)
         .args(["serve", "--config", "{not json"])

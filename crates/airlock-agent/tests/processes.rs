@@ -55,7 +55,10 @@ fn run_exit_code_streams_stdin_env_cwd() {
     assert_eq!(r.stdout, "has-path\n");
     // cwd: the first root by default, else the resolved directory.
     let r = ran(&mut a, run("pwd -P"));
-    assert_eq!(r.stdout.trim(), std::fs::canonicalize(&f.ws).unwrap().to_str().unwrap());
+    assert_eq!(
+        r.stdout.trim(),
+        std::fs::canonicalize(&f.ws).unwrap().to_str().unwrap()
+    );
     let mut spec = run("cat a.txt");
     spec.cwd = Some("src".into());
     assert_eq!(ran(&mut a, spec).stdout, "hello\nworld\n");
@@ -86,9 +89,16 @@ fn run_timeout_kills_the_whole_group() {
     let r = ran(&mut a, spec);
     assert!(r.timed_out, "{r:?}");
     assert_eq!(r.signal, Some(9));
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let child = read_pid(&pidfile);
-    assert!(wait_dead(child, 5), "background child {child} survived the timeout");
+    assert!(
+        wait_dead(child, 5),
+        "background child {child} survived the timeout"
+    );
 }
 
 #[test]
@@ -96,7 +106,8 @@ fn run_output_is_capped_and_counted() {
     let f = Fixture::new();
     let mut a = Agent::one(&f, "openat2");
     // Deterministic: exactly 100000 bytes on stdout, 50000 on stderr.
-    let mut spec = run("head -c 100000 /dev/zero | tr '\\0' y; head -c 50000 /dev/zero | tr '\\0' e >&2");
+    let mut spec =
+        run("head -c 100000 /dev/zero | tr '\\0' y; head -c 50000 /dev/zero | tr '\\0' e >&2");
     spec.output_cap = 1000;
     let r = ran(&mut a, spec);
     assert_eq!(r.exit_code, Some(0));
@@ -183,8 +194,9 @@ fn background_process_lifecycle() {
     let f = Fixture::new();
     let mut a = Agent::one(&f, "walk");
     let Reply::Spawned { handle, pid } = a.ok(Op::Spawn(SpawnSpec {
-        command: "echo started; while read line; do echo \"got $line\"; echo warn >&2; done; exit 7"
-            .into(),
+        command:
+            "echo started; while read line; do echo \"got $line\"; echo warn >&2; done; exit 7"
+                .into(),
         cwd: Some("src".into()),
         output_cap: 10_000,
         ..Default::default()
@@ -248,7 +260,13 @@ fn background_process_lifecycle() {
     assert!(!processes[0].running);
     assert_eq!(processes[0].exit_code, Some(7));
     // Unknown handles.
-    a.err_kind(Op::ProcRead { handle: 999, wait_ms: 0 }, ErrorKind::NoSuchProcess);
+    a.err_kind(
+        Op::ProcRead {
+            handle: 999,
+            wait_ms: 0,
+        },
+        ErrorKind::NoSuchProcess,
+    );
     a.err_kind(Op::ProcKill { handle: 999 }, ErrorKind::NoSuchProcess);
     a.err_kind(
         Op::ProcWrite {
@@ -276,9 +294,14 @@ fn background_kill_and_ring_buffer() {
     let started = Instant::now();
     let (_, _, _, running, _) = proc_read(&mut a, handle, 300);
     assert!(running);
-    assert!(started.elapsed() >= Duration::from_millis(250), "wait_ms not honoured");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "wait_ms not honoured"
+    );
     match a.ok(Op::ProcKill { handle }) {
-        Reply::ProcOutput { running, exit_code, .. } => {
+        Reply::ProcOutput {
+            running, exit_code, ..
+        } => {
             assert!(!running);
             assert_eq!(exit_code, Some(128 + 9));
         }
@@ -336,7 +359,10 @@ fn engine_gone_kills_every_group() {
 fn idle_blocks_until_sigterm_then_exits_zero() {
     let mut child = std::process::Command::new(BIN).arg("idle").spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    assert!(child.try_wait().unwrap().is_none(), "idle exited on its own");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "idle exited on its own"
+    );
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -44,9 +44,24 @@ fn hidden_paths_are_refused() {
         a.err_kind(write(".env", "x"), ErrorKind::Hidden);
         a.err_kind(write("src/.env", "x"), ErrorKind::Hidden);
         a.err_kind(write("public/new", "x"), ErrorKind::Hidden);
-        a.err_kind(Op::Stat { path: ".env".into() }, ErrorKind::Hidden);
-        a.err_kind(Op::List { path: "secrets".into() }, ErrorKind::Hidden);
-        a.err_kind(Op::List { path: "public".into() }, ErrorKind::Hidden);
+        a.err_kind(
+            Op::Stat {
+                path: ".env".into(),
+            },
+            ErrorKind::Hidden,
+        );
+        a.err_kind(
+            Op::List {
+                path: "secrets".into(),
+            },
+            ErrorKind::Hidden,
+        );
+        a.err_kind(
+            Op::List {
+                path: "public".into(),
+            },
+            ErrorKind::Hidden,
+        );
         a.err_kind(
             Op::Delete {
                 path: ".env".into(),
@@ -70,7 +85,12 @@ fn hidden_paths_are_refused() {
             },
             ErrorKind::Hidden,
         );
-        a.err_kind(Op::Mkdir { path: "secrets/new".into() }, ErrorKind::Hidden);
+        a.err_kind(
+            Op::Mkdir {
+                path: "secrets/new".into(),
+            },
+            ErrorKind::Hidden,
+        );
         a.err_kind(
             Op::Run(RunSpec {
                 command: "ls".into(),
@@ -118,7 +138,13 @@ fn walkers_skip_hidden_entries() {
             panic!()
         };
         let paths: Vec<_> = entries.iter().map(|e| e.path.as_str()).collect();
-        for hidden in [".env", "src/.env", "secrets", "secrets/key.pem", "config/prod"] {
+        for hidden in [
+            ".env",
+            "src/.env",
+            "secrets",
+            "secrets/key.pem",
+            "config/prod",
+        ] {
             assert!(!paths.contains(&hidden), "{hidden} listed: {paths:?}");
         }
         assert!(paths.contains(&"config/dev/db.yml"), "{paths:?}");
@@ -133,7 +159,12 @@ fn walkers_skip_hidden_entries() {
         }) else {
             panic!()
         };
-        assert!(matches.iter().all(|m| !m.contains(".env") && !m.contains("secrets") && !m.contains("prod")), "{matches:?}");
+        assert!(
+            matches
+                .iter()
+                .all(|m| !m.contains(".env") && !m.contains("secrets") && !m.contains("prod")),
+            "{matches:?}"
+        );
         let Reply::GrepMatches { matches, .. } = a.ok(Op::Grep {
             path: "".into(),
             regex: "hunter2".into(),
@@ -225,8 +256,14 @@ fn protected_paths_refuse_changes() {
             let m = a.err_kind(op, ErrorKind::ReadOnly);
             assert!(m.contains("protected"), "{m}");
         }
-        assert_eq!(std::fs::read_to_string(f.ws.join("Cargo.lock")).unwrap(), "lock\n");
-        assert!(f.ws.join("pkg/code.rs").exists(), "partial recursive delete");
+        assert_eq!(
+            std::fs::read_to_string(f.ws.join("Cargo.lock")).unwrap(),
+            "lock\n"
+        );
+        assert!(
+            f.ws.join("pkg/code.rs").exists(),
+            "partial recursive delete"
+        );
         assert!(f.ws.join(".git/HEAD").exists());
         // Unprotected neighbours can change.
         a.ok(write("pkg/code.rs", "new"));
@@ -283,7 +320,10 @@ fn read_only_roots_refuse_writes_and_roots_are_addressed_by_path() {
             let m = a.err_kind(op, ErrorKind::ReadOnly);
             assert!(m.contains(&data_root) && m.contains("read-only"), "{m}");
         }
-        assert_eq!(std::fs::read_to_string(data.join("table.csv")).unwrap(), "a,b\n");
+        assert_eq!(
+            std::fs::read_to_string(data.join("table.csv")).unwrap(),
+            "a,b\n"
+        );
         // `..` from one root into a sibling root is still an escape of the first.
         a.err_kind(read("../data/table.csv"), ErrorKind::Escape);
         // A command may run with its cwd in a read-only root.
@@ -297,5 +337,43 @@ fn read_only_roots_refuse_writes_and_roots_are_addressed_by_path() {
             panic!()
         };
         assert_eq!(r.stdout, "a,b\n");
+    }
+}
+
+/// A root whose filesystem is mounted read-only (not configured so): EROFS is reported as
+/// a read-only workspace. Needs a private mount namespace (root here); skipped without one.
+#[test]
+fn erofs_is_reported_as_read_only() {
+    let can_unshare = std::process::Command::new("unshare")
+        .args(["-m", "true"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !can_unshare {
+        eprintln!("skipping: no private mount namespace here");
+        return;
+    }
+    for resolver in RESOLVERS {
+        let f = Fixture::new();
+        let root = f.root();
+        let script = format!(
+            "mount --bind {root} {root} && mount -o remount,bind,ro {root} && exec \"$0\" serve --config \"$1\""
+        );
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.args(["-m", "sh", "-c", &script, BIN, &config_json(vec![f.spec()])]);
+        let mut a = Agent::start_command(cmd, resolver);
+        assert_eq!(a.read_text("src/a.txt"), "hello\nworld\n");
+        for op in [
+            write("src/a.txt", "x"),
+            write("new.txt", "x"),
+            Op::Mkdir { path: "d".into() },
+            Op::Delete {
+                path: "src/a.txt".into(),
+                recursive: false,
+            },
+        ] {
+            let m = a.err_kind(op, ErrorKind::ReadOnly);
+            assert!(m.contains(&root) && m.contains("read-only"), "{m}");
+        }
     }
 }

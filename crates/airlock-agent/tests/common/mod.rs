@@ -98,10 +98,14 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(roots: Vec<RootSpec>, resolver: &str) -> Agent {
-        let config = serde_json::to_string(&AgentConfig { roots }).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--config", &config])
-            .stdin(Stdio::piped())
+        cmd.args(["serve", "--config", &config_json(roots)]);
+        Agent::start_command(cmd, resolver)
+    }
+
+    /// Starts the agent through `cmd` (which must end up exec'ing `serve`).
+    pub fn start_command(mut cmd: Command, resolver: &str) -> Agent {
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .env("AIRLOCK_AGENT_RESOLVER", resolver);
@@ -237,6 +241,10 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+pub fn config_json(roots: Vec<RootSpec>) -> String {
+    serde_json::to_string(&AgentConfig { roots }).unwrap()
 }
 
 pub fn read(path: &str) -> Op {
