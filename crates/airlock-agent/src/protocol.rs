@@ -213,6 +213,7 @@ pub enum Reply {
     },
     Matches {
         path: String,
+        /// Full container paths, usable as they are in later requests.
         matches: Vec<String>,
         truncated: bool,
     },
@@ -237,7 +238,8 @@ pub enum Reply {
         handle: u32,
         stdout: String,
         stderr: String,
-        /// Exit code once the process has ended.
+        /// Exit code once the process has ended (`None` while running, or when it was
+        /// killed by a signal).
         exit_code: Option<i32>,
         running: bool,
         dropped_bytes: u64,
@@ -273,6 +275,7 @@ pub enum EntryKind {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GrepMatch {
+    /// Full container path of the file.
     pub path: String,
     pub line: u64,
     pub text: String,

@@ -312,7 +312,14 @@ fn list_tree_glob_grep() {
         }) else {
             panic!()
         };
-        assert_eq!(matches, vec!["src/deep/mod.rs", "src/lib.rs"]);
+        let root = f.root();
+        assert_eq!(
+            matches,
+            vec![
+                format!("{root}/src/deep/mod.rs"),
+                format!("{root}/src/lib.rs")
+            ]
+        );
         let Reply::Matches { matches, .. } = a.ok(Op::Glob {
             path: "src".into(),
             pattern: "deep/*.rs".into(),
@@ -320,7 +327,7 @@ fn list_tree_glob_grep() {
         }) else {
             panic!()
         };
-        assert_eq!(matches, vec!["deep/mod.rs"]);
+        assert_eq!(matches, vec![format!("{root}/src/deep/mod.rs")]);
         let Reply::Matches {
             matches, truncated, ..
         } = a.ok(Op::Glob {
@@ -357,13 +364,16 @@ fn list_tree_glob_grep() {
         };
         assert!(!truncated);
         assert_eq!(matches.len(), 1, "{matches:?}");
-        assert_eq!(matches[0].path, "src/lib.rs");
+        assert_eq!(matches[0].path, format!("{root}/src/lib.rs"));
         assert_eq!(matches[0].line, 2);
         assert_eq!(matches[0].text, "// TODO fix");
         let Reply::GrepMatches { matches, .. } = a.ok(grep("todo", None, true, None)) else {
             panic!()
         };
-        let found: Vec<_> = matches.iter().map(|m| m.path.as_str()).collect();
+        let found: Vec<_> = matches
+            .iter()
+            .map(|m| m.path.strip_prefix(&format!("{root}/")).unwrap())
+            .collect();
         assert_eq!(found, vec!["README.md", "src/deep/mod.rs", "src/lib.rs"]);
         let Reply::GrepMatches { matches, .. } = a.ok(grep("todo", Some("*.rs"), true, None))
         else {
@@ -400,6 +410,7 @@ fn list_tree_glob_grep() {
             panic!()
         };
         assert_eq!(matches.len(), 1);
+        assert_eq!(matches[0].path, format!("{root}/src/lib.rs"));
     });
 }
 

@@ -303,7 +303,7 @@ fn background_kill_and_ring_buffer() {
             running, exit_code, ..
         } => {
             assert!(!running);
-            assert_eq!(exit_code, Some(128 + 9));
+            assert_eq!(exit_code, None, "killed by a signal: no exit code");
         }
         other => panic!("{other:?}"),
     }

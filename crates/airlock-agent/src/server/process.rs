@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -215,7 +215,7 @@ impl Procs {
         let bg = self.get(handle)?;
         let deadline = Instant::now() + Duration::from_millis(wait_ms.min(600_000));
         loop {
-            let done = bg.exit_code().is_some();
+            let done = bg.ended().is_some();
             if done || bg.out.has_data() || bg.err.has_data() || Instant::now() >= deadline {
                 break;
             }
@@ -253,7 +253,7 @@ impl Procs {
 
     pub fn kill(&self, handle: u32) -> AgentResult<Reply> {
         let bg = self.get(handle)?;
-        if bg.exit_code().is_none() {
+        if bg.ended().is_none() {
             sys::kill_group(bg.pid as i32, libc::SIGKILL);
             let deadline = Instant::now() + Duration::from_secs(2);
             let mut exit = lock(&bg.exit);
@@ -272,13 +272,13 @@ impl Procs {
         let processes = lock(&self.bg)
             .values()
             .map(|bg| {
-                let exit_code = bg.exit_code();
+                let ended = bg.ended();
                 ProcInfo {
                     handle: bg.handle,
                     pid: bg.pid,
                     command: bg.command.clone(),
-                    running: exit_code.is_none(),
-                    exit_code,
+                    running: ended.is_none(),
+                    exit_code: ended.flatten(),
                 }
             })
             .collect();
@@ -290,7 +290,7 @@ impl Procs {
 fn prune(table: &mut BTreeMap<u32, Arc<Bg>>) {
     let finished: Vec<u32> = table
         .iter()
-        .filter(|(_, bg)| bg.exit_code().is_some())
+        .filter(|(_, bg)| bg.ended().is_some())
         .map(|(h, _)| *h)
         .collect();
     if finished.len() > KEEP_FINISHED {
@@ -500,8 +500,8 @@ struct Bg {
     stdin: Mutex<Option<ChildStdin>>,
     out: Arc<Capture>,
     err: Arc<Capture>,
-    /// Exit code once ended (128 + signal number when killed by a signal).
-    exit: Mutex<Option<i32>>,
+    /// Set once ended: the exit code, `None` when killed by a signal.
+    exit: Mutex<Option<Option<i32>>>,
     exited: Condvar,
 }
 
@@ -512,40 +512,32 @@ impl Bg {
         let grace = Instant::now() + DRAIN_GRACE;
         self.out.wait_eof(grace);
         self.err.wait_eof(grace);
-        let code = match status {
-            Ok(s) => exit_code(s),
-            Err(_) => -1,
-        };
+        let code = status.ok().and_then(|s| s.code());
         *lock(&self.exit) = Some(code);
         self.exited.notify_all();
         // Wake readers waiting for output.
         self.out.changed.notify_all();
     }
 
-    fn exit_code(&self) -> Option<i32> {
+    /// `None` while running, then `Some(exit code)` (`Some(None)` when killed by a signal).
+    fn ended(&self) -> Option<Option<i32>> {
         *lock(&self.exit)
     }
 
     /// Output since the last read.
     fn output(&self) -> Reply {
-        let exit_code = self.exit_code();
+        let ended = self.ended();
         let (stdout, d1) = self.out.take_text();
         let (stderr, d2) = self.err.take_text();
         Reply::ProcOutput {
             handle: self.handle,
             stdout,
             stderr,
-            exit_code,
-            running: exit_code.is_none(),
+            exit_code: ended.flatten(),
+            running: ended.is_none(),
             dropped_bytes: d1 + d2,
         }
     }
-}
-
-fn exit_code(s: ExitStatus) -> i32 {
-    s.code()
-        .or_else(|| s.signal().map(|sig| 128 + sig))
-        .unwrap_or(-1)
 }
 
 #[cfg(test)]

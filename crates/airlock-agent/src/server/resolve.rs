@@ -397,7 +397,7 @@ fn walk(root: BorrowedFd<'_>, comps: &[String], flags: i32) -> Result<OwnedFd, F
             continue;
         }
         let is_last = queue.iter().all(|c| c.is_empty() || c == b".");
-        if is_last && !queue.iter().any(|c| c == b"..") {
+        if is_last {
             match sys::openat(cur.as_fd(), &name, flags | libc::O_NOFOLLOW, 0) {
                 // Swapped for a symlink since we looked: look again.
                 Err(libc::ELOOP) if races < 8 => {

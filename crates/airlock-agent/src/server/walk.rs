@@ -4,7 +4,7 @@
 use crate::server::errors::{self, AgentResult};
 use crate::server::files::{self, MAX_DEPTH};
 use crate::server::patterns::UserGlob;
-use crate::server::resolve::{Root, Roots};
+use crate::server::resolve::{join_under, Root, Roots};
 use crate::server::sys;
 use airlock_agent::{Entry, GrepMatch, Reply};
 use std::io::{BufRead, BufReader, Read};
@@ -195,7 +195,7 @@ pub fn glob(
                 truncated = true;
                 return Flow::Stop;
             }
-            matches.push(seen.rel.to_string());
+            matches.push(join_under(&shown, &[seen.rel]));
         }
         Flow::Go
     });
@@ -231,16 +231,17 @@ pub fn grep(
     let mut truncated = false;
     if !sys::is_dir(&st) {
         // A single file: search it, naming it by its last component.
+        let shown = t.container_path();
         if sys::is_reg(&st) {
-            let name = t.name().unwrap_or_default().to_string();
-            truncated = grep_file(opened.fd, &name, &re, &mut matches, max);
+            truncated = grep_file(opened.fd, &shown, &re, &mut matches, max);
         }
         return Ok(Reply::GrepMatches {
-            path: t.container_path(),
+            path: shown,
             matches,
             truncated,
         });
     }
+    let shown = t.container_path();
     let mut w = Walker {
         root: t.root,
         base: opened.rel,
@@ -264,24 +265,24 @@ pub fn grep(
         ) else {
             return Flow::Go;
         };
-        if grep_file(fd, seen.rel, &re, &mut matches, max) {
+        if grep_file(fd, &join_under(&shown, &[seen.rel]), &re, &mut matches, max) {
             truncated = true;
             return Flow::Stop;
         }
         Flow::Go
     });
     Ok(Reply::GrepMatches {
-        path: t.container_path(),
+        path: shown,
         matches,
         truncated: truncated || w.truncated,
     })
 }
 
-/// Appends `fd`'s matching lines; skips binary files (a NUL in the first 8 KiB).
+/// Appends `fd`'s matching lines, naming the file `shown`; skips binary files (a NUL in the first 8 KiB).
 /// Returns true when `max` was reached with more to find.
 fn grep_file(
     fd: OwnedFd,
-    rel: &str,
+    shown: &str,
     re: &regex::Regex,
     out: &mut Vec<GrepMatch>,
     max: usize,
@@ -315,7 +316,7 @@ fn grep_file(
                 return true;
             }
             out.push(GrepMatch {
-                path: rel.to_string(),
+                path: shown.to_string(),
                 line: number,
                 text: clip(text),
             });
