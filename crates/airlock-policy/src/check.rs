@@ -23,7 +23,7 @@ pub struct Check {
     /// For an asked or denied call: an allow rule that would match it (see
     /// [`suggest_allow_rule`](crate::suggest_allow_rule)).
     pub suggested_allow_rule: Option<String>,
-    /// Multi-line, human-readable explanation; what `Display` prints.
+    /// Multi-line, human-readable explanation (no trailing newline); what `Display` prints.
     pub explanation: String,
 }
 
@@ -100,7 +100,7 @@ fn explain(
         );
         for (i, (list, rule)) in matched.iter().enumerate() {
             let note = if i == 0 { "  <- decides" } else { "" };
-            let _ = writeln!(out, "  {list:<5} {rule}{note}");
+            let _ = writeln!(out, "  {:<5} {rule}{note}", list.as_str());
         }
     }
     if let Some(suggestion) = suggestion {
@@ -112,7 +112,7 @@ fn explain(
         let allow_exists = matched.iter().any(|(list, _)| *list == RuleList::Allow);
         let add = format!("add {} to [approval] allow", toml_string(suggestion));
         let advice = match (&verdict.reason, blocking.is_empty(), allow_exists) {
-            (Reason::Default { .. }, _, _) => format!("to allow it without asking, {add}"),
+            (Reason::Default { .. }, _, _) => add,
             (_, false, true) => format!(
                 "an allow rule already matches but cannot override {}; remove or narrow {}",
                 if blocking.len() == 1 { "it" } else { "them" },
@@ -126,6 +126,7 @@ fn explain(
         };
         let _ = writeln!(out, "to allow: {advice}");
     }
+    out.truncate(out.trim_end().len());
     out
 }
 

@@ -29,6 +29,10 @@ pub(crate) struct Pattern {
     matcher: GlobMatcher,
     /// For a path pattern ending in `/**`: matches the directory itself, too.
     dir_matcher: Option<GlobMatcher>,
+    /// Path patterns only: case-insensitive twins of `matcher` and `dir_matcher`, used by deny and
+    /// ask rules, because workspaces mounted from a macOS host are usually case-insensitive
+    /// (`/workspaces/p/SECRET` is the same file as `/workspaces/p/secret`).
+    folded: Option<(GlobMatcher, Option<GlobMatcher>)>,
     /// A command pattern that spells out shell operators is matched against the whole command only.
     has_operators: bool,
 }
@@ -36,25 +40,18 @@ pub(crate) struct Pattern {
 impl Pattern {
     pub(crate) fn compile(text: &str, kind: PatternKind) -> Result<Pattern, PatternError> {
         let text = text.trim().to_string();
-        let (matcher, dir_matcher) = match kind {
+        let (matcher, dir_matcher, folded) = match kind {
             PatternKind::Path => {
                 check_path_pattern(&text)?;
-                let body = if text.len() > 1 {
-                    text.trim_end_matches('/')
-                } else {
-                    &text
-                };
-                let dir = match body.strip_suffix("/**") {
-                    Some(prefix) if !prefix.is_empty() => Some(glob(prefix, &text, true, false)?),
-                    _ => None,
-                };
-                (glob(body, &text, true, false)?, dir)
+                let (matcher, dir) = path_matchers(&text, false)?;
+                (matcher, dir, Some(path_matchers(&text, true)?))
             }
             PatternKind::Command => (
                 glob(&normalize_whitespace(&text), &text, false, false)?,
                 None,
+                None,
             ),
-            PatternKind::Package => (glob(&text, &text, false, true)?, None),
+            PatternKind::Package => (glob(&text, &text, false, true)?, None, None),
         };
         Ok(Pattern {
             has_operators: kind == PatternKind::Command && has_operators(&text),
@@ -62,6 +59,7 @@ impl Pattern {
             kind,
             matcher,
             dir_matcher,
+            folded,
         })
     }
 
@@ -73,9 +71,13 @@ impl Pattern {
         self.kind
     }
 
-    /// A normalised absolute path.
-    pub(crate) fn matches_path(&self, path: &str) -> bool {
-        self.matcher.is_match(path) || self.dir_matcher.as_ref().is_some_and(|m| m.is_match(path))
+    /// A normalised absolute path. `Any` (deny/ask) ignores case, `All` (allow) respects it.
+    pub(crate) fn matches_path(&self, path: &str, mode: MatchMode) -> bool {
+        let (matcher, dir) = match (&self.folded, mode) {
+            (Some((m, d)), MatchMode::Any) => (m, d),
+            _ => (&self.matcher, &self.dir_matcher),
+        };
+        matcher.is_match(path) || dir.as_ref().is_some_and(|m| m.is_match(path))
     }
 
     /// A command. `Any` (deny/ask): the whole command or any simple command in it matches.
@@ -113,6 +115,23 @@ fn glob(
             pattern: original.to_string(),
             reason: e.kind().to_string(),
         })
+}
+
+/// The matcher of a path pattern, and for a pattern ending in `/**` one for the directory itself.
+fn path_matchers(
+    text: &str,
+    case_insensitive: bool,
+) -> Result<(GlobMatcher, Option<GlobMatcher>), PatternError> {
+    let body = if text.len() > 1 {
+        text.trim_end_matches('/')
+    } else {
+        text
+    };
+    let dir = match body.strip_suffix("/**") {
+        Some(prefix) if !prefix.is_empty() => Some(glob(prefix, text, true, case_insensitive)?),
+        _ => None,
+    };
+    Ok((glob(body, text, true, case_insensitive)?, dir))
 }
 
 fn check_path_pattern(text: &str) -> Result<(), PatternError> {
@@ -174,9 +193,20 @@ mod tests {
     #[test]
     fn directory_itself_matches_trailing_double_star() {
         let p = Pattern::compile("/workspaces/project/**", PatternKind::Path).unwrap();
-        assert!(p.matches_path("/workspaces/project"));
-        assert!(p.matches_path("/workspaces/project/a/b"));
-        assert!(!p.matches_path("/workspaces/projectx"));
-        assert!(!p.matches_path("/workspaces"));
+        for mode in [MatchMode::Any, MatchMode::All] {
+            assert!(p.matches_path("/workspaces/project", mode));
+            assert!(p.matches_path("/workspaces/project/a/b", mode));
+            assert!(!p.matches_path("/workspaces/projectx", mode));
+            assert!(!p.matches_path("/workspaces", mode));
+        }
+    }
+
+    #[test]
+    fn restrictions_ignore_case_permissions_do_not() {
+        let p = Pattern::compile("/workspaces/p/secret/**", PatternKind::Path).unwrap();
+        assert!(p.matches_path("/workspaces/p/SECRET/key", MatchMode::Any));
+        assert!(p.matches_path("/Workspaces/P/Secret", MatchMode::Any));
+        assert!(!p.matches_path("/workspaces/p/SECRET/key", MatchMode::All));
+        assert!(p.matches_path("/workspaces/p/secret/key", MatchMode::All));
     }
 }

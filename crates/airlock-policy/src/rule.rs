@@ -43,6 +43,8 @@ pub enum MatchMode {
 /// * File tools: a path glob over normalised container paths. `*` and `?` stay within one
 ///   directory, `**` crosses directories; `/dir/**` also matches `/dir` itself. Must start with
 ///   `/` or `**`. `move_path`: deny/ask rules match if either end matches, allow rules only if both do.
+///   Deny/ask path rules ignore letter case (workspaces mounted from macOS are case-insensitive, so
+///   `/workspaces/p/SECRET` may be `/workspaces/p/secret`); allow rules respect it.
 /// * `run_command`, `start_process`, `write_process_input`: a command glob; `*` matches anything
 ///   including `/` and spaces; runs of whitespace count as one space. A chained command
 ///   (`a && b`, `a; b`, `a | b`, `$(b)`, newlines) matches a deny/ask rule if the whole command or
@@ -197,14 +199,14 @@ impl Rule {
         let all = mode == MatchMode::All;
         match call.target() {
             Target::None => false,
-            Target::Path(p) => pattern.matches_path(p),
+            Target::Path(p) => pattern.matches_path(p, mode),
             Target::PathPair {
                 source,
                 destination,
             } => {
                 let (s, d) = (
-                    pattern.matches_path(source),
-                    pattern.matches_path(destination),
+                    pattern.matches_path(source, mode),
+                    pattern.matches_path(destination, mode),
                 );
                 if all {
                     s && d

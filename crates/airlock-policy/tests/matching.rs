@@ -202,6 +202,12 @@ fn path_globs() {
             true,
         ),
         ("/workspaces/project/secret/**", "secret/../public/k", false),
+        // Deny rules ignore case (macOS-mounted workspaces are case-insensitive).
+        (
+            "/workspaces/project/secret/**",
+            "/workspaces/project/SECRET/key",
+            true,
+        ),
         // Trailing slash in a pattern is tolerated.
         ("/workspaces/project/", "/workspaces/project", true),
     ];
@@ -211,6 +217,19 @@ fn path_globs() {
         let denied = policy.decide(&path("read_file", p)).decision == Decision::Deny;
         assert_eq!(denied, *expected, "{text} vs {p}");
     }
+}
+
+#[test]
+fn allow_path_rules_respect_case() {
+    let p = policy(&["write_file(/workspaces/project/src/**)"], &[], &[]);
+    assert_eq!(
+        p.decide(&path("write_file", "src/a.rs")).decision,
+        Decision::Allow
+    );
+    assert_eq!(
+        p.decide(&path("write_file", "SRC/a.rs")).decision,
+        Decision::Ask
+    );
 }
 
 #[test]
@@ -596,6 +615,7 @@ fn suggestions_parse_back_and_match() {
             "move_path(/workspaces/project/src/**)",
         ),
         (call("kill_process", json!({"pid": 1})), "kill_process"),
+        (cmd("echo ) ("), "run_command(echo \\) \\()"),
     ];
     for (c, expected) in cases {
         let suggestion = airlock_policy::suggest_allow_rule(&c);
