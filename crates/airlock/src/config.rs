@@ -296,7 +296,8 @@ impl Settings {
                     .map_err(|e| format!("workspace {:?}: pattern {pattern:?}: {e}", ws.name))?;
             }
         }
-        // POLICY-HOOK
+        airlock_policy::Policy::from_rules(&self.approval.allow, &self.approval.ask, &self.approval.deny)
+            .map_err(|e| format!("approval rules: {e}"))?;
         Ok(())
     }
 

@@ -8,3 +8,5 @@ pub mod paths;
 pub mod sandbox;
 pub mod workspace;
 pub mod tools;
+pub mod engine;
+pub mod server;

@@ -41,7 +41,7 @@ pub fn agent_arch(docker_arch: &str) -> Option<&'static str> {
 }
 
 /// Finds `airlock-agent-linux-<arch>`: `AIRLOCK_AGENT_DIR`, beside the running binary,
-/// or in `target/agent` (where `make agent` puts it during development).
+/// or in `target/airlock-agent` (where `make agent` puts it during development).
 pub fn find_agent_binary(arch: &str) -> Result<PathBuf, SandboxError> {
     let file = format!("airlock-agent-linux-{arch}");
     let mut dirs = Vec::new();
@@ -54,7 +54,7 @@ pub fn find_agent_binary(arch: &str) -> Result<PathBuf, SandboxError> {
     {
         dirs.push(exe_dir.clone());
         for up in exe_dir.ancestors().take(4) {
-            dirs.push(up.join("agent"));
+            dirs.push(up.join("airlock-agent"));
         }
     }
     dirs.iter()

@@ -140,73 +140,61 @@ pub fn specs() -> Vec<ToolSpec> {
     vec![
         ToolSpec {
             name: "list_workspaces",
-            title: "List workspaces",
             description: "List the workspace folders this sandbox can see, with their container paths (/workspaces/<name>), access (read-only or read-write) and availability. Start here to learn which paths exist.",
             schema: schema_of::<NoArgs>,
         },
         ToolSpec {
             name: "read_file",
-            title: "Read file",
             description: "Read a file from a workspace. Text comes back as is; binary files as base64. Use offset/limit to read a window of a large file.",
             schema: schema_of::<ReadArgs>,
         },
         ToolSpec {
             name: "write_file",
-            title: "Write file",
             description: "Create a file or replace its whole content (atomically). Parent directories are created. Fails on read-only workspaces and protected paths.",
             schema: schema_of::<WriteArgs>,
         },
         ToolSpec {
             name: "edit_file",
-            title: "Edit file",
             description: "Make exact-text replacements in a file and return a unified diff. Each old_text must match exactly once (include surrounding lines to make it unique) unless replace_all is set. Use dry_run to preview.",
             schema: schema_of::<EditArgs>,
         },
         ToolSpec {
             name: "list_directory",
-            title: "List directory",
             description: "List the entries of one directory with their kind and size. Directories end with '/'.",
             schema: schema_of::<PathArg>,
         },
         ToolSpec {
             name: "directory_tree",
-            title: "Directory tree",
             description: "Show the tree of files and directories under a path, down to `depth` levels (default 3). Symlinks are shown, never followed.",
             schema: schema_of::<TreeArgs>,
         },
         ToolSpec {
             name: "search_files",
-            title: "Search files by name",
             description: "Find files and directories whose path (relative to `path`) matches a glob such as `**/*.rs`.",
             schema: schema_of::<SearchArgs>,
         },
         ToolSpec {
             name: "grep",
-            title: "Search file contents",
             description: "Search file contents with a regular expression; returns path:line: text for each matching line. Binary files are skipped.",
             schema: schema_of::<GrepArgs>,
         },
         ToolSpec {
             name: "move_path",
-            title: "Move or rename",
             description: "Move or rename a file or directory within the workspaces.",
             schema: schema_of::<MoveArgs>,
         },
         ToolSpec {
             name: "delete_path",
-            title: "Delete",
             description: "Delete a file, or a directory (set recursive for a non-empty one). This cannot be undone.",
             schema: schema_of::<DeleteArgs>,
         },
         ToolSpec {
             name: "create_directory",
-            title: "Create directory",
             description: "Create a directory and any missing parents. Succeeds if it already exists.",
             schema: schema_of::<PathArg>,
         },
         ToolSpec {
             name: "file_info",
-            title: "File info",
             description: "Show a path's kind, size, permissions, modification time, and a symlink's target.",
             schema: schema_of::<PathArg>,
         },

@@ -68,7 +68,6 @@ impl ToolError {
 /// A tool's fixed description.
 pub struct ToolSpec {
     pub name: &'static str,
-    pub title: &'static str,
     pub description: &'static str,
     pub schema: fn() -> serde_json::Map<String, Value>,
 }

@@ -35,7 +35,6 @@ pub struct InstallArgs {
 pub fn specs() -> Vec<ToolSpec> {
     vec![ToolSpec {
         name: "install_packages",
-        title: "Install packages",
         description: "Install packages with apt (system, into this sandbox), pip (into /workspaces/<first>/.venv), npm (into the first workspace) or cargo (added to the first workspace's Cargo project). Project installs run in a separate short-lived container with network access; the sandbox itself keeps none unless the user allowed it.",
         schema: schema_of::<InstallArgs>,
     }]

@@ -75,37 +75,31 @@ pub fn specs() -> Vec<ToolSpec> {
     vec![
         ToolSpec {
             name: "run_command",
-            title: "Run command",
             description: "Run a shell command in the sandbox and wait for it. Returns the exit code, stdout and stderr (each capped; the rest is counted). The command and all its children are killed at the timeout. The sandbox has no network unless the user allowed it.",
             schema: schema_of::<RunArgs>,
         },
         ToolSpec {
             name: "start_process",
-            title: "Start background process",
             description: "Start a long-running command in the background and return a handle. Read its output with read_process_output, send input with write_process_input, stop it with kill_process.",
             schema: schema_of::<StartArgs>,
         },
         ToolSpec {
             name: "read_process_output",
-            title: "Read process output",
             description: "Return the output a background process produced since the last read, and whether it is still running (with its exit code once it ended).",
             schema: schema_of::<ReadOutputArgs>,
         },
         ToolSpec {
             name: "write_process_input",
-            title: "Write process input",
             description: "Write text to a background process's standard input.",
             schema: schema_of::<WriteInputArgs>,
         },
         ToolSpec {
             name: "kill_process",
-            title: "Kill process",
             description: "Kill a background process and all its children.",
             schema: schema_of::<HandleArgs>,
         },
         ToolSpec {
             name: "list_processes",
-            title: "List processes",
             description: "List the background processes started in this session.",
             schema: schema_of::<super::files::NoArgs>,
         },

@@ -1,0 +1,54 @@
+# Airlock — the two commands: `make run` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+AGENT_TARGET := x86_64-unknown-linux-gnu
+AGENT_DIR    := target/airlock-agent
+AGENT_BIN    := $(AGENT_DIR)/airlock-agent-linux-amd64
+TEST_IMAGE   ?= airlock-test-busybox:1
+export AIRLOCK_AGENT_DIR := $(CURDIR)/$(AGENT_DIR)
+export AIRLOCK_TEST_IMAGE := $(TEST_IMAGE)
+
+.PHONY: help setup docker test-image agent build run serve test lint bench clean
+
+help:
+	@echo "make run    build everything and start Airlock (the app, or the headless server without a display)"
+	@echo "make test   set up what the tests need, lint, and run every test suite"
+	@echo "make serve  the headless server only      make bench   benchmarks (release build)"
+	@echo "make lint   fmt check + clippy            make setup   system packages, Docker, test image"
+
+setup: docker test-image
+
+docker:
+	@scripts/docker-up.sh
+
+test-image: docker
+	@scripts/test-image.sh
+
+# The static in-container helper, built for the gnu target so the flag stays off build scripts.
+agent:
+	@RUSTFLAGS="-C target-feature=+crt-static" cargo build --profile agent -p airlock-agent --target $(AGENT_TARGET) --quiet
+	@mkdir -p $(AGENT_DIR)
+	@cp target/$(AGENT_TARGET)/agent/airlock-agent $(AGENT_BIN)
+
+build: agent
+	cargo build --workspace --quiet
+
+serve: build docker
+	@scripts/serve.sh
+
+run: build docker
+	@scripts/run.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+test: setup agent
+	@scripts/test.sh
+
+bench: setup
+	@scripts/bench.sh
+
+clean:
+	cargo clean

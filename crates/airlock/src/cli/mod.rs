@@ -1,0 +1,19 @@
+//! The subcommands of the `airlock` binary; each file is one command and stays thin,
+//! calling into the engine library.
+
+pub mod clients;
+pub mod connect;
+pub mod doctor;
+pub mod serve;
+
+/// Logs go to stderr (stdout may carry protocol); `AIRLOCK_LOG` or `RUST_LOG` set the filter.
+pub fn init_logging() {
+    let filter = std::env::var("AIRLOCK_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "airlock=info,warn".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,61 @@
+//! The Streamable HTTP transport: `http://127.0.0.1:<port>/mcp`, behind the auth middleware,
+//! one [`SessionHandler`] (and so one sandbox) per MCP session.
+
+use super::auth::{require_auth, AuthState, TokenLookup};
+use super::handler::SessionHandler;
+use crate::engine::Engine;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Largest request body accepted (a `write_file` of a big file fits; anything larger is a 413).
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// A bound, not yet serving, HTTP endpoint.
+pub struct HttpServer {
+    listener: tokio::net::TcpListener,
+    pub addr: SocketAddr,
+}
+
+impl HttpServer {
+    pub async fn bind(addr: &str) -> anyhow::Result<HttpServer> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e} (is another Airlock running? `--listen 127.0.0.1:0` picks a free port)"))?;
+        let addr = listener.local_addr()?;
+        Ok(HttpServer { listener, addr })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// Serves until `shutdown` is cancelled.
+    pub async fn serve(self, engine: Arc<Engine>, lookup: TokenLookup, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut sessions = LocalSessionManager::default();
+        sessions.session_config.keep_alive = Some(Duration::from_secs(
+            engine.sandboxes.settings().runtime.idle_timeout_secs.max(60),
+        ));
+        let config = StreamableHttpServerConfig::default()
+            .with_max_request_body_bytes(MAX_BODY_BYTES)
+            .with_cancellation_token(shutdown.child_token())
+            .with_sse_keep_alive(Some(Duration::from_secs(15)));
+        let factory_engine = engine.clone();
+        let service = StreamableHttpService::new(
+            move || Ok(SessionHandler::new(factory_engine.clone(), None)),
+            Arc::new(sessions),
+            config,
+        );
+        let auth = AuthState { lookup, bound: self.addr };
+        let router = axum::Router::new()
+            .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(auth, require_auth));
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await?;
+        Ok(())
+    }
+}

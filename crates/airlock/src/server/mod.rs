@@ -1,0 +1,9 @@
+//! The MCP server: the rmcp handler, the Streamable HTTP and stdio transports, and the
+//! authentication in front of HTTP.
+
+pub mod auth;
+pub mod handler;
+pub mod http;
+pub mod stdio;
+
+pub use handler::SessionHandler;
