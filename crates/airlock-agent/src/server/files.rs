@@ -135,7 +135,7 @@ pub fn atomic_write(dir: BorrowedFd<'_>, name: &CStr, data: &[u8]) -> Result<boo
         return Err(libc::EISDIR);
     }
     let keep = existing.filter(sys::is_reg);
-    let mode = keep.map(|st| st.st_mode & 0o7777).unwrap_or(0o644);
+    let mode = keep.map(kept_mode).unwrap_or(0o644);
     let mut attempt = 0;
     let (tmp, fd) = loop {
         let tmp = temp_name()?;
@@ -159,11 +159,17 @@ pub fn atomic_write(dir: BorrowedFd<'_>, name: &CStr, data: &[u8]) -> Result<boo
     Ok(existing.is_none())
 }
 
+/// The permission bits a rewritten file keeps: all but setuid/setgid, which (as with any
+/// write) do not survive new content.
+fn kept_mode(st: libc::stat) -> u32 {
+    st.st_mode & 0o1777
+}
+
 fn fill(fd: OwnedFd, data: &[u8], keep: Option<&libc::stat>) -> Result<(), Errno> {
     if let Some(st) = keep {
         // Best effort: an unprivileged agent cannot give files away.
         let _ = sys::fchown(fd.as_fd(), st.st_uid, st.st_gid);
-        sys::fchmod(fd.as_fd(), st.st_mode & 0o7777)?;
+        sys::fchmod(fd.as_fd(), kept_mode(*st))?;
     }
     let mut file = std::fs::File::from(fd);
     file.write_all(data)

@@ -4,7 +4,7 @@
 use crate::server::errors::{self, AgentResult};
 use crate::server::patterns::Patterns;
 use crate::server::sys::{self, Errno};
-use airlock_agent::{AgentConfig, AgentError};
+use airlock_agent::{AgentConfig, AgentError, ErrorKind};
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -233,7 +233,16 @@ impl Roots {
         let cname = sys::cstring(name.as_bytes()).map_err(|e| t.err(e))?;
         let fd = self
             .resolve(t.root, dir, libc::O_PATH | libc::O_DIRECTORY)
-            .map_err(|f| self.fail(t, f))?;
+            .map_err(|f| match f {
+                Fail::Errno(libc::ENOENT) => errors::err(
+                    ErrorKind::NotFound,
+                    format!(
+                        "the directory that would hold `{}` does not exist",
+                        t.display
+                    ),
+                ),
+                f => self.fail(t, f),
+            })?;
         let mut rel = real_rel(t.root, fd.as_fd()).unwrap_or_else(|| dir.to_vec());
         rel.push(name.clone());
         if t.root.hide.matches_path(&rel) {
@@ -268,6 +277,9 @@ impl Roots {
                 match sys::openat2(root.fd.as_fd(), &c, flags, resolve) {
                     // A concurrent rename made the kernel unsure; try again, then walk.
                     Err(libc::EAGAIN) => continue,
+                    // Filtered after the probe (or refused for a reason of its own): the
+                    // walk confines just as well and reports any real error itself.
+                    Err(libc::ENOSYS) | Err(libc::EPERM) => break,
                     Err(libc::EXDEV) => return Err(Fail::Escape),
                     other => return other.map_err(Fail::Errno),
                 }
