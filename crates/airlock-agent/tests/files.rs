@@ -124,6 +124,15 @@ fn write_atomic_creates_replaces_and_keeps_mode() {
             std::fs::read_to_string(f.ws.join("new.txt")).unwrap(),
             "second"
         );
+        // Setuid/setgid do not survive a rewrite; the other bits do.
+        std::fs::set_permissions(
+            f.ws.join("new.txt"),
+            std::fs::Permissions::from_mode(0o6755),
+        )
+        .unwrap();
+        a.ok(write("new.txt", "third"));
+        let meta = std::fs::metadata(f.ws.join("new.txt")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
         // Base64 content.
         a.ok(Op::Write {
             path: "b.bin".into(),
@@ -145,7 +154,8 @@ fn write_atomic_creates_replaces_and_keeps_mode() {
             ErrorKind::Invalid,
         );
         // Missing parents: refused unless create_dirs.
-        a.err_kind(write("x/y/z.txt", "deep"), ErrorKind::NotFound);
+        let m = a.err_kind(write("x/y/z.txt", "deep"), ErrorKind::NotFound);
+        assert!(m.contains("directory") && m.contains("x/y/z.txt"), "{m}");
         a.ok(Op::Write {
             path: "x/y/z.txt".into(),
             content: text("deep"),
