@@ -65,14 +65,16 @@ pub enum Op {
     },
     /// Entries of one directory.
     List { path: String },
-    /// Directory tree down to `depth` levels (never following symlinks).
+    /// Directory tree down to `depth` levels (1 = the directory's own entries; 0 counts
+    /// as 1), never following symlinks.
     Tree {
         path: String,
         depth: u32,
         #[serde(default)]
         max_entries: Option<u32>,
     },
-    /// Paths under `path` whose relative path matches a glob.
+    /// Paths under `path` whose relative path matches a glob (a pattern without `/`
+    /// matches names at any depth, as in gitignore).
     Glob {
         path: String,
         pattern: String,
@@ -119,17 +121,20 @@ pub enum Op {
         wait_ms: u64,
     },
     /// Write to a background process's stdin (`close` closes it afterwards).
+    /// Answered with [`Reply::Done`] (empty path).
     ProcWrite {
         handle: u32,
         data: String,
         #[serde(default)]
         close: bool,
     },
-    /// Kill a background process's whole group.
+    /// Kill a background process's whole group. Answered with its final
+    /// [`Reply::ProcOutput`].
     ProcKill { handle: u32 },
     /// Background processes and their state.
     ProcList,
-    /// Kill the process group of an in-flight `Run` (a cancelled call).
+    /// Kill the process group of an in-flight `Run` (a cancelled call). Answered with
+    /// [`Reply::Done`] (empty path); the `Run` itself answers with `cancelled: true`.
     Cancel { request: u64 },
 }
 
