@@ -37,7 +37,7 @@ mod error;
 mod export;
 mod head;
 mod log;
-pub mod retention;
+mod retention;
 mod search;
 mod store;
 mod verify;

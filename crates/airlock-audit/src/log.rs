@@ -14,10 +14,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::chain::AuditKey;
-use crate::config::AuditConfig;
+use crate::config::{AuditConfig, Durability};
 use crate::entry::{CallRecord, Completion, Entry, Intent};
 use crate::error::{Context, Error, Result};
-use crate::head::{read_head, ChainHead, HeadState};
+use crate::head::{read_head, ChainHead, HeadState, HeadWriter};
 use crate::retention::{load_anchor, Anchor, PruneReport};
 use crate::search::{Page, Query};
 use crate::store::{self, ReadPool};
@@ -49,6 +49,7 @@ pub struct AuditLog {
     writer: Mutex<Option<JoinHandle<()>>>,
     reads: ReadPool,
     shared: Arc<Shared>,
+    head: Arc<HeadWriter>,
     db_path: PathBuf,
     head_path: PathBuf,
 }
@@ -107,15 +108,28 @@ impl AuditLog {
             }
         };
 
+        let head = Arc::new(HeadWriter::spawn(
+            head_path.clone(),
+            key.clone(),
+            config.durability == Durability::Full,
+            head_written,
+        )?);
         let shared = Arc::new(Shared::default());
         let (tx, rx) = mpsc::channel();
-        let handle =
-            Writer::new(conn, key, &config, tail, head_written, shared.clone()).spawn(rx)?;
+        let writer = Writer::new(conn, key, &config, tail, head.clone(), shared.clone());
+        let handle = match writer.spawn(rx) {
+            Ok(h) => h,
+            Err(e) => {
+                head.shutdown();
+                return Err(e);
+            }
+        };
         Ok(AuditLog {
             tx,
             writer: Mutex::new(Some(handle)),
             reads: ReadPool::new(db_path.clone(), config.busy_timeout),
             shared,
+            head,
             db_path,
             head_path,
         })
@@ -173,7 +187,9 @@ impl AuditLog {
         self.expect_seq(r)
     }
 
-    /// Deletes calls older than `older_than` (see [`crate::retention`] for the rules).
+    /// Deletes calls older than `older_than`: the longest prefix of the chain that is
+    /// older, verifies, and does not split a call or drop a pending one. A key-tagged
+    /// anchor (last pruned seq + MAC) lets `verify` start where the retained chain does.
     pub fn prune(&self, older_than: Duration) -> Result<PruneReport> {
         let age = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
         self.prune_before(now_ms().saturating_sub(age))
@@ -215,8 +231,17 @@ impl AuditLog {
         self.shared.stats()
     }
 
-    /// Verifies the whole chain, the head file and the call index under `key`.
+    /// Blocks until the head file reflects the newest commit (it is written by a
+    /// background thread); returns the error if that write failed.
+    pub fn sync_head(&self) -> Result<()> {
+        self.head.sync()
+    }
+
+    /// Verifies the whole chain, the head file and the call index under `key`
+    /// (after letting the head file catch up with the latest commit).
     pub fn verify(&self, key: &AuditKey) -> Result<VerifyReport> {
+        // A failed head write shows up in the report (stale/missing head).
+        let _ = self.head.sync();
         self.reads
             .with(|c| verify_store(c, key, &self.db_path, &self.head_path))
     }
@@ -324,6 +349,7 @@ impl Drop for AuditLog {
         if let Some(h) = handle {
             let _ = h.join();
         }
+        self.head.shutdown();
     }
 }
 

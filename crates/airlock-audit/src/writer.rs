@@ -16,12 +16,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::chain::{compute_mac, AuditKey};
-use crate::config::{AuditConfig, Durability};
+use crate::config::AuditConfig;
 use crate::entry::{
     CallRecord, Completion, CompletionBody, Entry, EntryBody, Intent, IntentBody, Outcome,
 };
 use crate::error::{json_err, Context, Error, Result};
-use crate::head::{write_head, ChainHead};
+use crate::head::{ChainHead, HeadWriter};
 use crate::retention::{prune, PruneReport};
 use crate::store::{clamp_u64, i64_of, insert_entry, load_call_by_seq};
 
@@ -121,14 +121,12 @@ pub(crate) struct Writer {
     conn: Connection,
     key: AuditKey,
     db_path: PathBuf,
-    head_path: PathBuf,
-    durability: Durability,
+    head: Arc<HeadWriter>,
     max_arguments: usize,
     max_summary: usize,
     max_error: usize,
     max_batch: usize,
     tail: ChainHead,
-    head_written: Option<ChainHead>,
     shared: Arc<Shared>,
 }
 
@@ -138,21 +136,19 @@ impl Writer {
         key: AuditKey,
         config: &AuditConfig,
         tail: ChainHead,
-        head_written: Option<ChainHead>,
+        head: Arc<HeadWriter>,
         shared: Arc<Shared>,
     ) -> Writer {
         Writer {
             conn,
             key,
             db_path: config.db_path.clone(),
-            head_path: config.resolved_head_path(),
-            durability: config.durability,
+            head,
             max_arguments: config.max_arguments_bytes,
             max_summary: config.max_summary_bytes,
             max_error: config.max_error_bytes,
             max_batch: config.max_batch.max(1),
             tail,
-            head_written,
             shared,
         }
     }
@@ -239,25 +235,20 @@ impl Writer {
             Ordering::Relaxed,
         );
 
-        let head_result = if self.head_written != Some(self.tail) && self.tail.seq > 0 {
-            write_head(
-                &self.head_path,
-                &self.key,
-                &self.tail,
-                self.durability == Durability::Full,
-            )
-            .map(|()| self.head_written = Some(self.tail))
-        } else {
-            Ok(())
-        };
+        if self.tail.seq > 0 && self.tail != start_tail {
+            self.head.publish(self.tail);
+        }
+        // A head-file write that failed earlier is reported to this batch: its
+        // entries are committed, but the tail is not protected by the head file.
+        let head_error = self.head.take_error();
         for (tx, r) in replies {
-            let r = match (&head_result, r) {
-                (Err(Error::Io { source, .. }), Ok(_)) => Err(Error::HeadFile {
+            let r = match (&head_error, r) {
+                (Some(Error::Io { source, path, .. }), Ok(_)) => Err(Error::HeadFile {
                     op: "commit",
-                    path: self.head_path.clone(),
+                    path: path.clone(),
                     source: source.clone(),
                 }),
-                (Err(e), Ok(_)) => Err(e.clone()),
+                (Some(e), Ok(_)) => Err(e.clone()),
                 (_, r) => r,
             };
             let _ = tx.send(r);
@@ -309,7 +300,7 @@ impl Writer {
     fn apply(&mut self, op: Op, touched: &mut Vec<u64>) -> Result<Reply> {
         match op {
             Op::Intent(i) => {
-                let seq = self.apply_intent(i, true)?;
+                let seq = self.apply_intent(i)?;
                 touched.push(seq);
                 Ok(Reply::Seq(seq))
             }
@@ -385,22 +376,20 @@ impl Writer {
         }
     }
 
-    fn apply_intent(&mut self, i: Intent, check_duplicate: bool) -> Result<u64> {
+    fn apply_intent(&mut self, i: Intent) -> Result<u64> {
         if i.call_id.is_empty() {
             return Err(Error::InvalidInput {
                 op: "record intent",
                 reason: "empty call id".into(),
             });
         }
-        if check_duplicate {
-            let exists = self
-                .conn
-                .prepare_cached("SELECT 1 FROM calls WHERE call_id = ?1")
-                .and_then(|mut s| s.exists([&i.call_id]))
-                .ctx("record intent", &self.db_path)?;
-            if exists {
-                return Err(Error::DuplicateCall { call_id: i.call_id });
-            }
+        let exists = self
+            .conn
+            .prepare_cached("SELECT 1 FROM calls WHERE call_id = ?1")
+            .and_then(|mut s| s.exists([&i.call_id]))
+            .ctx("record intent", &self.db_path)?;
+        if exists {
+            return Err(Error::DuplicateCall { call_id: i.call_id });
         }
         let body = self.intent_body(&i)?;
         let entry = self.append(&i.call_id, EntryBody::Intent(body), now_ms())?;

@@ -582,3 +582,48 @@ fn verify_files_works_without_a_writer() {
     let q = fx.log.search(&Query::new()).unwrap();
     assert_eq!(q.calls.len(), 3);
 }
+
+#[test]
+fn a_head_file_that_lags_the_database_is_accepted_but_must_match() {
+    // After a crash between commit and head update, the head trails the database.
+    let fx = Fixture::new();
+    fx.calls("a", 3);
+    let old_head = std::fs::read(fx.head_path()).unwrap();
+    fx.calls("b", 2);
+    std::fs::write(fx.head_path(), &old_head).unwrap();
+    let report = fx.verify();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.head_seq, Some(6));
+    assert_eq!(report.verified, 10);
+    // But the entry it names must still carry the recorded MAC.
+    fx.raw()
+        .execute("UPDATE entries SET mac = zeroblob(32) WHERE seq = 10", [])
+        .unwrap();
+    assert_eq!(fx.verify().failure.unwrap().seq, 10);
+}
+
+#[test]
+fn a_failing_head_write_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    // Reading finds nothing; creating the temp file fails (no such directory).
+    let head = dir.path().join("no-such-dir").join("audit.head");
+    let log = AuditLog::open(
+        AuditConfig::new(dir.path().join("audit.db")).head_path(&head),
+        key(),
+    )
+    .unwrap();
+    // The first write may or may not see the failure (the head is written in the
+    // background), but syncing must, and the entries themselves are committed.
+    let _ = log.record_intent(intent("a", "shell"));
+    let err = log.sync_head().unwrap_err();
+    assert!(err.to_string().contains("no-such-dir"), "{err}");
+    let second = log.record_intent(intent("b", "shell"));
+    assert!(log.sync_head().is_err());
+    assert_eq!(log.counts().unwrap().calls, 2);
+    if let Err(e) = second {
+        assert!(
+            matches!(e, Error::HeadFile { .. } | Error::Io { .. }),
+            "{e:?}"
+        );
+    }
+}

@@ -51,15 +51,18 @@ impl Fixture {
     }
 
     /// Records `n` complete calls named `{prefix}-{i}`; returns their call ids.
+    /// Waits for the head file to catch up, so tests can tamper with it.
     pub fn calls(&self, prefix: &str, n: usize) -> Vec<String> {
-        (0..n)
+        let ids = (0..n)
             .map(|i| {
                 let id = format!("{prefix}-{i}");
                 self.log.record_intent(intent(&id, "shell")).unwrap();
                 self.log.record_completion(done(&id, Outcome::Ok)).unwrap();
                 id
             })
-            .collect()
+            .collect();
+        self.log.sync_head().unwrap();
+        ids
     }
 
     pub fn verify(&self) -> airlock_audit::VerifyReport {
