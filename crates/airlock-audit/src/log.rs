@@ -147,6 +147,13 @@ impl AuditLog {
         let stopped = || Error::WriterStopped {
             path: self.db_path.clone(),
         };
+        if self.shared.writer_thread.get() == Some(&std::thread::current().id()) {
+            return Err(Error::InvalidInput {
+                op: "write from the listener",
+                reason: "the listener runs on the writer thread; writing from it would deadlock"
+                    .into(),
+            });
+        }
         let (reply, rx) = mpsc::channel();
         self.tx.send(Request { op, reply }).map_err(|_| stopped())?;
         rx.recv().map_err(|_| stopped())?
@@ -346,7 +353,10 @@ impl Drop for AuditLog {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(h) = handle {
+        // Dropped from inside the listener (on the writer thread): the writer
+        // stops after this batch on its own; joining itself would deadlock.
+        let on_writer = self.shared.writer_thread.get() == Some(&std::thread::current().id());
+        if let Some(h) = handle.filter(|_| !on_writer) {
             let _ = h.join();
         }
         self.head.shutdown();

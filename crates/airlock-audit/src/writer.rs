@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -44,6 +44,8 @@ pub struct WriterStats {
 #[derive(Default)]
 pub(crate) struct Shared {
     pub listener: RwLock<Option<Arc<CallListener>>>,
+    /// The writer thread's id, to refuse (not deadlock on) writes from the listener.
+    pub writer_thread: OnceLock<ThreadId>,
     commits: AtomicU64,
     requests: AtomicU64,
     entries: AtomicU64,
@@ -162,6 +164,7 @@ impl Writer {
     }
 
     fn run(mut self, rx: Receiver<Request>) {
+        let _ = self.shared.writer_thread.set(std::thread::current().id());
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
             while batch.len() < self.max_batch {
@@ -204,9 +207,19 @@ impl Writer {
             }
             let before = self.tail;
             let touched_len = touched.len();
-            let result = self
-                .exec("SAVEPOINT op", req.op.name())
-                .and_then(|()| self.apply(req.op, &mut touched));
+            let name = req.op.name();
+            let result = self.exec("SAVEPOINT op", name).and_then(|()| {
+                // Bulk sources run caller code here; a panic must not kill the writer.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.apply(req.op, &mut touched)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(Error::InvalidInput {
+                        op: name,
+                        reason: "panicked while applying the request".into(),
+                    })
+                })
+            });
             let result = match result {
                 Ok(r) => self.exec("RELEASE op", "release savepoint").map(|()| r),
                 Err(e) => {

@@ -627,3 +627,57 @@ fn a_failing_head_write_is_reported() {
         );
     }
 }
+
+#[test]
+fn a_panicking_bulk_source_fails_alone_and_rolls_back() {
+    let fx = Fixture::new();
+    fx.calls("before", 1);
+    let source = (0..5).map(|i| {
+        if i == 3 {
+            panic!("source bug");
+        }
+        let id = format!("bulk-{i}");
+        (intent(&id, "shell"), done(&id, Outcome::Ok))
+    });
+    let err = fx.log.append_bulk(source).unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    assert_eq!(
+        fx.log.counts().unwrap().calls,
+        1,
+        "partial bulk rolled back"
+    );
+    let n = fx
+        .log
+        .append_bulk((0..5).map(|i| {
+            let id = format!("bulk-{i}");
+            (intent(&id, "shell"), done(&id, Outcome::Ok))
+        }))
+        .unwrap();
+    assert_eq!(n, 5);
+    assert_eq!(fx.log.last_seq().unwrap(), 12);
+    assert!(fx.verify().is_ok());
+}
+
+#[test]
+fn writing_from_the_listener_is_refused_not_deadlocked() {
+    let fx = Fixture::new();
+    let log = Arc::new(fx.log);
+    let weak = Arc::downgrade(&log);
+    let result: Arc<Mutex<Option<bool>>> = Arc::default();
+    let r = result.clone();
+    log.set_listener(Some(Box::new(move |c: &CallRecord| {
+        if let Some(log) = weak.upgrade() {
+            if c.call_id == "a" && c.is_pending() {
+                let refused = matches!(
+                    log.record_intent(intent("from-listener", "shell")),
+                    Err(Error::InvalidInput { .. })
+                );
+                *r.lock().unwrap() = Some(refused);
+            }
+        }
+    })));
+    log.record_intent(intent("a", "shell")).unwrap();
+    log.record_completion(done("a", Outcome::Ok)).unwrap(); // writer is alive
+    assert_eq!(*result.lock().unwrap(), Some(true));
+    log.set_listener(None);
+}
