@@ -1,26 +1,7 @@
 //! The HMAC chain: the [`AuditKey`], the byte-exact canonical encoding of an entry,
 //! and the MAC / tag functions used by the writer, the head file, prune anchors and verify.
 //!
-//! # Canonical encoding (version 1)
-//!
-//! All integers are big-endian. `str` = u64 byte length, then UTF-8 bytes.
-//! `opt<T>` = one byte `0` (absent) or `1` followed by `T`.
-//!
-//! ```text
-//! "airlock-audit/entry/v1" 0x00
-//! u64 seq | str call_id | i64 time_ms
-//! intent:     0x01 | str client | str session | str tool | opt<str> workspace
-//!             | opt<str> container | str arguments | u64 arguments_size
-//!             | str decision | str decided_by
-//! completion: 0x02 | str outcome | opt<i64> exit_code | u64 bytes_in | u64 bytes_out
-//!             | u64 duration_ms | opt<str> error | opt<str> summary | u64 summary_size
-//! 32 bytes prev_mac
-//! ```
-//!
-//! Enum values are encoded by their stored names (`"allowed"`, `"ok"`, …).
-//! `mac = HMAC-SHA-256(key, encoding)`. Head-file and anchor tags are
-//! `HMAC-SHA-256(key, domain 0x00 u64 seq 32-byte mac)` with domains
-//! `"airlock-audit/head/v1"` and `"airlock-audit/anchor/v1"`.
+//! The byte-exact encoding is documented on [`canonical_encoding`].
 
 use std::fmt;
 
@@ -110,7 +91,28 @@ impl Enc {
     }
 }
 
-/// The canonical byte encoding that an entry's MAC covers (see the module docs).
+/// The canonical byte encoding that an entry's MAC covers.
+///
+/// Canonical encoding (version 1).
+///
+/// All integers are big-endian. `str` = u64 byte length, then UTF-8 bytes.
+/// `opt<T>` = one byte `0` (absent) or `1` followed by `T`.
+///
+/// ```text
+/// "airlock-audit/entry/v1" 0x00
+/// u64 seq | str call_id | i64 time_ms
+/// intent:     0x01 | str client | str session | str tool | opt<str> workspace
+///             | opt<str> container | str arguments | u64 arguments_size
+///             | str decision | str decided_by
+/// completion: 0x02 | str outcome | opt<i64> exit_code | u64 bytes_in | u64 bytes_out
+///             | u64 duration_ms | opt<str> error | opt<str> summary | u64 summary_size
+/// 32 bytes prev_mac
+/// ```
+///
+/// Enum values are encoded by their stored names (`"allowed"`, `"ok"`, …).
+/// `mac = HMAC-SHA-256(key, encoding)`. Head-file and anchor tags are
+/// `HMAC-SHA-256(key, domain 0x00 u64 seq 32-byte mac)` with domains
+/// `"airlock-audit/head/v1"` and `"airlock-audit/anchor/v1"`.
 pub fn canonical_encoding(
     seq: u64,
     call_id: &str,

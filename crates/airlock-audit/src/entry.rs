@@ -289,7 +289,7 @@ pub enum EntryBody {
 /// One raw, chained log entry exactly as stored (and as MACed).
 ///
 /// `mac = HMAC-SHA-256(key, canonical(seq, call_id, time_ms, body, prev_mac))`;
-/// see [`crate::chain`] for the byte-exact encoding.
+/// see [`crate::canonical_encoding`] for the byte-exact encoding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Chain position, starting at 1, without gaps.
