@@ -382,3 +382,21 @@ fn erofs_is_reported_as_read_only() {
         }
     }
 }
+
+#[test]
+fn recursive_delete_of_a_tree_works_while_hide_patterns_are_set() {
+    // The pre-check walks the tree before the delete walks it again: both must see every entry.
+    for resolver in RESOLVERS {
+        let f = Fixture::new();
+        f.write("a/b/c/deep.txt", "x");
+        f.write("a/moved.txt", "y");
+        let mut spec = f.spec();
+        spec.hide = vec![".env".into()];
+        let mut a = Agent::start(vec![spec], resolver);
+        a.ok(Op::Delete {
+            path: "a".into(),
+            recursive: true,
+        });
+        assert!(!std::path::Path::new(&format!("{}/a", f.root())).exists());
+    }
+}

@@ -1,11 +1,18 @@
 //! The engine: the state every transport shares, and one tool call end to end —
-//! audit intent, policy, approval, sandbox, audit completion, redaction.
+//! normalise, policy, approval, audit intent, sandbox, audit completion, redaction.
 
+use crate::approval::{Approvals, Resolution};
+use crate::config::Settings;
 use crate::paths::Paths;
 use crate::sandbox::SandboxManager;
 use crate::tools::{self, ToolContext, ToolError, ToolOutput};
+use crate::workspace;
+use airlock_audit::{AuditLog, Completion, DecidedBy, Decision as AuditDecision, Intent, Outcome};
+use airlock_control::{ApprovalChoice, ApprovalRequest, DiffPreview, ResolvedBy};
+use airlock_policy::{Call, Decision, Policy, Reason, Rule, Verdict};
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Who is calling: the authenticated client, what it says it is, and its MCP session.
@@ -18,58 +25,434 @@ pub struct Caller {
     pub session: String,
 }
 
-/// Shared by every session and transport of one engine process.
-pub struct Engine {
-    pub paths: Paths,
-    pub sandboxes: Arc<SandboxManager>,
-}
-
 /// Per-call hooks the transport supplies.
 pub struct CallHooks {
     pub cancel: CancellationToken,
     pub progress: Option<Arc<dyn Fn(String) + Send + Sync>>,
 }
 
+/// Replaces secret values in everything that leaves the engine.
+pub type Redact = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// Shared by every session and transport of one engine process.
+pub struct Engine {
+    pub paths: Paths,
+    pub sandboxes: Arc<SandboxManager>,
+    pub approvals: Arc<Approvals>,
+    pub audit: Arc<AuditLog>,
+    policy: RwLock<Arc<Policy>>,
+    redact: RwLock<Redact>,
+    /// Serialises writers of the settings file (the engine is its only writer).
+    settings_write: tokio::sync::Mutex<()>,
+}
+
+/// Why new settings were not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Write(#[from] crate::config::ConfigError),
+}
+
 impl Engine {
-    pub fn new(paths: Paths, sandboxes: Arc<SandboxManager>) -> Engine {
-        Engine { paths, sandboxes }
+    pub fn new(paths: Paths, sandboxes: Arc<SandboxManager>, approvals: Arc<Approvals>, audit: Arc<AuditLog>) -> Engine {
+        let policy = policy_of(&sandboxes.settings()).unwrap_or_default();
+        Engine {
+            paths,
+            sandboxes,
+            approvals,
+            audit,
+            policy: RwLock::new(Arc::new(policy)),
+            redact: RwLock::new(Arc::new(|s: &str| s.to_string())),
+            settings_write: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn set_redactor(&self, redact: Redact) {
+        if let Ok(mut r) = self.redact.write() {
+            *r = redact;
+        }
+    }
+
+    pub fn redactor(&self) -> Redact {
+        self.redact
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn redact_json(&self, value: &Value) -> Value {
+        let redact = self.redactor();
+        map_strings(value, &|s| redact(s))
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        self.sandboxes.settings()
+    }
+
+    /// Applies settings that were already validated (a hand edit picked up by the watcher).
+    pub async fn apply_settings(&self, settings: Settings) {
+        if let Ok(policy) = policy_of(&settings) {
+            if let Ok(mut p) = self.policy.write() {
+                *p = Arc::new(policy);
+            }
+        }
+        self.sandboxes.update_settings(Arc::new(settings)).await;
+    }
+
+    /// Validates, writes atomically, then applies new settings.
+    pub async fn update_settings(&self, settings: Settings) -> Result<(), SettingsError> {
+        let _one_writer = self.settings_write.lock().await;
+        settings.validate().map_err(SettingsError::Invalid)?;
+        settings.save(&self.paths.config_file)?;
+        self.apply_settings(settings).await;
+        Ok(())
+    }
+
+    /// Changes settings with `edit` on top of the current ones.
+    pub async fn edit_settings(&self, edit: impl FnOnce(&mut Settings)) -> Result<(), SettingsError> {
+        let mut settings = (*self.settings()).clone();
+        edit(&mut settings);
+        self.update_settings(settings).await
     }
 
     /// Runs one tool call through the whole pipeline. Every failure becomes a tool result
-    /// with `is_error`, worded for the model.
+    /// with `is_error`, worded for the model; every call, whatever its fate, is audited.
     pub async fn call_tool(&self, caller: &Caller, tool: &str, args: Value, hooks: CallHooks) -> ToolOutput {
+        let started = Instant::now();
+        let call_id = uuid::Uuid::new_v4().to_string();
+        let redacted_args = self.redact_json(&args);
+        let settings = self.settings();
+        let mut record = CallAudit {
+            engine: self,
+            call_id: call_id.clone(),
+            intent: Intent {
+                call_id,
+                client: caller.client.clone(),
+                session: caller.session.clone(),
+                tool: tool.to_string(),
+                arguments: redacted_args.clone(),
+                workspace: None,
+                container: None,
+                decision: AuditDecision::Denied,
+                decided_by: DecidedBy::Policy,
+            },
+            started,
+        };
+
+        // 1. Normalise: the call in canonical container form (symlinks inside workspaces resolved).
+        let call = match self.normalise(tool, &args, &settings) {
+            Ok(call) => call,
+            Err(e) => return record.refuse(DecidedBy::Policy, Outcome::Refused, e.to_string()),
+        };
+        record.intent.workspace = workspace_of(&call, &settings);
+
+        // 2. Policy, then a human where it asks.
+        let verdict = self.policy().decide_with_grants(
+            &call,
+            &self.approvals.grants_snapshot(),
+            &caller.session,
+        );
+        let decided_by = match verdict.decision {
+            Decision::Deny => {
+                return record.refuse(by_of(&verdict.reason), Outcome::Denied, format!("{verdict} This call was not run."));
+            }
+            Decision::Allow => by_of(&verdict.reason),
+            Decision::Ask => {
+                if !self.approvals.has_human() {
+                    let rule = airlock_policy::suggest_allow_rule(&call);
+                    return record.refuse(
+                        DecidedBy::Policy,
+                        Outcome::Denied,
+                        format!(
+                            "{tool} needs the user's approval ({verdict}), and no one is there to approve it. The user can allow it by adding `{rule}` to the [approval] allow list in Airlock's settings, or by running Airlock with the app."
+                        ),
+                    );
+                }
+                let resolution = self.ask_human(caller, &call, &verdict, &redacted_args, &settings, &record.intent.workspace, &hooks).await;
+                if !resolution.is_allowed() {
+                    let by = if resolution.by == ResolvedBy::Timeout { DecidedBy::Timeout } else { DecidedBy::User };
+                    let why = match (resolution.by, &resolution.reason) {
+                        (ResolvedBy::Timeout, _) => "Nobody answered the approval prompt in time, so the call was denied.".to_string(),
+                        (ResolvedBy::ApproverGone, _) => "The approval prompt went away (the Airlock app closed), so the call was denied.".to_string(),
+                        (ResolvedBy::Cancelled, _) => "The call was cancelled while waiting for approval.".to_string(),
+                        (_, Some(reason)) => format!("The user denied this call: {reason}"),
+                        (_, None) => "The user denied this call.".to_string(),
+                    };
+                    return record.refuse(by, Outcome::Denied, why);
+                }
+                if let Err(e) = self.remember(&caller.session, &call, &resolution).await {
+                    tracing::warn!("could not remember the approval: {e}");
+                }
+                DecidedBy::User
+            }
+        };
+
+        // 3. Audit intent, durably, before anything runs.
+        record.intent.decision = AuditDecision::Allowed;
+        record.intent.decided_by = decided_by;
+        record.intent.container = self.sandboxes.container_name(&caller.session);
+        if let Err(e) = self.audit.record_intent(record.intent.clone()) {
+            tracing::error!("audit intent failed: {e}");
+            return error_output(format!("The audit log could not be written ({e}), so the call was not run."));
+        }
+
+        // 4. Run it in the sandbox.
         let ctx = ToolContext {
             sandboxes: self.sandboxes.clone(),
             session: caller.session.clone(),
             cancel: hooks.cancel,
             progress: hooks.progress,
         };
-        let started = std::time::Instant::now();
         let result = tools::execute(&ctx, tool, &args).await;
-        tracing::info!(
-            client = %caller.client,
-            session = %caller.session,
-            tool,
-            ok = result.as_ref().map(|o| !o.is_error).unwrap_or(false),
-            ms = started.elapsed().as_millis() as u64,
-            "tool call"
-        );
-        match result {
-            Ok(output) => output,
-            Err(e) => error_output(&e),
+
+        // 5. Audit completion; redact what goes back.
+        let redact = self.redactor();
+        let mut output = match result {
+            Ok(o) => o,
+            Err(e) => error_output(e.to_string()),
+        };
+        output.text = redact(&output.text);
+        if let Some(s) = output.structured.take() {
+            output.structured = Some(map_strings(&s, &|x| redact(x)));
+        }
+        let outcome = match &output {
+            o if !o.is_error => Outcome::Ok,
+            o if o.structured.as_ref().and_then(|s| s.get("timed_out")).and_then(Value::as_bool) == Some(true) => Outcome::Timeout,
+            _ => Outcome::Error,
+        };
+        let mut done = Completion::new(&record.call_id, outcome);
+        done.exit_code = output.exit_code.map(i64::from);
+        done.bytes_in = serde_json::to_string(&args).map(|s| s.len() as u64).unwrap_or(0);
+        done.bytes_out = output.text.len() as u64;
+        done.duration_ms = started.elapsed().as_millis() as u64;
+        done.summary = Some(summary_of(&output.text));
+        if output.is_error {
+            done.error = Some(summary_of(&output.text));
+        }
+        if let Err(e) = self.audit.record_completion(done) {
+            tracing::error!("audit completion failed: {e}");
+        }
+        output
+    }
+
+    fn normalise(&self, tool: &str, args: &Value, settings: &Settings) -> Result<Call, ToolError> {
+        let default_root = settings
+            .enabled_workspaces()
+            .next()
+            .map(workspace::container_path)
+            .unwrap_or_else(|| workspace::CONTAINER_ROOT.to_string());
+        if airlock_policy::ToolKind::from_name(tool).is_none() {
+            return Err(ToolError::UnknownTool(tool.to_string()));
+        }
+        let call = Call::from_arguments(tool, args, &default_root).map_err(|e| ToolError::InvalidArguments {
+            tool: tool.to_string(),
+            message: e.to_string(),
+        })?;
+        call.try_map_paths(|p| {
+            workspace::canonical_path(&settings.workspaces, p).map_err(|e| ToolError::Refused(e.to_string()))
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn ask_human(
+        &self,
+        caller: &Caller,
+        call: &Call,
+        verdict: &Verdict,
+        redacted_args: &Value,
+        settings: &Settings,
+        workspace: &Option<String>,
+        hooks: &CallHooks,
+    ) -> Resolution {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let timeout = Duration::from_secs(settings.approval.timeout_secs);
+        let expires_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| (d + timeout).as_millis() as u64)
+            .unwrap_or(0);
+        let request = ApprovalRequest {
+            id: id.clone(),
+            client: caller.client.clone(),
+            client_version: caller.reported.clone(),
+            session: caller.session.clone(),
+            tool: call.tool().name().to_string(),
+            arguments: redacted_args.clone(),
+            workspace: workspace.clone(),
+            expires_at,
+            reason: verdict.to_string(),
+            suggested_rule: airlock_policy::suggest_allow_rule(call),
+            diff: self.diff_preview(caller, call, redacted_args).await,
+        };
+        if let Some(progress) = &hooks.progress {
+            progress("waiting for the user's approval".to_string());
+        }
+        let approvals = self.approvals.clone();
+        tokio::select! {
+            r = approvals.ask(request, timeout) => r,
+            _ = hooks.cancel.cancelled() => {
+                self.approvals.withdraw(&id);
+                Resolution { choice: ApprovalChoice::Deny, by: ResolvedBy::Cancelled, reason: None, rule: None }
+            }
         }
     }
 
-    /// The session ended: its sandbox goes.
+    /// For writes and edits: the change as a unified diff, computed in the sandbox without writing.
+    async fn diff_preview(&self, caller: &Caller, call: &Call, args: &Value) -> Option<DiffPreview> {
+        let airlock_policy::Target::Path(path) = call.target() else { return None };
+        let ctx_session = &caller.session;
+        match call.tool() {
+            airlock_policy::ToolKind::EditFile => {
+                let edits = args.get("edits")?.as_array()?.iter().filter_map(|e| {
+                    Some(airlock_agent::TextEdit {
+                        old: e.get("old_text")?.as_str()?.to_string(),
+                        new: e.get("new_text")?.as_str()?.to_string(),
+                        replace_all: e.get("replace_all").and_then(Value::as_bool).unwrap_or(false),
+                    })
+                }).collect();
+                match self.sandboxes.call(ctx_session, airlock_agent::Op::Edit { path: path.clone(), edits, dry_run: true }).await {
+                    Ok(airlock_agent::Reply::Edited { diff, .. }) => Some(DiffPreview { path: path.clone(), unified: diff, new_file: false }),
+                    _ => None,
+                }
+            }
+            airlock_policy::ToolKind::WriteFile => {
+                let new = args.get("content")?.as_str()?;
+                let old = match self.sandboxes.call(ctx_session, airlock_agent::Op::Read { path: path.clone(), offset: None, limit: None }).await {
+                    Ok(airlock_agent::Reply::Read { content: airlock_agent::Content::Text(t), .. }) => Some(t),
+                    _ => None,
+                };
+                let unified = similar::TextDiff::from_lines(old.as_deref().unwrap_or(""), new)
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(path, path)
+                    .to_string();
+                Some(DiffPreview { path: path.clone(), unified: (self.redactor())(&unified), new_file: old.is_none() })
+            }
+            _ => None,
+        }
+    }
+
+    /// `allow_session` adds a session grant; `allow_always` adds an allow rule to the settings.
+    async fn remember(&self, session: &str, call: &Call, resolution: &Resolution) -> Result<(), String> {
+        let rule_text = resolution.rule.clone().unwrap_or_else(|| airlock_policy::suggest_allow_rule(call));
+        match resolution.choice {
+            ApprovalChoice::AllowSession => {
+                let rule = Rule::parse(&rule_text).map_err(|e| e.to_string())?;
+                self.approvals.grant_session(session, rule);
+            }
+            ApprovalChoice::AllowAlways => {
+                Rule::parse(&rule_text).map_err(|e| e.to_string())?;
+                self.edit_settings(|s| {
+                    if !s.approval.allow.contains(&rule_text) {
+                        s.approval.allow.push(rule_text.clone());
+                    }
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            }
+            ApprovalChoice::AllowOnce | ApprovalChoice::Deny => {}
+        }
+        Ok(())
+    }
+
+    /// The session ended: its sandbox and its grants go.
     pub async fn end_session(&self, session: &str) {
+        self.approvals.forget_session(session);
         self.sandboxes.release(session).await;
     }
 }
 
-fn error_output(e: &ToolError) -> ToolOutput {
+/// Writes the intent and completion of a call that never ran.
+struct CallAudit<'a> {
+    engine: &'a Engine,
+    call_id: String,
+    intent: Intent,
+    started: Instant,
+}
+
+impl CallAudit<'_> {
+    fn refuse(&mut self, by: DecidedBy, outcome: Outcome, message: String) -> ToolOutput {
+        self.intent.decision = AuditDecision::Denied;
+        self.intent.decided_by = by;
+        let mut done = Completion::new(&self.call_id, outcome);
+        done.duration_ms = self.started.elapsed().as_millis() as u64;
+        done.error = Some(message.clone());
+        let written = self
+            .engine
+            .audit
+            .record_intent(self.intent.clone())
+            .and_then(|_| self.engine.audit.record_completion(done));
+        if let Err(e) = written {
+            tracing::error!("audit of a refused call failed: {e}");
+        }
+        error_output(message)
+    }
+}
+
+fn policy_of(settings: &Settings) -> Result<Policy, airlock_policy::PolicyError> {
+    Policy::from_rules(&settings.approval.allow, &settings.approval.ask, &settings.approval.deny)
+}
+
+fn by_of(reason: &Reason) -> DecidedBy {
+    match reason {
+        Reason::Rule { .. } => DecidedBy::Rule,
+        Reason::SessionGrant { .. } => DecidedBy::User,
+        Reason::Default { .. } => DecidedBy::Default,
+    }
+}
+
+/// The workspace a call touches (its first path), by name.
+fn workspace_of(call: &Call, settings: &Settings) -> Option<String> {
+    let path = match call.target() {
+        airlock_policy::Target::Path(p) => p,
+        airlock_policy::Target::PathPair { source, .. } => source,
+        _ => return settings.enabled_workspaces().next().map(|w| w.name.clone()),
+    };
+    workspace::locate(&settings.workspaces, path).map(|(ws, _)| ws.name.clone())
+}
+
+fn error_output(text: String) -> ToolOutput {
     ToolOutput {
-        text: e.to_string(),
+        text,
         is_error: true,
         ..Default::default()
     }
+}
+
+/// The first line(s) of a result, for the audit log's summary column.
+fn summary_of(text: &str) -> String {
+    let end = text.char_indices().nth(300).map(|(i, _)| i).unwrap_or(text.len());
+    text[..end].to_string()
+}
+
+/// Applies `f` to every string in a JSON value.
+pub fn map_strings(value: &Value, f: &dyn Fn(&str) -> String) -> Value {
+    match value {
+        Value::String(s) => Value::String(f(s)),
+        Value::Array(a) => Value::Array(a.iter().map(|v| map_strings(v, f)).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), map_strings(v, f))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Arguments on one line for a terminal prompt, control characters made visible.
+pub fn display_arguments(args: &Value) -> String {
+    let text = args.to_string();
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+                c.escape_unicode().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }

@@ -1,12 +1,33 @@
 //! The Airlock engine: an MCP server whose every tool call is checked against the user's
 //! policy, may wait for their approval, runs inside a Docker sandbox and lands in an audit log.
 //!
-//! The modules, in the order a tool call meets them:
+//! The modules, roughly in the order a tool call meets them:
 
+/// Settings file: shape, defaults, validation, atomic writes.
 pub mod config;
+/// Where things live: config file, data dir and its lock, the runtime file.
 pub mod paths;
-pub mod sandbox;
-pub mod workspace;
-pub mod tools;
-pub mod engine;
+/// The MCP server: rmcp handler, Streamable HTTP and stdio transports, auth.
 pub mod server;
+/// One tool call end to end.
+pub mod engine;
+/// Pending approvals, approvers, timeouts, session grants.
+pub mod approval;
+/// The audit log as the engine uses it.
+pub mod audit;
+/// The MCP tool set.
+pub mod tools;
+/// Workspace folders as sandboxes see them; path normal form; masks.
+pub mod workspace;
+/// External drives and whether they are mounted.
+pub mod drives;
+/// Docker sandboxes and the agent inside each.
+pub mod sandbox;
+/// Keychain: tokens, the audit key, named secrets, redaction.
+pub mod secrets;
+/// The control channel to the app.
+pub mod control;
+/// Hand edits of the settings file and drives coming and going.
+pub mod watch;
+/// MCP client configuration snippets and installation.
+pub mod clients;

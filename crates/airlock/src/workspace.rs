@@ -17,7 +17,7 @@ pub fn container_path(ws: &Workspace) -> String {
 
 /// Whether the workspace's folder is there now (an external drive may be unplugged).
 pub fn is_available(ws: &Workspace) -> bool {
-    ws.path.is_dir()
+    crate::drives::is_present(&ws.path)
 }
 
 /// Why a path cannot be put into container form.

@@ -199,6 +199,9 @@ pub fn dir_names(fd: OwnedFd) -> Result<Vec<Vec<u8>>, Errno> {
         drop(owned(raw));
         return Err(e);
     }
+    // Duplicated descriptors share one offset: another reader may have left it at the end.
+    // SAFETY: `dirp` is a valid open DIR.
+    unsafe { libc::rewinddir(dirp) };
     let mut names = Vec::new();
     let result = loop {
         // SAFETY: errno is thread-local; clearing it distinguishes end-of-directory from error.

@@ -4,6 +4,7 @@
 use airlock::config::Settings;
 use airlock::engine::Engine;
 use airlock::paths::{Paths, RuntimeInfo};
+use airlock::approval::{Approver, Approvals};
 use airlock::sandbox::SandboxManager;
 use airlock::server;
 use clap::{Args, ValueEnum};
@@ -46,10 +47,37 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
     if args.stdio && args.control.is_some() {
         anyhow::bail!("--stdio and --control stdio both need stdout; use one (the app uses --control stdio, a single MCP client --stdio)");
     }
+    if args.control.is_some() {
+        exit_with_parent();
+    }
     let paths = Paths::resolve(config)?;
     let settings = Arc::new(Settings::load(&paths.config_file)?);
     let _lock = paths.lock_data_dir()?;
-    let sandboxes = Arc::new(SandboxManager::new(settings.clone(), paths.instance_id()));
+
+    let key = tokio::task::spawn_blocking(airlock::secrets::audit_key).await??;
+    let audit = airlock::audit::open(&paths, &settings, key)?;
+
+    let shutdown = CancellationToken::new();
+    let outbox = match args.control {
+        Some(ControlKind::Stdio) => Some(airlock::control::stdout_outbox()),
+        None => None,
+    };
+    let approver = match (&outbox, args.approver) {
+        (Some((tx, _)), _) => Approver::Control(tx.clone()),
+        (None, Some(ApproverKind::Tty)) => Approver::Tty,
+        (None, _) => Approver::Policy,
+    };
+    let progress_out = outbox.as_ref().map(|(tx, _)| tx.clone());
+    let sandboxes = Arc::new(
+        SandboxManager::new(settings.clone(), paths.instance_id())
+            .with_env(airlock::secrets::env_provider())
+            .with_progress(Arc::new(move |line: &str| {
+                tracing::info!("{line}");
+                if let Some(tx) = &progress_out {
+                    let _ = tx.send(airlock_control::EngineMessage::Progress { message: line.to_string() });
+                }
+            })),
+    );
     match sandboxes.docker().await {
         Ok(_) => {
             let removed = sandboxes.remove_leftovers().await;
@@ -59,10 +87,22 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
         }
         Err(e) => tracing::warn!("{e}"),
     }
-    let engine = Arc::new(Engine::new(paths.clone(), sandboxes.clone()));
-    let shutdown = CancellationToken::new();
+    let approvals = Arc::new(Approvals::new(approver));
+    let engine = Arc::new(Engine::new(paths.clone(), sandboxes.clone(), approvals, audit));
+    airlock::secrets::refresh_redactor(&engine);
+    for name in airlock::secrets::missing_secrets(&settings) {
+        tracing::warn!("secret {name} is granted to a workspace but not set: `airlock secrets set {name}`");
+    }
+
     spawn_signal_watch(shutdown.clone());
     spawn_idle_reaper(sandboxes.clone(), shutdown.clone());
+    if let Some((tx, _)) = &outbox {
+        airlock::control::serve_stdin(engine.clone(), tx.clone(), shutdown.clone());
+    }
+    if let Err(e) = airlock::watch::watch_settings(engine.clone(), outbox.as_ref().map(|(tx, _)| tx.clone()), shutdown.clone()) {
+        tracing::warn!("settings file is not watched for hand edits: {e}");
+    }
+    airlock::watch::watch_drives(engine.clone(), shutdown.clone());
 
     let served = if args.stdio {
         eprintln!("airlock: serving MCP on stdio");
@@ -71,17 +111,44 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
         let listen = args.listen.unwrap_or_else(|| settings.listen.clone());
         let http = server::http::HttpServer::bind(&listen).await?;
         let url = http.url();
+        let tokens = Arc::new(tokio::task::spawn_blocking(airlock::secrets::tokens).await??);
+        let default_token = tokens.ensure_default()?;
+        let lookup: airlock::server::auth::TokenLookup = {
+            let tokens = tokens.clone();
+            Arc::new(move |presented: &str| {
+                tokens.client_for(presented).or_else(|| {
+                    // Another process (`airlock clients --install`) may have issued a token since.
+                    tokens.reload().ok()?;
+                    tokens.client_for(presented)
+                })
+            })
+        };
+        drop(default_token);
         let info = RuntimeInfo { url: url.clone(), pid: std::process::id() };
         info.write(&paths.runtime_file())?;
-        let lookup = airlock::server::auth::static_token_lookup()?;
         eprintln!("airlock: listening on {url}");
         let result = http.serve(engine.clone(), lookup, shutdown.clone()).await;
         let _ = std::fs::remove_file(paths.runtime_file());
         result
     };
+    shutdown.cancel();
     sandboxes.stop_all().await;
+    if let Some((tx, writer)) = outbox {
+        drop(tx);
+        engine.audit.set_listener(None);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
+    }
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The app's sidecar must not outlive the app, even when the app is killed.
+fn exit_with_parent() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    }
 }
 
 fn spawn_signal_watch(shutdown: CancellationToken) {

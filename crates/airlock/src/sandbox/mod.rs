@@ -356,6 +356,13 @@ impl SandboxManager {
         removed
     }
 
+    /// The container name of the session's sandbox, if it has one now.
+    pub fn container_name(&self, session: &str) -> Option<String> {
+        let slot = self.slots.lock().ok()?.get(session)?.clone();
+        let guard = slot.try_lock().ok()?;
+        guard.as_ref().map(|s| s.container_name.clone())
+    }
+
     /// Sandboxes alive now, by session.
     pub fn live_sandboxes(&self) -> usize {
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());

@@ -55,6 +55,12 @@ pub enum ToolError {
     Sandbox(#[from] SandboxError),
 }
 
+impl From<airlock_policy::PathError> for ToolError {
+    fn from(e: airlock_policy::PathError) -> ToolError {
+        ToolError::Refused(e.to_string())
+    }
+}
+
 impl ToolError {
     /// The agent's error kind, when the agent refused the operation.
     pub fn agent_kind(&self) -> Option<ErrorKind> {

@@ -76,11 +76,17 @@ pub struct TestEnv {
     pub data: PathBuf,
     pub project: PathBuf,
     pub data_ws: PathBuf,
+    pub approval: String,
 }
 
 impl TestEnv {
-    /// `project` (rw) and `data` (ro) workspaces; `extra` is appended to the settings file.
+    /// `project` (rw) and `data` (ro) workspaces; `extra` goes into `[runtime]`; every tool allowed.
     pub fn new(extra: &str) -> TestEnv {
+        TestEnv::with_approval(extra, "allow = [\"*\"]")
+    }
+
+    /// Like [`TestEnv::new`] with `approval` as the body of the `[approval]` table.
+    pub fn with_approval(extra: &str, approval: &str) -> TestEnv {
         require_docker();
         let dir = tempfile::tempdir().unwrap();
         let project = dir.path().join("project");
@@ -96,6 +102,7 @@ impl TestEnv {
             project,
             data_ws,
             dir,
+            approval: approval.to_string(),
         };
         env.write_settings(extra);
         env
@@ -110,6 +117,10 @@ memory_mb = 256
 pids = 64
 command_timeout_secs = 20
 {extra}
+[approval]
+timeout_secs = 10
+{approval}
+
 [[workspaces]]
 name = "project"
 path = "{project}"
@@ -121,6 +132,7 @@ path = "{data}"
 access = "ro"
 "#,
             image = test_image(),
+            approval = self.approval,
             project = self.project.display(),
             data = self.data_ws.display(),
         )
