@@ -325,11 +325,22 @@ mod keyutils {
             let ring = user_keyring()?;
             // add_key replaces the payload of an existing key with the same description.
             let key = ring.add_key(&self.description, secret).map_err(map_err)?;
+            // Let every process of this user read and update the key even when it does not
+            // possess `@u` (see `user_keyring`). Best effort: a process that possesses neither
+            // the key nor SETATTR on it cannot change its permissions, but the value is stored.
             let perms = KeyPermissionsBuilder::builder()
                 .posessor(Permission::ALL)
-                .user(Permission::VIEW | Permission::READ | Permission::WRITE | Permission::SEARCH)
+                .user(
+                    Permission::VIEW
+                        | Permission::READ
+                        | Permission::WRITE
+                        | Permission::SEARCH
+                        | Permission::SETATTR,
+                )
                 .build();
-            key.set_perms(perms).map_err(map_err)?;
+            if let Err(err) = key.set_perms(perms) {
+                tracing::debug!(?err, "could not widen the permissions of a keyutils key");
+            }
             Ok(())
         }
 
@@ -341,13 +352,15 @@ mod keyutils {
         fn delete_credential(&self) -> KrResult<()> {
             let ring = user_keyring()?;
             let key = ring.search(&self.description).map_err(map_err)?;
-            // Unlinking makes the key unfindable at once; invalidating frees it (garbage
-            // collection is asynchronous, hence the unlink first).
-            ring.unlink_key(key).map_err(map_err)?;
+            // Invalidate while the key is still linked (and so possessed): it is then invisible
+            // to every search at once, and the kernel frees it. The unlink only tidies up before
+            // the asynchronous garbage collection does.
             match key.invalidate() {
-                Ok(()) | Err(KeyError::KeyDoesNotExist) | Err(KeyError::KeyRevoked) => Ok(()),
-                Err(err) => Err(map_err(err)),
+                Ok(()) | Err(KeyError::KeyDoesNotExist) | Err(KeyError::KeyRevoked) => {}
+                Err(err) => return Err(map_err(err)),
             }
+            let _ = ring.unlink_key(key);
+            Ok(())
         }
 
         fn get_credential(&self) -> KrResult<Option<Arc<Credential>>> {
@@ -364,14 +377,34 @@ mod keyutils {
         }
     }
 
+    /// The user keyring `@u`, linked into this process's session keyring first (as
+    /// `pam_keyinit` does at login) so that this process *possesses* the keys in it: keys are
+    /// read by serial number, and the kernel grants possessor permissions only to keys reachable
+    /// from the caller's thread, process or session keyring. Linking is best effort (a session
+    /// keyring may refuse it); the "user" permissions set on every key cover that case for keys
+    /// written by a process that could link.
     fn user_keyring() -> KrResult<KeyRing> {
-        KeyRing::from_special_id(KeyRingIdentifier::User, true).map_err(|err| match err {
-            // Missing syscall (ENOSYS), seccomp (EPERM/EACCES): the keyring is out of reach.
-            KeyError::Unknown(_) | KeyError::PermissionDenied | KeyError::AccessDenied => {
-                KrError::NoStorageAccess(format!("keyctl failed: {err:?}").into())
+        let ring = KeyRing::from_special_id(KeyRingIdentifier::User, true).map_err(|err| {
+            match err {
+                // Missing syscall (ENOSYS), seccomp (EPERM/EACCES): the keyring is out of reach.
+                KeyError::Unknown(_) | KeyError::PermissionDenied | KeyError::AccessDenied => {
+                    KrError::NoStorageAccess(format!("keyctl failed: {err:?}").into())
+                }
+                other => map_err(other),
             }
-            other => map_err(other),
-        })
+        })?;
+        match KeyRing::from_special_id(KeyRingIdentifier::Session, false) {
+            Ok(session) => {
+                if let Err(err) = session.link_keyring(ring) {
+                    tracing::debug!(
+                        ?err,
+                        "could not link the user keyring into the session keyring"
+                    );
+                }
+            }
+            Err(err) => tracing::debug!(?err, "no session keyring"),
+        }
+        Ok(ring)
     }
 
     fn map_err(err: KeyError) -> KrError {
