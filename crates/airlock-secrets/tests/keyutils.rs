@@ -1,5 +1,6 @@
 //! The kernel keyring backend for real: entries written by one process are read by another that
 //! runs in a different session keyring (the test binary re-runs itself as the child process).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
 use std::process::Command;

@@ -1,5 +1,6 @@
 //! SecretStore and TokenRegistry against keyring-core's in-memory mock store.
 //! Covers raw entries, the named-secret index, the audit key and every token operation.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
 

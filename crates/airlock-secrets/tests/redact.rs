@@ -1,5 +1,6 @@
 //! Redaction: named values, every built-in token shape, PEM blocks, JSON, overlapping secrets,
 //! UTF-8 around secrets, and the stream redactor against `redact(whole)` for many chunkings.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::borrow::Cow;
 
