@@ -91,6 +91,16 @@ impl TokenRegistry {
         })
     }
 
+    /// The token issued to `client` (re-read from the keychain), for `airlock connect --client`.
+    pub fn token(&self, client: &str) -> Option<String> {
+        if client == DEFAULT_CLIENT {
+            if let Some(t) = &self.default_override {
+                return Some(t.clone());
+            }
+        }
+        self.read_map().ok()?.get(client).cloned()
+    }
+
     /// The client a presented bearer token belongs to. Every known token is compared, each in
     /// constant time, so timing reveals neither which client matched nor how much of a token
     /// was right (only, as with any comparison, whether the lengths differ).
