@@ -227,6 +227,28 @@ fn keyutils_entries_persist_across_processes() {
     );
     assert_eq!(field(&lines, "BACKEND"), "Keyutils");
     assert_eq!(field(&lines, "SECRET"), SECRET_VALUE);
+    // Likewise when a bus address is set but nothing answers there.
+    let lines = run_child(
+        "platform",
+        &service,
+        &[
+            (
+                "DBUS_SESSION_BUS_ADDRESS",
+                Some("unix:path=/nonexistent/airlock-test-bus"),
+            ),
+            (airlock_secrets::KEYRING_ENV, None),
+        ],
+    );
+    assert_eq!(field(&lines, "BACKEND"), "Keyutils");
+    assert_eq!(field(&lines, "SECRET"), SECRET_VALUE);
+    // And AIRLOCK_KEYRING=mock overrides everything.
+    let lines = run_child(
+        "platform",
+        &service,
+        &[(airlock_secrets::KEYRING_ENV, Some("mock"))],
+    );
+    assert_eq!(field(&lines, "BACKEND"), "Mock");
+    assert_eq!(field(&lines, "SECRET"), "");
 
     // Clean up, and deletion is visible at once.
     assert!(store.remove_secret("CROSS_PROCESS").unwrap());
