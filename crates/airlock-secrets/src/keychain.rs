@@ -1,35 +1,5 @@
 //! Keychain backends: which OS credential store is used and how it is opened and probed.
 //! macOS → Keychain; Linux → Secret Service over D-Bus when it answers, else the kernel keyring.
-//!
-//! # Blocking and async runtimes
-//!
-//! Every keychain call may block (a D-Bus round trip, or a keychain unlock prompt). The engine
-//! calls [`SecretStore`](crate::SecretStore) methods from `tokio::task::spawn_blocking`.
-//!
-//! The Secret Service store is built on zbus with its tokio backend, whose blocking API runs each
-//! call on zbus's own private tokio runtime (`Runtime::block_on`). Called on a thread that is
-//! inside another runtime's async context, that would panic ("Cannot start a runtime from within
-//! a runtime"). So every Secret Service call — connecting included — is made on a short-lived
-//! helper thread that has no runtime context at all ([`isolate`]): it works the same from a plain
-//! thread, from `spawn_blocking`, and even (though it then blocks a worker) from inside an async
-//! task. Nothing in this crate creates a runtime of its own.
-//!
-//! # Kernel keyring (keyutils): which keyring, and how long entries live
-//!
-//! Entries go to the **user keyring** (`@u`), not the session keyring (`@s`) that the
-//! `linux-keyutils-keyring-store` crate hard-codes. A session keyring belongs to one login session
-//! (or one systemd service, or whatever process last called `keyctl join`), so `airlock secrets
-//! set` in a terminal and a later `airlock serve` started elsewhere would not see each other's
-//! entries. The user keyring is shared by every process of the same UID (in the same user
-//! namespace), and since Linux 5.3 it is anchored in the user namespace, so it outlives the
-//! processes that wrote to it. Each key is given "user" read/search/write permission as well
-//! as possessor permission: a process whose session keyring does not link `@u` (a fresh
-//! `keyctl session`, a systemd service with `KeyringMode=private`) can still read it.
-//!
-//! Limits of keyutils, by design of the kernel: entries live in kernel memory and are **gone after
-//! a reboot** (tokens and the audit key are then created anew; named secrets must be set again);
-//! a value is at most 32 767 bytes; and a non-root user has a small total quota
-//! (`/proc/sys/kernel/keys/maxbytes`, 20 000 bytes by default).
 
 use std::fmt;
 use std::str::FromStr;
@@ -51,6 +21,40 @@ pub const KEYRING_ENV: &str = "AIRLOCK_KEYRING";
 const SECRET_SERVICE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Which credential store holds Airlock's secrets.
+///
+/// # Blocking and async runtimes
+///
+/// Every keychain call may block (a D-Bus round trip, or a keychain unlock prompt). The engine
+/// calls [`SecretStore`](crate::SecretStore) methods from `tokio::task::spawn_blocking`.
+///
+/// The Secret Service store is built on zbus with its tokio backend, whose blocking API runs each
+/// call on zbus's own private tokio runtime (`Runtime::block_on`). Called on a thread that is
+/// inside another runtime's async context, that would panic ("Cannot start a runtime from within
+/// a runtime"). So every Secret Service call — connecting included — is made on a short-lived
+/// helper thread that has no runtime context at all: it works the same from a plain
+/// thread, from `spawn_blocking`, and even (though it then blocks a worker) from inside an async
+/// task. Nothing in this crate creates a runtime of its own.
+///
+/// # Kernel keyring (keyutils): which keyring, and how long entries live
+///
+/// Entries go to the **user keyring** (`@u`), not the session keyring (`@s`) that the
+/// `linux-keyutils-keyring-store` crate hard-codes. A session keyring belongs to one login session
+/// (or one systemd service, or whatever process last called `keyctl join`), so `airlock secrets
+/// set` in a terminal and a later `airlock serve` started elsewhere would not see each other's
+/// entries. The user keyring is shared by every process of the same UID (in the same user
+/// namespace), and since Linux 5.3 it is anchored in the user namespace, so it outlives the
+/// processes that wrote to it. Two details make every process of the user able to use the
+/// keys: before each call `@u` is linked into the caller's session keyring (as `pam_keyinit`
+/// does at login), which makes the caller a *possessor* of the keys; and each key also gets
+/// "user" view/read/write/search/setattr permission, for a process whose session keyring
+/// refuses the link (a systemd service with `KeyringMode=private`, a locked-down `keyctl
+/// session`). Both are covered by tests that read and write from child processes in session
+/// keyrings of their own.
+///
+/// Limits of keyutils, by design of the kernel: entries live in kernel memory and are **gone after
+/// a reboot** (tokens and the audit key are then created anew; named secrets must be set again);
+/// a value is at most 32 767 bytes; and a non-root user has a small total quota
+/// (`/proc/sys/kernel/keys/maxbytes`, 20 000 bytes by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
     /// The platform's own choice: the macOS Keychain; on Linux the Secret Service when a D-Bus
@@ -147,7 +151,7 @@ pub(crate) fn open(backend: Backend) -> Result<Opened> {
     }
 }
 
-/// Runs `f` on a fresh thread with no async-runtime context and waits for it (see module docs).
+/// Runs `f` on a fresh thread with no async-runtime context and waits for it (see [`Backend`] on blocking and runtimes).
 pub(crate) fn isolate<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| match scope.spawn(f).join() {
         Ok(value) => value,
@@ -249,7 +253,8 @@ fn open_secret_service() -> Result<Opened> {
 
 #[cfg(target_os = "linux")]
 mod keyutils {
-    //! A keyring-core store over the kernel's user keyring `@u` (see the module docs above).
+    //! A keyring-core store over the kernel's user keyring `@u` (see `Backend`'s docs).
+    //! Same description format as linux-keyutils-keyring-store, but `@u` instead of `@s`.
 
     use std::collections::HashMap;
     use std::sync::Arc;

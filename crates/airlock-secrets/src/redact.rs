@@ -1,29 +1,5 @@
 //! Redaction: replaces known secret values and well-known token shapes in text, JSON and streams.
 //! Named values become `[redacted:NAME]`, token shapes `[redacted:github-token]` and the like.
-//!
-//! # What is matched
-//!
-//! * **Named values** — the `(name, value)` pairs a [`Redactor`] is built from (user secrets,
-//!   bearer tokens). A value is matched literally, byte for byte; if it has leading or trailing
-//!   whitespace, its trimmed form is matched too. Values shorter than [`MIN_SECRET_CHARS`]
-//!   characters are ignored: a 1-3 character "secret" would match all over ordinary text
-//!   (redacting every `e`, or every `true`-ish short word) and make outputs useless.
-//! * **Token shapes** ([`SHAPES`]): GitHub tokens `gh[pousr]_[A-Za-z0-9]{36,}` and
-//!   `github_pat_[A-Za-z0-9_]{20,}`, OpenAI-style keys `sk-[A-Za-z0-9_-]{20,}`, Anthropic keys
-//!   `sk-ant-[A-Za-z0-9_-]{20,}`, AWS access key ids `AKIA[0-9A-Z]{16}`, Slack tokens
-//!   `xox[baprs]-[A-Za-z0-9-]{10,}` and PEM private key blocks from `-----BEGIN … PRIVATE
-//!   KEY-----` to the matching `-----END … PRIVATE KEY-----` (or to the end of the text when
-//!   the block is cut off, so half a key is still hidden).
-//!
-//! Matches may overlap (two secrets sharing characters, a named value that is also a token
-//! shape): every byte covered by any match is hidden. Overlapping matches collapse into one
-//! `[redacted:…]` marker named after the longest of them (on a tie, named values before shapes,
-//! then the order given).
-//!
-//! **Not caught**: encoded or transformed forms of a secret — base64, hex, URL-encoding, JSON
-//! string escapes of unusual characters, a value split by a line break or with its case
-//! changed. Redaction is a last line of defence for accidental echoes, not a guarantee against
-//! a tool that deliberately disguises a secret.
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
@@ -32,7 +8,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
 use serde_json::{Map, Value};
 
-/// Named values shorter than this many characters are not redacted (see the module docs).
+/// Named values shorter than this many characters are not redacted (see the [`Redactor`] docs).
 pub const MIN_SECRET_CHARS: usize = 4;
 
 /// The built-in token shapes: `(label, regex)`, in priority order.
@@ -161,6 +137,30 @@ struct Inner {
 
 /// Replaces secrets in text. Cheap to clone; build one whenever the set of secrets changes.
 ///
+/// # What is matched
+///
+/// * **Named values** — the `(name, value)` pairs a [`Redactor`] is built from (user secrets,
+///   bearer tokens). A value is matched literally, byte for byte; if it has leading or trailing
+///   whitespace, its trimmed form is matched too. Values shorter than [`MIN_SECRET_CHARS`]
+///   characters are ignored: a 1-3 character "secret" would match all over ordinary text
+///   (redacting every `e`, or every `true`-ish short word) and make outputs useless.
+/// * **Token shapes** ([`SHAPES`]): GitHub tokens `gh[pousr]_[A-Za-z0-9]{36,}` and
+///   `github_pat_[A-Za-z0-9_]{20,}`, OpenAI-style keys `sk-[A-Za-z0-9_-]{20,}`, Anthropic keys
+///   `sk-ant-[A-Za-z0-9_-]{20,}`, AWS access key ids `AKIA[0-9A-Z]{16}`, Slack tokens
+///   `xox[baprs]-[A-Za-z0-9-]{10,}` and PEM private key blocks from `-----BEGIN … PRIVATE
+///   KEY-----` to the matching `-----END … PRIVATE KEY-----` (or to the end of the text when
+///   the block is cut off, so half a key is still hidden).
+///
+/// Matches may overlap (two secrets sharing characters, a named value that is also a token
+/// shape): every byte covered by any match is hidden. Overlapping matches collapse into one
+/// `[redacted:…]` marker named after the longest of them (on a tie, named values before shapes,
+/// then the order given).
+///
+/// **Not caught**: encoded or transformed forms of a secret — base64, hex, URL-encoding, JSON
+/// string escapes of unusual characters, a value split by a line break or with its case
+/// changed. Redaction is a last line of defence for accidental echoes, not a guarantee against
+/// a tool that deliberately disguises a secret.
+///
 /// ```
 /// use airlock_secrets::Redactor;
 ///
@@ -210,7 +210,7 @@ impl Hit {
 }
 
 impl Redactor {
-    /// A redactor for the named values (see the module docs for what is ignored) plus the
+    /// A redactor for the named values (see the type docs for what is ignored) plus the
     /// built-in token shapes. Names are used in markers: `[redacted:NAME]`.
     pub fn new<I, N, V>(secrets: I) -> Self
     where

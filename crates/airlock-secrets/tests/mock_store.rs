@@ -230,6 +230,26 @@ fn issue_lookup_revoke() {
 }
 
 #[test]
+fn token_of_a_client() {
+    let s = store();
+    let reg = TokenRegistry::new(s.clone(), None).unwrap();
+    assert_eq!(reg.token("cursor"), None);
+    let t = reg.issue("cursor").unwrap();
+    assert_eq!(reg.token("cursor").as_deref(), Some(t.as_str()));
+    // Re-read from the keychain: a token issued by another process is found without reload.
+    let other = TokenRegistry::new(s.clone(), None)
+        .unwrap()
+        .issue("zed")
+        .unwrap();
+    assert_eq!(reg.token("zed").as_deref(), Some(other.as_str()));
+    let overridden = TokenRegistry::new(s, Some("fixed-override-token".into())).unwrap();
+    assert_eq!(
+        overridden.token("default").as_deref(),
+        Some("fixed-override-token")
+    );
+}
+
+#[test]
 fn token_map_is_one_json_entry() {
     let s = store();
     let reg = TokenRegistry::new(s.clone(), None).unwrap();

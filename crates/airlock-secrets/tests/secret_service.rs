@@ -15,9 +15,8 @@ const PACKAGES: &str = "apt-get install -y dbus-daemon gnome-keyring dbus-x11 li
 const TIMEOUT: Duration = Duration::from_secs(180);
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
 }
 
 #[test]
@@ -42,7 +41,8 @@ fn secret_service_real_daemon() {
     std::fs::create_dir_all(&runtime).unwrap();
     set_mode_0700(&runtime);
 
-    let script = "echo -n test-password | gnome-keyring-daemon --unlock --components=secrets >/dev/null \
+    let script =
+        "echo -n test-password | gnome-keyring-daemon --unlock --components=secrets >/dev/null \
                   && exec \"$0\" --exact \"$1\" --nocapture --test-threads=1";
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new("dbus-run-session")
@@ -164,7 +164,9 @@ fn inner() {
 
     // Named secrets, tokens and the audit key, and a second store object (as another
     // process would open) sees them.
-    store.set_secret("SS_TOKEN", "secret-service-value").unwrap();
+    store
+        .set_secret("SS_TOKEN", "secret-service-value")
+        .unwrap();
     assert_eq!(store.secret_names().unwrap(), ["SS_TOKEN"]);
     let audit = store.audit_key().unwrap();
     let tokens = TokenRegistry::new(store.clone(), None).unwrap();
