@@ -9,7 +9,7 @@ TEST_IMAGE   ?= airlock-test-busybox:1
 export AIRLOCK_AGENT_DIR := $(CURDIR)/$(AGENT_DIR)
 export AIRLOCK_TEST_IMAGE := $(TEST_IMAGE)
 
-.PHONY: help setup docker test-image agent build run serve test lint bench clean
+.PHONY: help setup docker test-image agent build run serve test lint bench clean app gui-test
 
 help:
 	@echo "make run    build everything and start Airlock (the app, or the headless server without a display)"
@@ -37,15 +37,29 @@ build: agent
 serve: build docker
 	@scripts/serve.sh
 
-run: build docker
+run: agent docker
 	@scripts/run.sh
+
+# The tray app: its system packages, the engine built and placed as its sidecar, then the app.
+SIDECAR := src-tauri/binaries/airlock-engine-$(shell rustc -vV | sed -n 's/^host: //p')
+app: agent
+	@scripts/gui-deps.sh
+	cargo build -p airlock --quiet
+	@mkdir -p src-tauri/binaries
+	@cp target/debug/airlock $(SIDECAR)
+	cargo build -p airlock-app --quiet
+
+# The app's end-to-end tests under a virtual display (Xvfb, openbox, dunst, trayer).
+gui-test: setup app
+	@scripts/gui-test.sh
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-test: setup agent
+test: setup agent app
 	@scripts/test.sh
+	@scripts/gui-test.sh
 
 bench: setup
 	@scripts/bench.sh
