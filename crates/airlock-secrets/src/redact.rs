@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 /// Named values shorter than this many characters are not redacted (see the [`Redactor`] docs).
 pub const MIN_SECRET_CHARS: usize = 4;
 
-/// The built-in token shapes: `(label, regex)`, in priority order.
+/// The built-in token shapes: `(label, regex)`, in priority order. For `private-key` the regex is
+/// the BEGIN line only; the block's extent is described on [`Redactor`].
 pub const SHAPES: &[(&str, &str)] = &[
     ("anthropic-key", r"sk-ant-[A-Za-z0-9_-]{20,}"),
     ("openai-key", r"sk-[A-Za-z0-9_-]{20,}"),
@@ -22,8 +23,12 @@ pub const SHAPES: &[(&str, &str)] = &[
     ("private-key", PEM_BLOCK),
 ];
 
-const PEM_BLOCK: &str =
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY-----|\z)";
+/// The BEGIN line of a PEM private key. The block then runs to the first END line within
+/// [`PEM_MAX_BODY`] bytes, or — when there is none — over those bytes (or to the end of the text).
+const PEM_BLOCK: &str = r"-----BEGIN [A-Z ]*PRIVATE KEY-----";
+/// How far after a BEGIN line its END line is looked for, and how much is hidden without one.
+/// A 8192-bit RSA key is about 6.5 KB of PEM.
+const PEM_MAX_BODY: usize = 16 * 1024;
 const PEM_BEGIN: &[u8] = b"-----BEGIN ";
 /// How far back from the end of a stream chunk a PEM header prefix is looked for.
 const PEM_HEADER_WINDOW: usize = 96;
@@ -148,8 +153,10 @@ struct Inner {
 ///   `github_pat_[A-Za-z0-9_]{20,}`, OpenAI-style keys `sk-[A-Za-z0-9_-]{20,}`, Anthropic keys
 ///   `sk-ant-[A-Za-z0-9_-]{20,}`, AWS access key ids `AKIA[0-9A-Z]{16}`, Slack tokens
 ///   `xox[baprs]-[A-Za-z0-9-]{10,}` and PEM private key blocks from `-----BEGIN … PRIVATE
-///   KEY-----` to the matching `-----END … PRIVATE KEY-----` (or to the end of the text when
-///   the block is cut off, so half a key is still hidden).
+///   KEY-----` to the first `-----END … PRIVATE KEY-----` within 16 KiB. A BEGIN line with no
+///   END line in that distance (a key cut off by `head`, a key printed JSON-escaped on one line)
+///   hides the 16 KiB after it, or up to the end of the text — so half a key is still hidden,
+///   while a stray BEGIN line (say, in `grep` output) cannot blank a whole long result.
 ///
 /// Matches may overlap (two secrets sharing characters, a named value that is also a token
 /// shape): every byte covered by any match is hidden. Overlapping matches collapse into one
@@ -332,6 +339,10 @@ impl Redactor {
         }
         let base = self.inner.literals.len();
         for (i, shape) in BUILTIN_SHAPES.iter().enumerate() {
+            if let ShapeKind::Pem = shape.kind {
+                pem_hits(text, &shape.regex, base + i, &mut hits);
+                continue;
+            }
             for m in shape.regex.find_iter(text) {
                 hits.push(Hit {
                     start: m.start(),
@@ -400,6 +411,37 @@ impl Redactor {
         }
         hold
     }
+}
+
+/// PEM blocks: each BEGIN line through the first END line that lies within [`PEM_MAX_BODY`]
+/// bytes after it; without one, through those bytes (or the end of the text). Decided on the
+/// bytes of that window only, so a stream that has seen the whole window decides the same way
+/// as the whole text, and one that has not gets a match touching its end (held back).
+fn pem_hits(text: &str, begin: &Regex, pattern: usize, hits: &mut Vec<Hit>) {
+    let mut from = 0;
+    while let Some(m) = begin.find_at(text, from) {
+        let body = m.end();
+        let limit = floor_char_boundary(text, body.saturating_add(PEM_MAX_BODY));
+        let end = PEM_END
+            .as_ref()
+            .and_then(|re| re.find(&text[body..limit]))
+            .map_or(limit, |end| body + end.end());
+        hits.push(Hit {
+            start: m.start(),
+            end,
+            pattern,
+        });
+        from = end;
+    }
+}
+
+/// The largest char boundary of `text` at or below `index` (clamped to its length).
+fn floor_char_boundary(text: &str, index: usize) -> usize {
+    let mut i = index.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 /// Merges overlapping hits; each group keeps the best hit's pattern (longest, then lowest
@@ -504,8 +546,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 enum Open {
     /// The rest of a token: drop characters while they are of this class.
     Tail(fn(u8) -> bool),
-    /// The rest of a PEM block: drop everything up to its END line.
-    Pem,
+    /// The rest of a PEM block: drop everything up to its END line, at most `remaining` bytes.
+    Pem { remaining: usize },
 }
 
 /// Redacts a stream of chunks (a tool's stdout, a log) with the same result as redacting the
@@ -629,28 +671,34 @@ impl StreamRedactor {
                 self.open = None;
                 Some(chunk[n..].to_string())
             }
-            Some(Open::Pem) => {
-                self.pem_tail.push_str(chunk);
+            Some(Open::Pem { remaining }) => {
+                // The block's window ends within this chunk (or a character straddles it).
+                let take = floor_char_boundary(chunk, remaining);
+                let kept = self.pem_tail.len();
+                self.pem_tail.push_str(&chunk[..take]);
                 let end = PEM_END
                     .as_ref()
                     .and_then(|re| re.find(&self.pem_tail))
                     .map(|m| m.end());
-                match end {
-                    Some(end) => {
-                        let rest = self.pem_tail[end..].to_string();
-                        self.pem_tail.clear();
-                        self.open = None;
-                        Some(rest)
-                    }
-                    None => {
-                        let mut cut = self.pem_tail.len().saturating_sub(PEM_END_KEEP);
-                        while !self.pem_tail.is_char_boundary(cut) {
-                            cut += 1;
-                        }
-                        self.pem_tail.drain(..cut);
-                        None
-                    }
+                if let Some(end) = end {
+                    // The kept tail held no END line, so this one ends in the new part.
+                    let in_chunk = end.saturating_sub(kept).min(take);
+                    self.pem_tail.clear();
+                    self.open = None;
+                    return Some(chunk[in_chunk..].to_string());
                 }
+                if take < chunk.len() || take >= remaining {
+                    self.pem_tail.clear();
+                    self.open = None;
+                    return Some(chunk[take..].to_string());
+                }
+                let cut = self.pem_tail.len().saturating_sub(PEM_END_KEEP);
+                let cut = floor_char_boundary(&self.pem_tail, cut);
+                self.pem_tail.drain(..cut);
+                self.open = Some(Open::Pem {
+                    remaining: remaining - take,
+                });
+                None
             }
         }
     }
@@ -685,11 +733,21 @@ impl StreamRedactor {
         for hit in hits.iter().filter(|h| h.end == len && h.pattern >= base) {
             match SHAPE_KINDS.get(hit.pattern - base) {
                 Some(ShapeKind::Pem) => {
-                    let complete = PEM_END
-                        .as_ref()
-                        .is_some_and(|re| re.is_match(&text[hit.start..hit.end]));
-                    if !complete {
-                        self.open = Some(Open::Pem);
+                    let block = &text[hit.start..hit.end];
+                    let complete = PEM_END.as_ref().is_some_and(|re| re.is_match(block));
+                    let header = BUILTIN_SHAPES
+                        .get(hit.pattern - base)
+                        .and_then(|shape| shape.regex.find(block))
+                        .map_or(0, |m| m.end());
+                    let body = block.len() - header;
+                    if !complete && body < PEM_MAX_BODY {
+                        self.pem_tail = block[header..].to_string();
+                        let cut = self.pem_tail.len().saturating_sub(PEM_END_KEEP);
+                        let cut = floor_char_boundary(&self.pem_tail, cut);
+                        self.pem_tail.drain(..cut);
+                        self.open = Some(Open::Pem {
+                            remaining: PEM_MAX_BODY - body,
+                        });
                         break;
                     }
                 }

@@ -130,6 +130,45 @@ fn pem_blocks() {
     // A truncated block (no END) is hidden to the end of the text.
     let cut = "head:\n-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBk2";
     assert_eq!(r.redact(cut), "head:\n[redacted:private-key]");
+    // JSON-escaped on one line (a cloud service-account key file).
+    let escaped = r#"{"private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN\n-----END PRIVATE KEY-----\n", "x": 1}"#;
+    assert_eq!(
+        r.redact(escaped),
+        r#"{"private_key": "[redacted:private-key]\n", "x": 1}"#
+    );
+}
+
+#[test]
+fn stray_begin_line_hides_a_bounded_window() {
+    let r = Redactor::default();
+    let filler = "ordinary log line, nothing secret here\n".repeat(1000); // ~39 KB
+    let text = format!("grep: a.pem:-----BEGIN RSA PRIVATE KEY-----\n{filler}THE END");
+    let out = r.redact(&text);
+    assert!(
+        out.starts_with("grep: a.pem:[redacted:private-key]"),
+        "{}",
+        &out[..80]
+    );
+    assert!(out.ends_with("nothing secret here\nTHE END"));
+    // 16 KiB hidden, the rest shown.
+    let hidden = text.len() - (out.len() - "[redacted:private-key]".len());
+    let header = "-----BEGIN RSA PRIVATE KEY-----".len();
+    assert_eq!(hidden, header + 16 * 1024);
+    // A stream decides the same, in small chunks and with a tight hold bound alike.
+    for sizes in [&[1usize][..], &[7], &[4096]] {
+        assert_eq!(
+            stream_all(&r, &chunks_by_chars(&text, sizes)),
+            out,
+            "{sizes:?}"
+        );
+    }
+    let mut s = StreamRedactor::new(r.clone()).with_max_hold(256);
+    let mut streamed = String::new();
+    for chunk in chunks_by_chars(&text, &[5]) {
+        streamed += &s.push(&chunk);
+    }
+    streamed += &s.finish();
+    assert_eq!(streamed, out);
 }
 
 #[test]
