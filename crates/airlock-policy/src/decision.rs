@@ -94,6 +94,8 @@ pub enum Reason {
     Rule { list: RuleList, rule: String },
     /// You chose "allow for this session" for a similar call earlier; `rule` is what was granted.
     SessionGrant { rule: String },
+    /// You chose "always allow" for a similar call earlier; `rule` is what was remembered.
+    Remembered { rule: String },
     /// No rule matched; the tool's own nature decided: read-only tools are allowed, all others asked.
     Default { read_only: bool },
 }
@@ -104,6 +106,9 @@ impl fmt::Display for Reason {
             Reason::Rule { list, rule } => write!(f, "the rule `{rule}` in your {list} list"),
             Reason::SessionGrant { rule } => {
                 write!(f, "`{rule}`, which you allowed for this session")
+            }
+            Reason::Remembered { rule } => {
+                write!(f, "`{rule}`, which you chose to always allow")
             }
             Reason::Default { read_only: true } => {
                 f.write_str("no rule matches and this tool only reads")

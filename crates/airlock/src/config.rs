@@ -60,6 +60,9 @@ pub struct Approval {
     pub allow: Vec<String>,
     pub ask: Vec<String>,
     pub deny: Vec<String>,
+    /// Remembered "Always Allow" answers: they settle calls an ask rule (or the default)
+    /// would ask about, but never override a deny rule.
+    pub always: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -167,6 +170,7 @@ impl Default for Approval {
             allow: Vec::new(),
             ask: Vec::new(),
             deny: Vec::new(),
+            always: Vec::new(),
         }
     }
 }
@@ -298,6 +302,8 @@ impl Settings {
         }
         airlock_policy::Policy::from_rules(&self.approval.allow, &self.approval.ask, &self.approval.deny)
             .map_err(|e| format!("approval rules: {e}"))?;
+        airlock_policy::Policy::from_rules(&self.approval.always, [""; 0], [""; 0])
+            .map_err(|e| format!("approval.always: {e}"))?;
         Ok(())
     }
 

@@ -67,6 +67,9 @@ pub fn serve_stdin(engine: Arc<Engine>, outbox: Outbox, shutdown: CancellationTo
         }
         tracing::info!("control channel closed; denying pending approvals and shutting down");
         engine.approvals.approver_gone();
+        // The denials go out to their clients before the server stops.
+        engine.drain(std::time::Duration::from_secs(3)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         shutdown.cancel();
     });
 }
@@ -152,7 +155,7 @@ async fn answer(engine: &Arc<Engine>, request: Request) -> Result<Value, String>
                 .grants()
                 .iter()
                 .map(|g| json!({ "id": g.id.0.to_string(), "session": g.session, "rule": g.rule.to_string(), "scope": "session" }))
-                .chain(engine.settings().approval.allow.iter().map(|r| json!({ "id": format!("rule:{r}"), "rule": r, "scope": "always" })))
+                .chain(engine.settings().approval.always.iter().map(|r| json!({ "id": format!("rule:{r}"), "rule": r, "scope": "always" })))
                 .collect();
             Ok(json!({ "grants": grants }))
         }
@@ -160,7 +163,7 @@ async fn answer(engine: &Arc<Engine>, request: Request) -> Result<Value, String>
             if let Some(rule) = id.strip_prefix("rule:") {
                 let rule = rule.to_string();
                 engine
-                    .edit_settings(|s| s.approval.allow.retain(|r| *r != rule))
+                    .edit_settings(|s| s.approval.always.retain(|r| *r != rule))
                     .await
                     .map_err(|e| e.to_string())?;
                 return Ok(json!({ "revoked": true }));

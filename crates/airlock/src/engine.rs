@@ -40,10 +40,21 @@ pub struct Engine {
     pub sandboxes: Arc<SandboxManager>,
     pub approvals: Arc<Approvals>,
     pub audit: Arc<AuditLog>,
-    policy: RwLock<Arc<Policy>>,
+    policy: RwLock<Arc<Policies>>,
     redact: RwLock<Redact>,
     /// Serialises writers of the settings file (the engine is its only writer).
     settings_write: tokio::sync::Mutex<()>,
+    /// Tool calls under way, so that shutdown can let their answers go out first.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a call as under way until dropped.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Why new settings were not applied.
@@ -57,7 +68,7 @@ pub enum SettingsError {
 
 impl Engine {
     pub fn new(paths: Paths, sandboxes: Arc<SandboxManager>, approvals: Arc<Approvals>, audit: Arc<AuditLog>) -> Engine {
-        let policy = policy_of(&sandboxes.settings()).unwrap_or_default();
+        let policy = Policies::of(&sandboxes.settings()).unwrap_or_default();
         Engine {
             paths,
             sandboxes,
@@ -66,6 +77,7 @@ impl Engine {
             policy: RwLock::new(Arc::new(policy)),
             redact: RwLock::new(Arc::new(|s: &str| s.to_string())),
             settings_write: tokio::sync::Mutex::new(()),
+            in_flight: Arc::default(),
         }
     }
 
@@ -87,7 +99,7 @@ impl Engine {
         map_strings(value, &|s| redact(s))
     }
 
-    pub fn policy(&self) -> Arc<Policy> {
+    fn policies(&self) -> Arc<Policies> {
         self.policy
             .read()
             .map(|p| p.clone())
@@ -100,7 +112,7 @@ impl Engine {
 
     /// Applies settings that were already validated (a hand edit picked up by the watcher).
     pub async fn apply_settings(&self, settings: Settings) {
-        if let Ok(policy) = policy_of(&settings) {
+        if let Ok(policy) = Policies::of(&settings) {
             if let Ok(mut p) = self.policy.write() {
                 *p = Arc::new(policy);
             }
@@ -127,8 +139,11 @@ impl Engine {
     /// Runs one tool call through the whole pipeline. Every failure becomes a tool result
     /// with `is_error`, worded for the model; every call, whatever its fate, is audited.
     pub async fn call_tool(&self, caller: &Caller, tool: &str, args: Value, hooks: CallHooks) -> ToolOutput {
+        self.in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _in_flight = InFlight(self.in_flight.clone());
         let started = Instant::now();
         let call_id = uuid::Uuid::new_v4().to_string();
+        tracing::debug!(client = %caller.client, session = %caller.session, tool, "call received");
         let redacted_args = self.redact_json(&args);
         let settings = self.settings();
         let mut record = CallAudit {
@@ -151,19 +166,15 @@ impl Engine {
         // 1. Normalise: the call in canonical container form (symlinks inside workspaces resolved).
         let call = match self.normalise(tool, &args, &settings) {
             Ok(call) => call,
-            Err(e) => return record.refuse(DecidedBy::Policy, Outcome::Refused, e.to_string()),
+            Err(e) => return record.refuse(DecidedBy::Policy, Outcome::Refused, e.to_string()).await,
         };
         record.intent.workspace = workspace_of(&call, &settings);
 
         // 2. Policy, then a human where it asks.
-        let verdict = self.policy().decide_with_grants(
-            &call,
-            &self.approvals.grants_snapshot(),
-            &caller.session,
-        );
+        let verdict = self.policies().decide(&call, &self.approvals.grants_snapshot(), &caller.session);
         let decided_by = match verdict.decision {
             Decision::Deny => {
-                return record.refuse(by_of(&verdict.reason), Outcome::Denied, format!("{verdict} This call was not run."));
+                return record.refuse(by_of(&verdict.reason), Outcome::Denied, format!("{verdict} This call was not run.")).await;
             }
             Decision::Allow => by_of(&verdict.reason),
             Decision::Ask => {
@@ -175,7 +186,7 @@ impl Engine {
                         format!(
                             "{tool} needs the user's approval ({verdict}), and no one is there to approve it. The user can allow it by adding `{rule}` to the [approval] allow list in Airlock's settings, or by running Airlock with the app."
                         ),
-                    );
+                    ).await;
                 }
                 let resolution = self.ask_human(caller, &call, &verdict, &redacted_args, &settings, &record.intent.workspace, &hooks).await;
                 if !resolution.is_allowed() {
@@ -187,7 +198,7 @@ impl Engine {
                         (_, Some(reason)) => format!("The user denied this call: {reason}"),
                         (_, None) => "The user denied this call.".to_string(),
                     };
-                    return record.refuse(by, Outcome::Denied, why);
+                    return record.refuse(by, Outcome::Denied, why).await;
                 }
                 if let Err(e) = self.remember(&caller.session, &call, &resolution).await {
                     tracing::warn!("could not remember the approval: {e}");
@@ -200,7 +211,7 @@ impl Engine {
         record.intent.decision = AuditDecision::Allowed;
         record.intent.decided_by = decided_by;
         record.intent.container = self.sandboxes.container_name(&caller.session);
-        if let Err(e) = self.audit.record_intent(record.intent.clone()) {
+        if let Err(e) = self.write_audit(AuditWrite::Intent(record.intent.clone())).await {
             tracing::error!("audit intent failed: {e}");
             return error_output(format!("The audit log could not be written ({e}), so the call was not run."));
         }
@@ -238,10 +249,24 @@ impl Engine {
         if output.is_error {
             done.error = Some(summary_of(&output.text));
         }
-        if let Err(e) = self.audit.record_completion(done) {
+        if let Err(e) = self.write_audit(AuditWrite::Completion(done)).await {
             tracing::error!("audit completion failed: {e}");
         }
+        tracing::info!(client = %caller.client, session = %caller.session, tool, ?outcome, ms = started.elapsed().as_millis() as u64, "call");
         output
+    }
+
+    /// Writes audit entries off the async workers (a commit may wait on the disk).
+    async fn write_audit(&self, write: AuditWrite) -> Result<(), String> {
+        let audit = self.audit.clone();
+        tokio::task::spawn_blocking(move || match write {
+            AuditWrite::Intent(i) => audit.record_intent(i).map(|_| ()),
+            AuditWrite::Completion(c) => audit.record_completion(c).map(|_| ()),
+            AuditWrite::Refused(i, c) => audit.record_intent(i).and_then(|_| audit.record_completion(c)).map(|_| ()),
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
     }
 
     fn normalise(&self, tool: &str, args: &Value, settings: &Settings) -> Result<Call, ToolError> {
@@ -351,8 +376,8 @@ impl Engine {
             ApprovalChoice::AllowAlways => {
                 Rule::parse(&rule_text).map_err(|e| e.to_string())?;
                 self.edit_settings(|s| {
-                    if !s.approval.allow.contains(&rule_text) {
-                        s.approval.allow.push(rule_text.clone());
+                    if !s.approval.always.contains(&rule_text) {
+                        s.approval.always.push(rule_text.clone());
                     }
                 })
                 .await
@@ -361,6 +386,14 @@ impl Engine {
             ApprovalChoice::AllowOnce | ApprovalChoice::Deny => {}
         }
         Ok(())
+    }
+
+    /// Waits (at most `limit`) until no tool call is under way, so their answers reach clients.
+    pub async fn drain(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The session ended: its sandbox and its grants go.
@@ -378,18 +411,21 @@ struct CallAudit<'a> {
     started: Instant,
 }
 
+enum AuditWrite {
+    Intent(Intent),
+    Completion(Completion),
+    /// A call that never ran: its intent and completion together.
+    Refused(Intent, Completion),
+}
+
 impl CallAudit<'_> {
-    fn refuse(&mut self, by: DecidedBy, outcome: Outcome, message: String) -> ToolOutput {
+    async fn refuse(&mut self, by: DecidedBy, outcome: Outcome, message: String) -> ToolOutput {
         self.intent.decision = AuditDecision::Denied;
         self.intent.decided_by = by;
         let mut done = Completion::new(&self.call_id, outcome);
         done.duration_ms = self.started.elapsed().as_millis() as u64;
         done.error = Some(message.clone());
-        let written = self
-            .engine
-            .audit
-            .record_intent(self.intent.clone())
-            .and_then(|_| self.engine.audit.record_completion(done));
+        let written = self.engine.write_audit(AuditWrite::Refused(self.intent.clone(), done)).await;
         if let Err(e) = written {
             tracing::error!("audit of a refused call failed: {e}");
         }
@@ -397,14 +433,44 @@ impl CallAudit<'_> {
     }
 }
 
-fn policy_of(settings: &Settings) -> Result<Policy, airlock_policy::PolicyError> {
-    Policy::from_rules(&settings.approval.allow, &settings.approval.ask, &settings.approval.deny)
+/// The user's rules, and the answers they told Airlock to remember.
+#[derive(Default)]
+struct Policies {
+    rules: Policy,
+    /// `approval.always`, as allow rules.
+    always: Policy,
+}
+
+impl Policies {
+    fn of(settings: &Settings) -> Result<Policies, airlock_policy::PolicyError> {
+        let a = &settings.approval;
+        Ok(Policies {
+            rules: Policy::from_rules(&a.allow, &a.ask, &a.deny)?,
+            always: Policy::from_rules(&a.always, [""; 0], [""; 0])?,
+        })
+    }
+
+    /// Deny rules first; then session grants; then remembered answers settle what would be
+    /// asked; then ask and allow rules and the default.
+    fn decide(&self, call: &Call, grants: &airlock_policy::SessionGrants, session: &str) -> Verdict {
+        let verdict = self.rules.decide_with_grants(call, grants, session);
+        if verdict.decision != Decision::Ask {
+            return verdict;
+        }
+        match self.always.matching_rules(call).first() {
+            Some((_, rule)) => Verdict {
+                decision: Decision::Allow,
+                reason: Reason::Remembered { rule: rule.to_string() },
+            },
+            None => verdict,
+        }
+    }
 }
 
 fn by_of(reason: &Reason) -> DecidedBy {
     match reason {
         Reason::Rule { .. } => DecidedBy::Rule,
-        Reason::SessionGrant { .. } => DecidedBy::User,
+        Reason::SessionGrant { .. } | Reason::Remembered { .. } => DecidedBy::User,
         Reason::Default { .. } => DecidedBy::Default,
     }
 }

@@ -22,11 +22,19 @@ enum Command {
     /// Run the engine: MCP over Streamable HTTP (default) or stdio.
     Serve(cli::serve::ServeArgs),
     /// Bridge stdio to the running server, for clients that only launch commands.
-    Connect,
+    Connect(cli::connect::ConnectArgs),
     /// Print (or install) the configuration for MCP clients.
     Clients(cli::clients::ClientsArgs),
     /// Check Docker, the sandbox image and the agent, and say what to fix.
     Doctor,
+    /// Read, search, export and verify the audit log.
+    Audit(cli::audit::AuditArgs),
+    /// Ask what the approval rules would do with a call.
+    Policy(cli::policy::PolicyArgs),
+    /// List or revoke remembered approvals.
+    Grants(cli::grants::GrantsArgs),
+    /// Named secrets in the OS keychain, injected into sandboxes.
+    Secrets(cli::secrets::SecretsArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,14 +47,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
+    let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => cli::serve::run(cli.config, args).await,
-            Command::Connect => cli::connect::run(cli.config).await,
+            Command::Connect(args) => cli::connect::run(cli.config, args).await,
             Command::Clients(args) => cli::clients::run(cli.config, args).await,
             Command::Doctor => cli::doctor::run(cli.config).await,
+            Command::Audit(args) => cli::audit::run(cli.config, args).await,
+            Command::Policy(args) => cli::policy::run(cli.config, args).await,
+            Command::Grants(args) => cli::grants::run(cli.config, args).await,
+            Command::Secrets(args) => cli::secrets::run(cli.config, args).await,
         }
     });
+    // A blocking read of stdin (the control channel) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(code) => code,
         Err(e) => {

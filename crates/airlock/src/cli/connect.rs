@@ -60,13 +60,21 @@ impl ServerHandler for Bridge {
     }
 }
 
-pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+#[derive(clap::Args, Debug)]
+pub struct ConnectArgs {
+    /// The client whose token to present (as installed by `airlock clients --install`).
+    #[arg(long, default_value = "default")]
+    client: String,
+}
+
+pub async fn run(config: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let paths = Paths::resolve(config)?;
     let Some(info) = RuntimeInfo::read(&paths.runtime_file()) else {
         eprintln!("airlock connect: no Airlock server is running (start the Airlock app, or run `airlock serve`)");
         return Ok(ExitCode::from(2));
     };
-    let token = super::clients::token_for_connect()?;
+    let client = args.client.clone();
+    let token = tokio::task::spawn_blocking(move || super::clients::token_for_connect(&client)).await??;
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(info.url.clone()).auth_header(token),
     );

@@ -1,9 +1,13 @@
 //! The subcommands of the `airlock` binary; each file is one command and stays thin,
 //! calling into the engine library.
 
+pub mod audit;
 pub mod clients;
 pub mod connect;
 pub mod doctor;
+pub mod grants;
+pub mod policy;
+pub mod secrets;
 pub mod serve;
 
 /// Logs go to stderr (stdout may carry protocol); `AIRLOCK_LOG` or `RUST_LOG` set the filter.
@@ -14,6 +18,7 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

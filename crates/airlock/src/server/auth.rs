@@ -15,15 +15,6 @@ pub struct ClientIdentity(pub String);
 /// Maps a presented bearer token to the client it was issued to.
 pub type TokenLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
-/// SECRETS-HOOK: the token from `AIRLOCK_TOKEN`, until the keychain registry is wired in.
-pub fn static_token_lookup() -> anyhow::Result<TokenLookup> {
-    let token = std::env::var("AIRLOCK_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| anyhow::anyhow!("set AIRLOCK_TOKEN"))?;
-    Ok(Arc::new(move |presented: &str| (presented == token).then(|| "default".to_string())))
-}
-
 #[derive(Clone)]
 pub struct AuthState {
     pub lookup: TokenLookup,
@@ -95,7 +86,31 @@ pub async fn require_auth(State(state): State<AuthState>, mut request: Request, 
         );
     };
     request.extensions_mut().insert(ClientIdentity(client));
+    if request.method() == axum::http::Method::POST {
+        return match json_body(request).await {
+            Ok(request) => next.run(request).await,
+            Err(response) => response,
+        };
+    }
     next.run(request).await
+}
+
+/// A body that is not JSON gets a JSON-RPC parse error (-32700), as the spec asks, rather than
+/// a transport error; valid JSON goes on to the MCP service unchanged.
+async fn json_body(request: Request) -> Result<Request, Response> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, super::http::MAX_BODY_BYTES)
+        .await
+        .map_err(|_| refuse(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?;
+    if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
+        let error = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": { "code": -32700, "message": "Parse error: the request body is not valid JSON" }
+        });
+        return Err((StatusCode::BAD_REQUEST, axum::Json(error)).into_response());
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
 #[cfg(test)]

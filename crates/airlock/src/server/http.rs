@@ -53,9 +53,15 @@ impl HttpServer {
         let router = axum::Router::new()
             .nest_service("/mcp", service)
             .layer(axum::middleware::from_fn_with_state(auth, require_auth));
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await?;
+        let stopping = shutdown.clone();
+        let serve = axum::serve(self.listener, router).with_graceful_shutdown(async move { stopping.cancelled().await });
+        // Open event streams would keep a graceful shutdown waiting forever: give them a moment.
+        tokio::select! {
+            result = serve => result?,
+            _ = async { shutdown.cancelled().await; tokio::time::sleep(Duration::from_secs(2)).await } => {
+                tracing::info!("closing the connections still open");
+            }
+        }
         Ok(())
     }
 }

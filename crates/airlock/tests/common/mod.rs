@@ -179,7 +179,7 @@ impl Server {
             .args(args)
             .env("AIRLOCK_DATA_DIR", &env.data)
             .env("AIRLOCK_TOKEN", TOKEN)
-            .env("AIRLOCK_KEYRING", "mock")
+            .env("AIRLOCK_KEYRING", "keyutils")
             .env("AIRLOCK_AGENT_DIR", agent_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -232,7 +232,7 @@ pub async fn connect(url: &str, token: &str) -> RunningService<RoleClient, ()> {
     ().serve(transport).await.expect("MCP client connects")
 }
 
-pub async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: serde_json::Value) -> CallToolResult {
+pub async fn call(client: &rmcp::service::Peer<RoleClient>, tool: &str, args: serde_json::Value) -> CallToolResult {
     let mut params = CallToolRequestParams::new(tool.to_string());
     params.arguments = args.as_object().cloned();
     client.call_tool(params).await.expect("tools/call answered")

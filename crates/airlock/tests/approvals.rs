@@ -1,0 +1,197 @@
+//! Policy and approvals through the real server: allowed calls run, denied calls never reach a
+//! sandbox, asked calls wait for a decision on the control channel (each kind), timeouts and a
+//! closed control pipe deny, session grants stay in their session, "always" survives a restart.
+
+mod common;
+use airlock_control::{AppMessage, ApprovalChoice, EngineMessage};
+use common::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A server started the way the app starts it: `--control stdio`.
+struct Controlled {
+    server: Server,
+    stdin: Option<ChildStdin>,
+    messages: mpsc::Receiver<EngineMessage>,
+}
+
+impl Controlled {
+    fn start(env: &TestEnv) -> Controlled {
+        let mut server = Server::start(env, &["--control", "stdio"]);
+        let stdout = server.child.stdout.take().unwrap();
+        let stdin = server.child.stdin.take();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let msg: EngineMessage = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad control line {line}: {e}"));
+                if tx.send(msg).is_err() {
+                    return;
+                }
+            }
+        });
+        Controlled { server, stdin, messages: rx }
+    }
+
+    fn send(&mut self, msg: &AppMessage) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{}", serde_json::to_string(msg).unwrap()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next approval request (skipping status, audit and settings messages).
+    fn next_request(&self) -> airlock_control::ApprovalRequest {
+        loop {
+            match self.messages.recv_timeout(Duration::from_secs(20)) {
+                Ok(EngineMessage::ApprovalRequest(r)) => return r,
+                Ok(_) => continue,
+                Err(e) => panic!("no approval request arrived: {e}"),
+            }
+        }
+    }
+
+    fn decide(&mut self, id: &str, decision: ApprovalChoice, reason: Option<&str>) {
+        self.send(&AppMessage::ApprovalDecision { id: id.into(), decision, reason: reason.map(str::to_string), rule: None });
+    }
+}
+
+const ASK_WRITES: &str = r#"ask = ["write_file"]
+deny = ["run_command(rm -rf *)", "delete_path"]"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_decision_kind_reaches_the_client() {
+    let env = TestEnv::with_approval("", ASK_WRITES);
+    let mut app = Controlled::start(&env);
+    let client = app.server.client().await;
+
+    // Read-only tools are allowed by default.
+    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
+    assert!(!is_error(&r));
+
+    // Deny: the rule refuses it and no sandbox is involved.
+    let r = call(&client, "delete_path", json!({"path": "hello.txt"})).await;
+    assert!(is_error(&r) && text(&r).contains("deny"), "{}", text(&r));
+    assert!(env.project.join("hello.txt").exists());
+
+    // Ask → allow once: the call waits, then runs. The request carries a diff.
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { call(&client, "write_file", json!({"path": "hello.txt", "content": "changed\n"})).await }
+    });
+    let req = app.next_request();
+    assert_eq!(req.tool, "write_file");
+    assert_eq!(req.workspace.as_deref(), Some("project"));
+    let diff = req.diff.as_ref().expect("write_file requests carry a diff");
+    assert!(diff.unified.contains("-hello from the host") && diff.unified.contains("+changed"), "{}", diff.unified);
+    assert!(!pending.is_finished(), "the call waits for the decision");
+    app.decide(&req.id, ApprovalChoice::AllowOnce, None);
+    let r = pending.await.unwrap();
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(std::fs::read_to_string(env.project.join("hello.txt")).unwrap(), "changed\n");
+
+    // Ask → deny with a reason: the model is told why.
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { call(&client, "write_file", json!({"path": "b.txt", "content": "x"})).await }
+    });
+    let req = app.next_request();
+    app.decide(&req.id, ApprovalChoice::Deny, Some("not in this folder"));
+    let r = pending.await.unwrap();
+    assert!(is_error(&r) && text(&r).contains("not in this folder"), "{}", text(&r));
+    assert!(!env.project.join("b.txt").exists());
+
+    // Ask → allow for session: later matching calls of this session are not asked again...
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { call(&client, "write_file", json!({"path": "s/one.txt", "content": "1"})).await }
+    });
+    let req = app.next_request();
+    assert_eq!(req.suggested_rule, "write_file(/workspaces/project/s/**)");
+    app.decide(&req.id, ApprovalChoice::AllowSession, None);
+    assert!(!is_error(&pending.await.unwrap()));
+    let r = tokio::time::timeout(Duration::from_secs(10), call(&client, "write_file", json!({"path": "s/two.txt", "content": "2"})))
+        .await
+        .expect("a session grant answers without asking");
+    assert!(!is_error(&r), "{}", text(&r));
+
+    // ...but another session is asked (grants do not leak), and the timeout denies it.
+    let other = app.server.client().await;
+    let started = std::time::Instant::now();
+    let pending = tokio::spawn(async move { call(&other, "write_file", json!({"path": "s/three.txt", "content": "3"})).await });
+    let _req = app.next_request();
+    let r = pending.await.unwrap();
+    assert!(is_error(&r) && text(&r).contains("in time"), "{}", text(&r));
+    assert!(started.elapsed() >= Duration::from_secs(9), "denied by the 10 s timeout");
+    assert!(!env.project.join("s/three.txt").exists());
+
+    // Ask → always allow: the rule is remembered in the settings and survives a restart,
+    // settling what the ask rule would ask (deny rules still win).
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { call(&client, "write_file", json!({"path": "keep/a.txt", "content": "a"})).await }
+    });
+    let req = app.next_request();
+    app.decide(&req.id, ApprovalChoice::AllowAlways, None);
+    assert!(!is_error(&pending.await.unwrap()));
+    let saved = std::fs::read_to_string(&env.config).unwrap();
+    assert!(saved.contains("write_file(/workspaces/project/keep/**)"), "{saved}");
+    drop(client);
+    drop(app);
+    let restarted = Server::start(&env, &[]);
+    let client = restarted.client().await;
+    let r = call(&client, "write_file", json!({"path": "keep/b.txt", "content": "b"})).await;
+    assert!(!is_error(&r), "allowed by the remembered rule without anyone to ask: {}", text(&r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn closing_the_control_pipe_denies_pending_calls_at_once() {
+    let env = TestEnv::with_approval("", ASK_WRITES);
+    let mut app = Controlled::start(&env);
+    let client = app.server.client().await;
+    let pending = tokio::spawn(async move { call(&client, "write_file", json!({"path": "x.txt", "content": "x"})).await });
+    let _req = app.next_request();
+    let closed = std::time::Instant::now();
+    app.stdin = None; // the app quit
+    let r = pending.await.unwrap();
+    assert!(is_error(&r), "{}", text(&r));
+    assert!(closed.elapsed() < Duration::from_secs(5), "denied at once, not at the timeout");
+    assert!(!env.project.join("x.txt").exists());
+    // The engine then shuts down and removes its sandboxes.
+    let status = app.server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_an_approver_asks_become_refusals_that_name_the_rule() {
+    let env = TestEnv::with_approval("", ASK_WRITES);
+    let server = Server::start(&env, &[]);
+    let client = server.client().await;
+    let r = call(&client, "write_file", json!({"path": "src/x.rs", "content": "x"})).await;
+    assert!(is_error(&r));
+    assert!(text(&r).contains("write_file(/workspaces/project/src/**)"), "{}", text(&r));
+    assert!(env.containers().is_empty(), "a refused call starts no sandbox");
+}
+
+#[test]
+fn policy_check_explains_the_decision() {
+    let env = TestEnv::with_approval("", ASK_WRITES);
+    let check = |tool: &str, args: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["policy", "check", tool, args, "--config", env.config.to_str().unwrap()])
+            .env("AIRLOCK_DATA_DIR", &env.data)
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).to_lowercase()
+    };
+    let out = check("run_command", r#"{"command": "rm -rf /tmp/x"}"#);
+    assert!(out.contains("deny") && out.contains("rm -rf *"), "{out}");
+    let out = check("write_file", r#"{"path": "a/../b.txt", "content": ""}"#);
+    assert!(out.contains("ask") && out.contains("/workspaces/project/b.txt"), "{out}");
+    let out = check("read_file", r#"{"path": "hello.txt"}"#);
+    assert!(out.contains("allow"), "{out}");
+}
