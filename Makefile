@@ -9,7 +9,7 @@ TEST_IMAGE   ?= airlock-test-busybox:1
 export AIRLOCK_AGENT_DIR := $(CURDIR)/$(AGENT_DIR)
 export AIRLOCK_TEST_IMAGE := $(TEST_IMAGE)
 
-.PHONY: help setup docker test-image agent build run serve test lint bench clean app gui-test
+.PHONY: help setup deps docker test-image agent build run serve test lint bench clean app gui-test
 
 help:
 	@echo "make run    build everything and start Airlock (the app, or the headless server without a display)"
@@ -17,7 +17,10 @@ help:
 	@echo "make serve  the headless server only      make bench   benchmarks (release build)"
 	@echo "make lint   fmt check + clippy            make setup   system packages, Docker, test image"
 
-setup: docker test-image
+setup: deps docker test-image
+
+deps:
+	@scripts/deps.sh
 
 docker:
 	@scripts/docker-up.sh
@@ -32,10 +35,11 @@ agent:
 	@cp target/$(AGENT_TARGET)/agent/airlock-agent $(AGENT_BIN)
 
 build: agent
-	cargo build --workspace --quiet
+	cargo build -p airlock --quiet
 
+# The headless engine on its defaults: approvals from policy, MCP at http://127.0.0.1:7771/mcp.
 serve: build docker
-	@scripts/serve.sh
+	target/debug/airlock serve --approver policy
 
 run: agent docker
 	@scripts/run.sh
@@ -57,9 +61,9 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+# Lint, the engine suites, the Python SDK suite and the GUI suite (scripts/test.sh runs them all).
 test: setup agent app
 	@scripts/test.sh
-	@scripts/gui-test.sh
 
 bench: setup
 	@scripts/bench.sh

@@ -136,17 +136,23 @@ impl Approvals {
     }
 
     /// The user's answer; false if the call is no longer pending (answered once only).
-    pub fn decide(&self, id: &str, choice: ApprovalChoice, reason: Option<String>, rule: Option<String>) -> bool {
+    pub fn decide(
+        &self,
+        id: &str,
+        choice: ApprovalChoice,
+        reason: Option<String>,
+        rule: Option<String>,
+    ) -> bool {
         match self.take(id) {
-            Some(p) => p
-                .tx
-                .send(Resolution {
+            Some(p) => {
+                p.tx.send(Resolution {
                     choice,
                     by: ResolvedBy::User,
                     reason,
                     rule,
                 })
-                .is_ok(),
+                .is_ok()
+            }
             None => false,
         }
     }
@@ -284,24 +290,39 @@ mod tests {
 
         let a = approvals.clone();
         let asked = tokio::spawn(async move { a.ask(request("1"), Duration::from_secs(5)).await });
-        let Some(EngineMessage::ApprovalRequest(req)) = rx.recv().await else { panic!() };
+        let Some(EngineMessage::ApprovalRequest(req)) = rx.recv().await else {
+            panic!()
+        };
         assert_eq!(req.id, "1");
         assert!(approvals.decide("1", ApprovalChoice::AllowOnce, None, None));
-        assert!(!approvals.decide("1", ApprovalChoice::Deny, None, None), "answered exactly once");
+        assert!(
+            !approvals.decide("1", ApprovalChoice::Deny, None, None),
+            "answered exactly once"
+        );
         assert_eq!(asked.await.unwrap().choice, ApprovalChoice::AllowOnce);
 
         let timed = approvals.ask(request("2"), Duration::from_millis(50)).await;
-        assert_eq!((timed.choice, timed.by), (ApprovalChoice::Deny, ResolvedBy::Timeout));
+        assert_eq!(
+            (timed.choice, timed.by),
+            (ApprovalChoice::Deny, ResolvedBy::Timeout)
+        );
 
         let a = approvals.clone();
-        let waiting = tokio::spawn(async move { a.ask(request("3"), Duration::from_secs(60)).await });
+        let waiting =
+            tokio::spawn(async move { a.ask(request("3"), Duration::from_secs(60)).await });
         while approvals.pending_count() == 0 {
             tokio::task::yield_now().await;
         }
         approvals.approver_gone();
         let gone = waiting.await.unwrap();
-        assert_eq!((gone.choice, gone.by), (ApprovalChoice::Deny, ResolvedBy::ApproverGone));
+        assert_eq!(
+            (gone.choice, gone.by),
+            (ApprovalChoice::Deny, ResolvedBy::ApproverGone)
+        );
         let later = approvals.ask(request("4"), Duration::from_secs(60)).await;
-        assert!(!later.is_allowed(), "fails closed once the approver is gone");
+        assert!(
+            !later.is_allowed(),
+            "fails closed once the approver is gone"
+        );
     }
 }

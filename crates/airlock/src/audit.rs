@@ -12,14 +12,22 @@ pub fn open(paths: &Paths, settings: &Settings, key: AuditKey) -> anyhow::Result
         Durability::Normal => airlock_audit::Durability::Normal,
         Durability::Full => airlock_audit::Durability::Full,
     });
-    let log = AuditLog::open(config, key)
-        .map_err(|e| anyhow::anyhow!("cannot open the audit log {}: {e}", paths.audit_db().display()))?;
+    let log = AuditLog::open(config, key).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the audit log {}: {e}",
+            paths.audit_db().display()
+        )
+    })?;
     let interrupted = log.complete_interrupted()?;
     if interrupted > 0 {
-        tracing::warn!("{interrupted} call(s) were left unfinished by the last run; recorded as interrupted");
+        tracing::warn!(
+            "{interrupted} call(s) were left unfinished by the last run; recorded as interrupted"
+        );
     }
     if settings.audit.retention_days > 0 {
-        let report = log.prune(std::time::Duration::from_secs(settings.audit.retention_days * 86_400))?;
+        let report = log.prune(std::time::Duration::from_secs(
+            settings.audit.retention_days * 86_400,
+        ))?;
         tracing::info!("audit retention: {report:?}");
     }
     Ok(Arc::new(log))
@@ -83,10 +91,22 @@ mod tests {
 
     #[test]
     fn decisions_and_outcomes_both_filter() {
-        let q = build_query(Filters { decision: Some("denied".into()), ..Default::default() }).unwrap();
+        let q = build_query(Filters {
+            decision: Some("denied".into()),
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(q.decision, Some(Decision::Denied));
-        let q = build_query(Filters { decision: Some("timeout".into()), ..Default::default() }).unwrap();
+        let q = build_query(Filters {
+            decision: Some("timeout".into()),
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(q.outcome, Some(Outcome::Timeout));
-        assert!(build_query(Filters { decision: Some("maybe".into()), ..Default::default() }).is_err());
+        assert!(build_query(Filters {
+            decision: Some("maybe".into()),
+            ..Default::default()
+        })
+        .is_err());
     }
 }

@@ -60,7 +60,9 @@ impl std::str::FromStr for ClientKind {
         ClientKind::ALL
             .into_iter()
             .find(|c| c.id() == s)
-            .ok_or_else(|| format!("unknown client {s:?}: use claude-desktop, claude-code, cursor or vscode"))
+            .ok_or_else(|| {
+                format!("unknown client {s:?}: use claude-desktop, claude-code, cursor or vscode")
+            })
     }
 }
 
@@ -135,12 +137,22 @@ pub fn snippets_json(url: &str) -> Value {
 }
 
 /// Issues `client` its own token and merges its entry into `config_file`, keeping a backup.
-pub fn install_into(config_file: &Path, client: ClientKind, url: &str, token: &str) -> anyhow::Result<()> {
+pub fn install_into(
+    config_file: &Path,
+    client: ClientKind,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<()> {
     let s = snippet(client, url, token, &airlock_exe());
     let mut doc = match std::fs::read_to_string(config_file) {
-        Ok(text) if !text.trim().is_empty() => serde_json::from_str::<Value>(&text).map_err(|e| {
-            anyhow::anyhow!("{} is not valid JSON ({e}); fix it or move it away, nothing was changed", config_file.display())
-        })?,
+        Ok(text) if !text.trim().is_empty() => {
+            serde_json::from_str::<Value>(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not valid JSON ({e}); fix it or move it away, nothing was changed",
+                    config_file.display()
+                )
+            })?
+        }
         Ok(_) => json!({}),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
         Err(e) => anyhow::bail!("cannot read {}: {e}", config_file.display()),
@@ -149,13 +161,20 @@ pub fn install_into(config_file: &Path, client: ClientKind, url: &str, token: &s
         let backup = config_file.with_extension("json.airlock-backup");
         std::fs::copy(config_file, &backup)?;
     }
-    let root = doc
-        .as_object_mut()
-        .ok_or_else(|| anyhow::anyhow!("{} is not a JSON object; nothing was changed", config_file.display()))?;
+    let root = doc.as_object_mut().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} is not a JSON object; nothing was changed",
+            config_file.display()
+        )
+    })?;
     let servers = root.entry(s.servers_key).or_insert_with(|| json!({}));
-    let servers = servers
-        .as_object_mut()
-        .ok_or_else(|| anyhow::anyhow!("`{}` in {} is not an object; nothing was changed", s.servers_key, config_file.display()))?;
+    let servers = servers.as_object_mut().ok_or_else(|| {
+        anyhow::anyhow!(
+            "`{}` in {} is not an object; nothing was changed",
+            s.servers_key,
+            config_file.display()
+        )
+    })?;
     servers.insert("airlock".to_string(), s.entry);
     let text = serde_json::to_string_pretty(&doc)? + "\n";
     crate::paths::write_atomic(config_file, text.as_bytes())?;
@@ -171,9 +190,9 @@ pub async fn install(engine: &Engine, client: ClientKind) -> anyhow::Result<Path
 }
 
 pub async fn issue_and_install(client: ClientKind, url: &str) -> anyhow::Result<PathBuf> {
-    let file = client
-        .config_file()
-        .ok_or_else(|| anyhow::anyhow!("no home directory to find {}'s config in", client.title()))?;
+    let file = client.config_file().ok_or_else(|| {
+        anyhow::anyhow!("no home directory to find {}'s config in", client.title())
+    })?;
     let url = url.to_string();
     let target = file.clone();
     tokio::task::spawn_blocking(move || {
@@ -192,12 +211,25 @@ mod tests {
     fn install_merges_keeps_other_servers_and_backs_up() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("mcp.json");
-        std::fs::write(&file, r#"{"mcpServers":{"other":{"command":"x"}},"theme":"dark"}"#).unwrap();
-        install_into(&file, ClientKind::Cursor, "http://127.0.0.1:7771/mcp", "tok").unwrap();
+        std::fs::write(
+            &file,
+            r#"{"mcpServers":{"other":{"command":"x"}},"theme":"dark"}"#,
+        )
+        .unwrap();
+        install_into(
+            &file,
+            ClientKind::Cursor,
+            "http://127.0.0.1:7771/mcp",
+            "tok",
+        )
+        .unwrap();
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         assert_eq!(doc["mcpServers"]["other"]["command"], "x");
         assert_eq!(doc["theme"], "dark");
-        assert_eq!(doc["mcpServers"]["airlock"]["headers"]["Authorization"], "Bearer tok");
+        assert_eq!(
+            doc["mcpServers"]["airlock"]["headers"]["Authorization"],
+            "Bearer tok"
+        );
         let backup = std::fs::read_to_string(file.with_extension("json.airlock-backup")).unwrap();
         assert!(backup.contains("\"other\"") && !backup.contains("airlock"));
     }
@@ -207,7 +239,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("mcp.json");
         std::fs::write(&file, "{ not json").unwrap();
-        let err = install_into(&file, ClientKind::Vscode, "u", "t").unwrap_err().to_string();
+        let err = install_into(&file, ClientKind::Vscode, "u", "t")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not valid JSON"), "{err}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "{ not json");
     }
@@ -216,7 +250,15 @@ mod tests {
     fn vscode_uses_servers_and_desktop_uses_connect() {
         let s = snippet(ClientKind::Vscode, "u", "t", Path::new("/bin/airlock"));
         assert_eq!(s.servers_key, "servers");
-        let s = snippet(ClientKind::ClaudeDesktop, "u", "t", Path::new("/bin/airlock"));
-        assert_eq!(s.entry["args"], json!(["connect", "--client", "claude-desktop"]));
+        let s = snippet(
+            ClientKind::ClaudeDesktop,
+            "u",
+            "t",
+            Path::new("/bin/airlock"),
+        );
+        assert_eq!(
+            s.entry["args"],
+            json!(["connect", "--client", "claude-desktop"])
+        );
     }
 }

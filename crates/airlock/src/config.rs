@@ -122,9 +122,11 @@ fn yes() -> bool {
 }
 
 pub fn default_hide() -> Vec<String> {
-    [".env", ".env.*", ".ssh", ".aws", ".gnupg", "*.pem", "id_rsa*"]
-        .map(String::from)
-        .to_vec()
+    [
+        ".env", ".env.*", ".ssh", ".aws", ".gnupg", "*.pem", "id_rsa*",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 pub fn default_protect() -> Vec<String> {
@@ -239,19 +241,23 @@ impl Settings {
                 message: e.message().to_string(),
             }
         })?;
-        settings.validate().map_err(|message| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        })?;
+        settings
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            })?;
         Ok(settings)
     }
 
     /// Checks what serde cannot: names, ranges, duplicates, and the rules themselves.
     pub fn validate(&self) -> Result<(), String> {
-        let addr: std::net::SocketAddr = self
-            .listen
-            .parse()
-            .map_err(|_| format!("`listen` = {:?} is not an address like 127.0.0.1:7771", self.listen))?;
+        let addr: std::net::SocketAddr = self.listen.parse().map_err(|_| {
+            format!(
+                "`listen` = {:?} is not an address like 127.0.0.1:7771",
+                self.listen
+            )
+        })?;
         if !addr.ip().is_loopback() {
             return Err(format!(
                 "`listen` = {:?}: Airlock only listens on loopback addresses",
@@ -263,7 +269,10 @@ impl Settings {
             return Err("`runtime.image` is empty".into());
         }
         if rt.memory_mb < 64 {
-            return Err(format!("`runtime.memory_mb` = {} is below 64", rt.memory_mb));
+            return Err(format!(
+                "`runtime.memory_mb` = {} is below 64",
+                rt.memory_mb
+            ));
         }
         if !(rt.cpus > 0.0 && rt.cpus <= 256.0) {
             return Err(format!("`runtime.cpus` = {} must be above 0", rt.cpus));
@@ -300,8 +309,12 @@ impl Settings {
                     .map_err(|e| format!("workspace {:?}: pattern {pattern:?}: {e}", ws.name))?;
             }
         }
-        airlock_policy::Policy::from_rules(&self.approval.allow, &self.approval.ask, &self.approval.deny)
-            .map_err(|e| format!("approval rules: {e}"))?;
+        airlock_policy::Policy::from_rules(
+            &self.approval.allow,
+            &self.approval.ask,
+            &self.approval.deny,
+        )
+        .map_err(|e| format!("approval rules: {e}"))?;
         airlock_policy::Policy::from_rules(&self.approval.always, [""; 0], [""; 0])
             .map_err(|e| format!("approval.always: {e}"))?;
         Ok(())
@@ -401,7 +414,9 @@ protect = [".git/hooks"]
 
     #[test]
     fn typo_names_file_line_and_key() {
-        let err = parse("[runtime]\nenabled = true\nimgae = \"x\"\n").unwrap_err().to_string();
+        let err = parse("[runtime]\nenabled = true\nimgae = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/tmp/airlock.toml"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("imgae"), "{err}");
@@ -409,7 +424,9 @@ protect = [".git/hooks"]
 
     #[test]
     fn wrong_type_names_key() {
-        let err = parse("[runtime]\nmemory_mb = \"lots\"\n").unwrap_err().to_string();
+        let err = parse("[runtime]\nmemory_mb = \"lots\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(err.contains("runtime.memory_mb"), "{err}");
     }

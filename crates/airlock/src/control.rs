@@ -3,8 +3,8 @@
 
 use crate::engine::Engine;
 use airlock_control::{
-    AppMessage, AuditRecord, DockerState, EngineMessage, ExportFormat, ReplyResult, Request, Status,
-    WorkspaceStatus, CONTROL_VERSION,
+    AppMessage, AuditRecord, DockerState, EngineMessage, ExportFormat, ReplyResult, Request,
+    Status, WorkspaceStatus, CONTROL_VERSION,
 };
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -21,7 +21,9 @@ pub fn stdout_outbox() -> (Outbox, tokio::task::JoinHandle<()>) {
     let writer = tokio::spawn(async move {
         let mut out = tokio::io::stdout();
         while let Some(msg) = rx.recv().await {
-            let Ok(mut line) = airlock_control::encode(&msg) else { continue };
+            let Ok(mut line) = airlock_control::encode(&msg) else {
+                continue;
+            };
             line.push('\n');
             if out.write_all(line.as_bytes()).await.is_err() || out.flush().await.is_err() {
                 break;
@@ -45,7 +47,9 @@ pub fn serve_stdin(engine: Arc<Engine>, outbox: Outbox, shutdown: CancellationTo
     {
         let outbox = outbox.clone();
         engine.audit.set_listener(Some(Box::new(move |record| {
-            let _ = outbox.send(EngineMessage::Audit { record: audit_record(record) });
+            let _ = outbox.send(EngineMessage::Audit {
+                record: audit_record(record),
+            });
         })));
     }
     spawn_status_loop(engine.clone(), outbox.clone(), shutdown.clone());
@@ -76,7 +80,12 @@ pub fn serve_stdin(engine: Arc<Engine>, outbox: Outbox, shutdown: CancellationTo
 
 async fn handle(engine: &Arc<Engine>, outbox: &Outbox, msg: AppMessage) {
     match msg {
-        AppMessage::ApprovalDecision { id, decision, reason, rule } => {
+        AppMessage::ApprovalDecision {
+            id,
+            decision,
+            reason,
+            rule,
+        } => {
             if !engine.approvals.decide(&id, decision, reason, rule) {
                 tracing::info!(id, "decision for an approval that is no longer pending");
             }
@@ -117,7 +126,17 @@ pub fn send_settings(engine: &Engine, outbox: &Outbox, error: Option<String>) {
 async fn answer(engine: &Arc<Engine>, request: Request) -> Result<Value, String> {
     match request {
         Request::Status => serde_json::to_value(status(engine).await).map_err(|e| e.to_string()),
-        Request::AuditQuery { text, tool, decision, client, workspace, since, until, before_seq, limit } => {
+        Request::AuditQuery {
+            text,
+            tool,
+            decision,
+            client,
+            workspace,
+            since,
+            until,
+            before_seq,
+            limit,
+        } => {
             let query = crate::audit::build_query(crate::audit::Filters {
                 text,
                 tool,
@@ -134,7 +153,8 @@ async fn answer(engine: &Arc<Engine>, request: Request) -> Result<Value, String>
             Ok(json!({ "records": records, "next_before_seq": page.next_before_seq }))
         }
         Request::AuditExport { format, path } => {
-            let file = std::fs::File::create(&path).map_err(|e| format!("cannot create {path}: {e}"))?;
+            let file =
+                std::fs::File::create(&path).map_err(|e| format!("cannot create {path}: {e}"))?;
             let writer = std::io::BufWriter::new(file);
             let query = airlock_audit::Query::new();
             let n = match format {
@@ -179,11 +199,15 @@ async fn answer(engine: &Arc<Engine>, request: Request) -> Result<Value, String>
             Ok(json!({ "names": names }))
         }
         Request::SecretSet { name, value } => {
-            crate::secrets::set_secret(engine, &name, &value).await.map_err(|e| e.to_string())?;
+            crate::secrets::set_secret(engine, &name, &value)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(json!({ "name": name }))
         }
         Request::SecretRemove { name } => {
-            crate::secrets::remove_secret(engine, &name).await.map_err(|e| e.to_string())?;
+            crate::secrets::remove_secret(engine, &name)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(json!({ "name": name }))
         }
         Request::ClientsConfig => {
@@ -194,7 +218,9 @@ async fn answer(engine: &Arc<Engine>, request: Request) -> Result<Value, String>
         }
         Request::ClientInstall { client } => {
             let kind: crate::clients::ClientKind = client.parse().map_err(|e: String| e)?;
-            let written = crate::clients::install(engine, kind).await.map_err(|e| e.to_string())?;
+            let written = crate::clients::install(engine, kind)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(json!({ "path": written.display().to_string() }))
         }
     }
@@ -208,10 +234,16 @@ pub async fn status(engine: &Engine) -> Status {
     } else {
         match engine.sandboxes.docker().await {
             Ok(d) => match d.version().await {
-                Ok(v) => DockerState::Ready { version: v.version.unwrap_or_default() },
-                Err(e) => DockerState::Unreachable { message: e.to_string() },
+                Ok(v) => DockerState::Ready {
+                    version: v.version.unwrap_or_default(),
+                },
+                Err(e) => DockerState::Unreachable {
+                    message: e.to_string(),
+                },
             },
-            Err(e) => DockerState::Unreachable { message: e.to_string() },
+            Err(e) => DockerState::Unreachable {
+                message: e.to_string(),
+            },
         }
     };
     Status {
@@ -226,7 +258,12 @@ pub async fn status(engine: &Engine) -> Status {
             .map(|w| WorkspaceStatus {
                 name: w.name.clone(),
                 path: w.path.display().to_string(),
-                access: if w.access == crate::config::Access::Ro { "ro" } else { "rw" }.to_string(),
+                access: if w.access == crate::config::Access::Ro {
+                    "ro"
+                } else {
+                    "rw"
+                }
+                .to_string(),
                 available: crate::workspace::is_available(w),
                 external: crate::drives::is_external(&w.path),
             })
@@ -264,7 +301,9 @@ pub fn audit_record(r: &airlock_audit::CallRecord) -> AuditRecord {
         client: r.client.clone(),
         session: r.session.clone(),
         tool: r.tool.clone(),
-        arguments: r.arguments_json().unwrap_or(Value::String(r.arguments.clone())),
+        arguments: r
+            .arguments_json()
+            .unwrap_or(Value::String(r.arguments.clone())),
         workspace: r.workspace.clone(),
         container: r.container.clone(),
         decision: r.decision.as_str().to_string(),

@@ -25,7 +25,9 @@ fn platform_roots() -> &'static [&'static str] {
 
 /// The volume root `path` is under, if any.
 fn volume_root_of(path: &Path) -> Option<PathBuf> {
-    volume_roots().into_iter().find(|r| path.starts_with(r) && path != r)
+    volume_roots()
+        .into_iter()
+        .find(|r| path.starts_with(r) && path != r)
 }
 
 pub fn is_external(path: &Path) -> bool {
@@ -40,7 +42,9 @@ pub fn is_present(path: &Path) -> bool {
     }
     match volume_root_of(path) {
         None => true,
-        Some(root) => mount_points().iter().any(|m| m.starts_with(&root) && m != &root && path.starts_with(m)),
+        Some(root) => mount_points()
+            .iter()
+            .any(|m| m.starts_with(&root) && m != &root && path.starts_with(m)),
     }
 }
 
@@ -93,13 +97,20 @@ mod tests {
 
     #[test]
     fn mountinfo_paths_are_unescaped() {
-        assert_eq!(unescape_mount_path("/media/My\\040Drive"), "/media/My Drive");
+        assert_eq!(
+            unescape_mount_path("/media/My\\040Drive"),
+            "/media/My Drive"
+        );
         assert_eq!(unescape_mount_path("/plain"), "/plain");
     }
 
     #[test]
     fn paths_under_volume_roots_are_external() {
-        assert!(is_external(Path::new(if cfg!(target_os = "macos") { "/Volumes/USB/p" } else { "/media/usb/p" })));
+        assert!(is_external(Path::new(if cfg!(target_os = "macos") {
+            "/Volumes/USB/p"
+        } else {
+            "/media/usb/p"
+        })));
         assert!(!is_external(Path::new("/home/me/p")));
     }
 

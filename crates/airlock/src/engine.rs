@@ -67,7 +67,12 @@ pub enum SettingsError {
 }
 
 impl Engine {
-    pub fn new(paths: Paths, sandboxes: Arc<SandboxManager>, approvals: Arc<Approvals>, audit: Arc<AuditLog>) -> Engine {
+    pub fn new(
+        paths: Paths,
+        sandboxes: Arc<SandboxManager>,
+        approvals: Arc<Approvals>,
+        audit: Arc<AuditLog>,
+    ) -> Engine {
         let policy = Policies::of(&sandboxes.settings()).unwrap_or_default();
         Engine {
             paths,
@@ -130,7 +135,10 @@ impl Engine {
     }
 
     /// Changes settings with `edit` on top of the current ones.
-    pub async fn edit_settings(&self, edit: impl FnOnce(&mut Settings)) -> Result<(), SettingsError> {
+    pub async fn edit_settings(
+        &self,
+        edit: impl FnOnce(&mut Settings),
+    ) -> Result<(), SettingsError> {
         let mut settings = (*self.settings()).clone();
         edit(&mut settings);
         self.update_settings(settings).await
@@ -138,8 +146,15 @@ impl Engine {
 
     /// Runs one tool call through the whole pipeline. Every failure becomes a tool result
     /// with `is_error`, worded for the model; every call, whatever its fate, is audited.
-    pub async fn call_tool(&self, caller: &Caller, tool: &str, args: Value, hooks: CallHooks) -> ToolOutput {
-        self.in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    pub async fn call_tool(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        args: Value,
+        hooks: CallHooks,
+    ) -> ToolOutput {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _in_flight = InFlight(self.in_flight.clone());
         let started = Instant::now();
         let call_id = uuid::Uuid::new_v4().to_string();
@@ -166,15 +181,27 @@ impl Engine {
         // 1. Normalise: the call in canonical container form (symlinks inside workspaces resolved).
         let call = match self.normalise(tool, &args, &settings) {
             Ok(call) => call,
-            Err(e) => return record.refuse(DecidedBy::Policy, Outcome::Refused, e.to_string()).await,
+            Err(e) => {
+                return record
+                    .refuse(DecidedBy::Policy, Outcome::Refused, e.to_string())
+                    .await
+            }
         };
         record.intent.workspace = workspace_of(&call, &settings);
 
         // 2. Policy, then a human where it asks.
-        let verdict = self.policies().decide(&call, &self.approvals.grants_snapshot(), &caller.session);
+        let verdict =
+            self.policies()
+                .decide(&call, &self.approvals.grants_snapshot(), &caller.session);
         let decided_by = match verdict.decision {
             Decision::Deny => {
-                return record.refuse(by_of(&verdict.reason), Outcome::Denied, format!("{verdict} This call was not run.")).await;
+                return record
+                    .refuse(
+                        by_of(&verdict.reason),
+                        Outcome::Denied,
+                        format!("{verdict} This call was not run."),
+                    )
+                    .await;
             }
             Decision::Allow => by_of(&verdict.reason),
             Decision::Ask => {
@@ -188,9 +215,23 @@ impl Engine {
                         ),
                     ).await;
                 }
-                let resolution = self.ask_human(caller, &call, &verdict, &redacted_args, &settings, &record.intent.workspace, &hooks).await;
+                let resolution = self
+                    .ask_human(
+                        caller,
+                        &call,
+                        &verdict,
+                        &redacted_args,
+                        &settings,
+                        &record.intent.workspace,
+                        &hooks,
+                    )
+                    .await;
                 if !resolution.is_allowed() {
-                    let by = if resolution.by == ResolvedBy::Timeout { DecidedBy::Timeout } else { DecidedBy::User };
+                    let by = if resolution.by == ResolvedBy::Timeout {
+                        DecidedBy::Timeout
+                    } else {
+                        DecidedBy::User
+                    };
                     let why = match (resolution.by, &resolution.reason) {
                         (ResolvedBy::Timeout, _) => "Nobody answered the approval prompt in time, so the call was denied.".to_string(),
                         (ResolvedBy::ApproverGone, _) => "The approval prompt went away (the Airlock app closed), so the call was denied.".to_string(),
@@ -211,9 +252,14 @@ impl Engine {
         record.intent.decision = AuditDecision::Allowed;
         record.intent.decided_by = decided_by;
         record.intent.container = self.sandboxes.container_name(&caller.session);
-        if let Err(e) = self.write_audit(AuditWrite::Intent(record.intent.clone())).await {
+        if let Err(e) = self
+            .write_audit(AuditWrite::Intent(record.intent.clone()))
+            .await
+        {
             tracing::error!("audit intent failed: {e}");
-            return error_output(format!("The audit log could not be written ({e}), so the call was not run."));
+            return error_output(format!(
+                "The audit log could not be written ({e}), so the call was not run."
+            ));
         }
 
         // 4. Run it in the sandbox.
@@ -237,12 +283,22 @@ impl Engine {
         }
         let outcome = match &output {
             o if !o.is_error => Outcome::Ok,
-            o if o.structured.as_ref().and_then(|s| s.get("timed_out")).and_then(Value::as_bool) == Some(true) => Outcome::Timeout,
+            o if o
+                .structured
+                .as_ref()
+                .and_then(|s| s.get("timed_out"))
+                .and_then(Value::as_bool)
+                == Some(true) =>
+            {
+                Outcome::Timeout
+            }
             _ => Outcome::Error,
         };
         let mut done = Completion::new(&record.call_id, outcome);
         done.exit_code = output.exit_code.map(i64::from);
-        done.bytes_in = serde_json::to_string(&args).map(|s| s.len() as u64).unwrap_or(0);
+        done.bytes_in = serde_json::to_string(&args)
+            .map(|s| s.len() as u64)
+            .unwrap_or(0);
         done.bytes_out = output.text.len() as u64;
         done.duration_ms = started.elapsed().as_millis() as u64;
         done.summary = Some(summary_of(&output.text));
@@ -262,7 +318,10 @@ impl Engine {
         tokio::task::spawn_blocking(move || match write {
             AuditWrite::Intent(i) => audit.record_intent(i).map(|_| ()),
             AuditWrite::Completion(c) => audit.record_completion(c).map(|_| ()),
-            AuditWrite::Refused(i, c) => audit.record_intent(i).and_then(|_| audit.record_completion(c)).map(|_| ()),
+            AuditWrite::Refused(i, c) => audit
+                .record_intent(i)
+                .and_then(|_| audit.record_completion(c))
+                .map(|_| ()),
         })
         .await
         .map_err(|e| e.to_string())?
@@ -278,12 +337,15 @@ impl Engine {
         if airlock_policy::ToolKind::from_name(tool).is_none() {
             return Err(ToolError::UnknownTool(tool.to_string()));
         }
-        let call = Call::from_arguments(tool, args, &default_root).map_err(|e| ToolError::InvalidArguments {
-            tool: tool.to_string(),
-            message: e.to_string(),
+        let call = Call::from_arguments(tool, args, &default_root).map_err(|e| {
+            ToolError::InvalidArguments {
+                tool: tool.to_string(),
+                message: e.to_string(),
+            }
         })?;
         call.try_map_paths(|p| {
-            workspace::canonical_path(&settings.workspaces, p).map_err(|e| ToolError::Refused(e.to_string()))
+            workspace::canonical_path(&settings.workspaces, p)
+                .map_err(|e| ToolError::Refused(e.to_string()))
         })
     }
 
@@ -331,27 +393,71 @@ impl Engine {
     }
 
     /// For writes and edits: the change as a unified diff, computed in the sandbox without writing.
-    async fn diff_preview(&self, caller: &Caller, call: &Call, args: &Value) -> Option<DiffPreview> {
-        let airlock_policy::Target::Path(path) = call.target() else { return None };
+    async fn diff_preview(
+        &self,
+        caller: &Caller,
+        call: &Call,
+        args: &Value,
+    ) -> Option<DiffPreview> {
+        let airlock_policy::Target::Path(path) = call.target() else {
+            return None;
+        };
         let ctx_session = &caller.session;
         match call.tool() {
             airlock_policy::ToolKind::EditFile => {
-                let edits = args.get("edits")?.as_array()?.iter().filter_map(|e| {
-                    Some(airlock_agent::TextEdit {
-                        old: e.get("old_text")?.as_str()?.to_string(),
-                        new: e.get("new_text")?.as_str()?.to_string(),
-                        replace_all: e.get("replace_all").and_then(Value::as_bool).unwrap_or(false),
+                let edits = args
+                    .get("edits")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|e| {
+                        Some(airlock_agent::TextEdit {
+                            old: e.get("old_text")?.as_str()?.to_string(),
+                            new: e.get("new_text")?.as_str()?.to_string(),
+                            replace_all: e
+                                .get("replace_all")
+                                .and_then(Value::as_bool)
+                                .unwrap_or(false),
+                        })
                     })
-                }).collect();
-                match self.sandboxes.call(ctx_session, airlock_agent::Op::Edit { path: path.clone(), edits, dry_run: true }).await {
-                    Ok(airlock_agent::Reply::Edited { diff, .. }) => Some(DiffPreview { path: path.clone(), unified: diff, new_file: false }),
+                    .collect();
+                match self
+                    .sandboxes
+                    .call(
+                        ctx_session,
+                        airlock_agent::Op::Edit {
+                            path: path.clone(),
+                            edits,
+                            dry_run: true,
+                        },
+                    )
+                    .await
+                {
+                    Ok(airlock_agent::Reply::Edited { diff, .. }) => Some(DiffPreview {
+                        path: path.clone(),
+                        unified: diff,
+                        new_file: false,
+                    }),
                     _ => None,
                 }
             }
             airlock_policy::ToolKind::WriteFile => {
                 let new = args.get("content")?.as_str()?;
-                let old = match self.sandboxes.call(ctx_session, airlock_agent::Op::Read { path: path.clone(), offset: None, limit: None }).await {
-                    Ok(airlock_agent::Reply::Read { content: airlock_agent::Content::Text(t), .. }) => Some(t),
+                let old = match self
+                    .sandboxes
+                    .call(
+                        ctx_session,
+                        airlock_agent::Op::Read {
+                            path: path.clone(),
+                            offset: None,
+                            limit: None,
+                        },
+                    )
+                    .await
+                {
+                    Ok(airlock_agent::Reply::Read {
+                        content: airlock_agent::Content::Text(t),
+                        ..
+                    }) => Some(t),
                     _ => None,
                 };
                 let unified = similar::TextDiff::from_lines(old.as_deref().unwrap_or(""), new)
@@ -359,15 +465,27 @@ impl Engine {
                     .context_radius(3)
                     .header(path, path)
                     .to_string();
-                Some(DiffPreview { path: path.clone(), unified: (self.redactor())(&unified), new_file: old.is_none() })
+                Some(DiffPreview {
+                    path: path.clone(),
+                    unified: (self.redactor())(&unified),
+                    new_file: old.is_none(),
+                })
             }
             _ => None,
         }
     }
 
     /// `allow_session` adds a session grant; `allow_always` adds an allow rule to the settings.
-    async fn remember(&self, session: &str, call: &Call, resolution: &Resolution) -> Result<(), String> {
-        let rule_text = resolution.rule.clone().unwrap_or_else(|| airlock_policy::suggest_allow_rule(call));
+    async fn remember(
+        &self,
+        session: &str,
+        call: &Call,
+        resolution: &Resolution,
+    ) -> Result<(), String> {
+        let rule_text = resolution
+            .rule
+            .clone()
+            .unwrap_or_else(|| airlock_policy::suggest_allow_rule(call));
         match resolution.choice {
             ApprovalChoice::AllowSession => {
                 let rule = Rule::parse(&rule_text).map_err(|e| e.to_string())?;
@@ -391,7 +509,9 @@ impl Engine {
     /// Waits (at most `limit`) until no tool call is under way, so their answers reach clients.
     pub async fn drain(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
-        while self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        while self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -425,7 +545,10 @@ impl CallAudit<'_> {
         let mut done = Completion::new(&self.call_id, outcome);
         done.duration_ms = self.started.elapsed().as_millis() as u64;
         done.error = Some(message.clone());
-        let written = self.engine.write_audit(AuditWrite::Refused(self.intent.clone(), done)).await;
+        let written = self
+            .engine
+            .write_audit(AuditWrite::Refused(self.intent.clone(), done))
+            .await;
         if let Err(e) = written {
             tracing::error!("audit of a refused call failed: {e}");
         }
@@ -452,7 +575,12 @@ impl Policies {
 
     /// Deny rules first; then session grants; then remembered answers settle what would be
     /// asked; then ask and allow rules and the default.
-    fn decide(&self, call: &Call, grants: &airlock_policy::SessionGrants, session: &str) -> Verdict {
+    fn decide(
+        &self,
+        call: &Call,
+        grants: &airlock_policy::SessionGrants,
+        session: &str,
+    ) -> Verdict {
         let verdict = self.rules.decide_with_grants(call, grants, session);
         if verdict.decision != Decision::Ask {
             return verdict;
@@ -460,7 +588,9 @@ impl Policies {
         match self.always.matching_rules(call).first() {
             Some((_, rule)) => Verdict {
                 decision: Decision::Allow,
-                reason: Reason::Remembered { rule: rule.to_string() },
+                reason: Reason::Remembered {
+                    rule: rule.to_string(),
+                },
             },
             None => verdict,
         }
@@ -495,7 +625,11 @@ fn error_output(text: String) -> ToolOutput {
 
 /// The first line(s) of a result, for the audit log's summary column.
 fn summary_of(text: &str) -> String {
-    let end = text.char_indices().nth(300).map(|(i, _)| i).unwrap_or(text.len());
+    let end = text
+        .char_indices()
+        .nth(300)
+        .map(|(i, _)| i)
+        .unwrap_or(text.len());
     text[..end].to_string()
 }
 
@@ -504,7 +638,11 @@ pub fn map_strings(value: &Value, f: &dyn Fn(&str) -> String) -> Value {
     match value {
         Value::String(s) => Value::String(f(s)),
         Value::Array(a) => Value::Array(a.iter().map(|v| map_strings(v, f)).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), map_strings(v, f))).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), map_strings(v, f)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }

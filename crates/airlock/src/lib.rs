@@ -3,31 +3,31 @@
 //!
 //! The modules, roughly in the order a tool call meets them:
 
-/// Settings file: shape, defaults, validation, atomic writes.
-pub mod config;
-/// Where things live: config file, data dir and its lock, the runtime file.
-pub mod paths;
-/// The MCP server: rmcp handler, Streamable HTTP and stdio transports, auth.
-pub mod server;
-/// One tool call end to end.
-pub mod engine;
 /// Pending approvals, approvers, timeouts, session grants.
 pub mod approval;
 /// The audit log as the engine uses it.
 pub mod audit;
-/// The MCP tool set.
-pub mod tools;
-/// Workspace folders as sandboxes see them; path normal form; masks.
-pub mod workspace;
+/// MCP client configuration snippets and installation.
+pub mod clients;
+/// Settings file: shape, defaults, validation, atomic writes.
+pub mod config;
+/// The control channel to the app.
+pub mod control;
 /// External drives and whether they are mounted.
 pub mod drives;
+/// One tool call end to end.
+pub mod engine;
+/// Where things live: config file, data dir and its lock, the runtime file.
+pub mod paths;
 /// Docker sandboxes and the agent inside each.
 pub mod sandbox;
 /// Keychain: tokens, the audit key, named secrets, redaction.
 pub mod secrets;
-/// The control channel to the app.
-pub mod control;
+/// The MCP server: rmcp handler, Streamable HTTP and stdio transports, auth.
+pub mod server;
+/// The MCP tool set.
+pub mod tools;
 /// Hand edits of the settings file and drives coming and going.
 pub mod watch;
-/// MCP client configuration snippets and installation.
-pub mod clients;
+/// Workspace folders as sandboxes see them; path normal form; masks.
+pub mod workspace;

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 mod cli;
 
 #[derive(Parser)]
-#[command(name = "airlock", version, about = "Let AI assistants use real tools, inside Docker sandboxes, with your approval.")]
+#[command(
+    name = "airlock",
+    version,
+    about = "Let AI assistants use real tools, inside Docker sandboxes, with your approval."
+)]
 struct Cli {
     /// Settings file (default: the platform config dir; also AIRLOCK_CONFIG).
     #[arg(long, global = true, env = "AIRLOCK_CONFIG")]
@@ -40,7 +44,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("airlock: cannot start: {e}");

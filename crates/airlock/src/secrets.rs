@@ -20,13 +20,17 @@ pub fn store() -> Result<SecretStore, airlock_secrets::Error> {
 
 /// The audit log's HMAC key (created on first use).
 pub fn audit_key() -> anyhow::Result<airlock_audit::AuditKey> {
-    let key = store()?.audit_key().map_err(|e| anyhow::anyhow!("audit key: {e}"))?;
+    let key = store()?
+        .audit_key()
+        .map_err(|e| anyhow::anyhow!("audit key: {e}"))?;
     Ok(airlock_audit::AuditKey::from_bytes(key))
 }
 
 /// The client tokens; `AIRLOCK_TOKEN` overrides the `default` client's token.
 pub fn tokens() -> anyhow::Result<TokenRegistry> {
-    let override_token = std::env::var("AIRLOCK_TOKEN").ok().filter(|t| !t.is_empty());
+    let override_token = std::env::var("AIRLOCK_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     Ok(TokenRegistry::new(store()?, override_token)?)
 }
 
@@ -43,13 +47,17 @@ pub fn redactor() -> Redactor {
 /// Installs a fresh redactor on the engine (after a secret changed).
 pub fn refresh_redactor(engine: &Engine) {
     let redactor = Arc::new(redactor());
-    engine.set_redactor(Arc::new(move |text: &str| redactor.redact(text).into_owned()));
+    engine.set_redactor(Arc::new(move |text: &str| {
+        redactor.redact(text).into_owned()
+    }));
 }
 
 /// The environment of a workspace's sandbox: the secrets granted to it in settings.
 pub fn env_provider() -> EnvProvider {
     Arc::new(|ws: &Workspace| {
-        let Ok(store) = store() else { return Vec::new() };
+        let Ok(store) = store() else {
+            return Vec::new();
+        };
         ws.secrets
             .iter()
             .filter_map(|name| match store.secret(name) {
@@ -69,7 +77,9 @@ pub fn env_provider() -> EnvProvider {
 
 /// Names granted in settings that have no value in the keychain.
 pub fn missing_secrets(settings: &Settings) -> Vec<String> {
-    let Ok(store) = store() else { return Vec::new() };
+    let Ok(store) = store() else {
+        return Vec::new();
+    };
     let names = store.secret_names().unwrap_or_default();
     settings
         .workspaces

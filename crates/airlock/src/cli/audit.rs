@@ -72,7 +72,10 @@ enum Format {
 fn open(paths: &Paths) -> anyhow::Result<AuditLog> {
     let db = paths.audit_db();
     if !db.exists() {
-        anyhow::bail!("no audit log at {} yet: it is created when the engine first runs", db.display());
+        anyhow::bail!(
+            "no audit log at {} yet: it is created when the engine first runs",
+            db.display()
+        );
     }
     let key = airlock::secrets::audit_key()?;
     Ok(AuditLog::open(AuditConfig::new(db), key)?)
@@ -88,11 +91,20 @@ fn run_blocking(paths: &Paths, command: AuditCommand) -> anyhow::Result<ExitCode
         AuditCommand::Verify => {
             let key = airlock::secrets::audit_key()?;
             let db = paths.audit_db();
-            let report = airlock_audit::verify_files(&db, &airlock_audit::default_head_path(&db), &key)?;
+            let report =
+                airlock_audit::verify_files(&db, &airlock_audit::default_head_path(&db), &key)?;
             println!("{report}");
-            Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
-        AuditCommand::Tail { lines, follow, json } => {
+        AuditCommand::Tail {
+            lines,
+            follow,
+            json,
+        } => {
             let log = open(paths)?;
             let mut records = log.tail(lines)?;
             records.reverse();
@@ -100,7 +112,10 @@ fn run_blocking(paths: &Paths, command: AuditCommand) -> anyhow::Result<ExitCode
             for r in &records {
                 print_record(r, json);
             }
-            while follow {
+            if !follow {
+                return Ok(ExitCode::SUCCESS);
+            }
+            loop {
                 std::thread::sleep(std::time::Duration::from_millis(500));
                 let changes = log.changes_since(last, 500)?;
                 for r in &changes.calls {
@@ -108,9 +123,18 @@ fn run_blocking(paths: &Paths, command: AuditCommand) -> anyhow::Result<ExitCode
                 }
                 last = changes.last_seq;
             }
-            Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Search { text, tool, decision, client, workspace, since, until, limit, json } => {
+        AuditCommand::Search {
+            text,
+            tool,
+            decision,
+            client,
+            workspace,
+            since,
+            until,
+            limit,
+            json,
+        } => {
             let log = open(paths)?;
             let query = build_query(Filters {
                 text,
@@ -133,7 +157,11 @@ fn run_blocking(paths: &Paths, command: AuditCommand) -> anyhow::Result<ExitCode
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Export { format, output, entries } => {
+        AuditCommand::Export {
+            format,
+            output,
+            entries,
+        } => {
             let log = open(paths)?;
             let out: Box<dyn std::io::Write> = match &output {
                 Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
@@ -191,9 +219,17 @@ fn parse_time(s: &str) -> anyhow::Result<i64> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
-    let full = if s.contains('T') { s.to_string() } else { format!("{s}T00:00:00Z") };
+    let full = if s.contains('T') {
+        s.to_string()
+    } else {
+        format!("{s}T00:00:00Z")
+    };
     let t = time::OffsetDateTime::parse(&full, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| anyhow::anyhow!("cannot read time {s:?}: use unix milliseconds or 2026-11-24[THH:MM:SSZ]"))?;
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "cannot read time {s:?}: use unix milliseconds or 2026-11-24[THH:MM:SSZ]"
+            )
+        })?;
     Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 

@@ -28,32 +28,49 @@ pub async fn run(config: Option<PathBuf>, args: ClientsArgs) -> anyhow::Result<E
     let url = endpoint(&paths)?;
     if let Some(client) = args.install {
         let file = clients::issue_and_install(client, &url).await?;
-        println!("Installed Airlock into {} ({}); restart {} to pick it up.", client.title(), file.display(), client.title());
+        println!(
+            "Installed Airlock into {} ({}); restart {} to pick it up.",
+            client.title(),
+            file.display(),
+            client.title()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let snippets = tokio::task::spawn_blocking(move || clients::snippets_json(&url)).await?;
-    println!("Airlock MCP endpoint: {}\n", snippets["url"].as_str().unwrap_or_default());
+    println!(
+        "Airlock MCP endpoint: {}\n",
+        snippets["url"].as_str().unwrap_or_default()
+    );
     for c in snippets["clients"].as_array().into_iter().flatten() {
-        println!("== {} ({})", c["title"].as_str().unwrap_or_default(), c["config_file"].as_str().unwrap_or("?"));
+        println!(
+            "== {} ({})",
+            c["title"].as_str().unwrap_or_default(),
+            c["config_file"].as_str().unwrap_or("?")
+        );
         if let Some(cmd) = c["command"].as_str() {
             println!("{cmd}\n-- or add to the config file:");
         }
         println!("{}\n", c["config"].as_str().unwrap_or_default());
     }
-    println!("`airlock clients --install <client>` writes it for you, with a token of the client's own.");
+    println!(
+        "`airlock clients --install <client>` writes it for you, with a token of the client's own."
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 /// The token `airlock connect` presents: `AIRLOCK_TOKEN`, else the named client's token.
 pub fn token_for_connect(client: &str) -> anyhow::Result<String> {
-    if let Some(t) = std::env::var("AIRLOCK_TOKEN").ok().filter(|t| !t.is_empty()) {
+    if let Some(t) = std::env::var("AIRLOCK_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
         return Ok(t);
     }
     let tokens = airlock::secrets::tokens()?;
     if client == airlock_secrets::DEFAULT_CLIENT {
         return Ok(tokens.ensure_default()?);
     }
-    tokens
-        .token(client)
-        .ok_or_else(|| anyhow::anyhow!("no token for client {client:?}: run `airlock clients --install {client}`"))
+    tokens.token(client).ok_or_else(|| {
+        anyhow::anyhow!("no token for client {client:?}: run `airlock clients --install {client}`")
+    })
 }

@@ -3,8 +3,8 @@
 
 use airlock::paths::{Paths, RuntimeInfo};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-    ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{RequestContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -40,7 +40,9 @@ impl ServerHandler for Bridge {
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::LATEST_WITH_INITIALIZE))
+        Cow::Borrowed(ProtocolVersion::known_up_to(
+            &ProtocolVersion::LATEST_WITH_INITIALIZE,
+        ))
     }
 
     async fn list_tools(
@@ -48,7 +50,10 @@ impl ServerHandler for Bridge {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        self.upstream.list_tools(request).await.map_err(upstream_error)
+        self.upstream
+            .list_tools(request)
+            .await
+            .map_err(upstream_error)
     }
 
     async fn call_tool(
@@ -56,7 +61,12 @@ impl ServerHandler for Bridge {
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        Ok(self.upstream.call_tool(request).await.map_err(upstream_error)?.into())
+        Ok(self
+            .upstream
+            .call_tool(request)
+            .await
+            .map_err(upstream_error)?
+            .into())
     }
 }
 
@@ -74,18 +84,24 @@ pub async fn run(config: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<E
         return Ok(ExitCode::from(2));
     };
     let client = args.client.clone();
-    let token = tokio::task::spawn_blocking(move || super::clients::token_for_connect(&client)).await??;
+    let token =
+        tokio::task::spawn_blocking(move || super::clients::token_for_connect(&client)).await??;
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(info.url.clone()).auth_header(token),
     );
     let upstream = match ().serve(transport).await {
         Ok(u) => u,
         Err(e) => {
-            eprintln!("airlock connect: the Airlock server at {} did not accept the connection: {e}", info.url);
+            eprintln!(
+                "airlock connect: the Airlock server at {} did not accept the connection: {e}",
+                info.url
+            );
             return Ok(ExitCode::from(2));
         }
     };
-    let bridge = Bridge { upstream: Arc::new(upstream) };
+    let bridge = Bridge {
+        upstream: Arc::new(upstream),
+    };
     let running = bridge
         .serve(rmcp::transport::io::stdio())
         .await

@@ -31,12 +31,20 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             s
         }
         Err(e) => {
-            r.fail("settings", &e.to_string(), "correct the file; the engine will not start on it");
+            r.fail(
+                "settings",
+                &e.to_string(),
+                "correct the file; the engine will not start on it",
+            );
             return Ok(ExitCode::FAILURE);
         }
     };
     if !settings.runtime.enabled {
-        r.fail("runtime", "the Docker Runtime is turned off", "turn it on in the tray menu or set `runtime.enabled = true`");
+        r.fail(
+            "runtime",
+            "the Docker Runtime is turned off",
+            "turn it on in the tray menu or set `runtime.enabled = true`",
+        );
     }
     let address = docker::engine_address(&settings.runtime.docker_host);
     match docker::connect(&address).await {
@@ -57,7 +65,11 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 match agent::agent_arch(&v.arch.unwrap_or_default()).map(agent::find_agent_binary) {
                     Some(Ok(p)) => r.ok("agent", &p.display().to_string()),
                     Some(Err(e)) => r.fail("agent", &e.to_string(), "run `make agent`"),
-                    None => r.fail("agent", "unsupported engine architecture", "use an amd64 or arm64 engine"),
+                    None => r.fail(
+                        "agent",
+                        "unsupported engine architecture",
+                        "use an amd64 or arm64 engine",
+                    ),
                 }
                 match d.inspect_image(&settings.runtime.image).await {
                     Ok(_) => r.ok("image", &settings.runtime.image),
@@ -70,21 +82,48 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             }
             Err(e) => r.fail(
                 "docker",
-                &format!("{} (from {}) does not answer: {e}", address.host, address.source),
+                &format!(
+                    "{} (from {}) does not answer: {e}",
+                    address.host, address.source
+                ),
                 "start Docker Desktop, Colima, OrbStack or dockerd; or set `runtime.docker_host`",
             ),
         },
-        Err(e) => r.fail("docker", &format!("{}: {e}", address.host), "check `runtime.docker_host` / DOCKER_HOST"),
+        Err(e) => r.fail(
+            "docker",
+            &format!("{}: {e}", address.host),
+            "check `runtime.docker_host` / DOCKER_HOST",
+        ),
     }
     if settings.workspaces.is_empty() {
-        r.fail("workspaces", "none configured", "add a folder in Settings or a [[workspaces]] entry");
+        r.fail(
+            "workspaces",
+            "none configured",
+            "add a folder in Settings or a [[workspaces]] entry",
+        );
     }
     for ws in &settings.workspaces {
         if workspace::is_available(ws) {
-            r.ok("workspace", &format!("{} → {} ({:?})", ws.path.display(), workspace::container_path(ws), ws.access));
+            r.ok(
+                "workspace",
+                &format!(
+                    "{} → {} ({:?})",
+                    ws.path.display(),
+                    workspace::container_path(ws),
+                    ws.access
+                ),
+            );
         } else {
-            r.fail("workspace", &format!("{} is not there", ws.path.display()), "plug in the drive or fix the path");
+            r.fail(
+                "workspace",
+                &format!("{} is not there", ws.path.display()),
+                "plug in the drive or fix the path",
+            );
         }
     }
-    Ok(if r.failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if r.failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -30,16 +30,22 @@ pub async fn run(config: Option<PathBuf>, args: PolicyArgs) -> anyhow::Result<Ex
     let PolicyCommand::Check { tool, arguments } = args.command;
     let paths = Paths::resolve(config)?;
     let settings = Settings::load(&paths.config_file)?;
-    let args: serde_json::Value =
-        serde_json::from_str(&arguments).map_err(|e| anyhow::anyhow!("arguments are not JSON: {e}"))?;
-    let policy = airlock_policy::Policy::from_rules(&settings.approval.allow, &settings.approval.ask, &settings.approval.deny)?;
+    let args: serde_json::Value = serde_json::from_str(&arguments)
+        .map_err(|e| anyhow::anyhow!("arguments are not JSON: {e}"))?;
+    let policy = airlock_policy::Policy::from_rules(
+        &settings.approval.allow,
+        &settings.approval.ask,
+        &settings.approval.deny,
+    )?;
     let default_root = settings
         .enabled_workspaces()
         .next()
         .map(workspace::container_path)
         .unwrap_or_else(|| workspace::CONTAINER_ROOT.to_string());
-    let call = airlock_policy::Call::from_arguments(&tool, &args, &default_root)?
-        .try_map_paths(|p| workspace::canonical_path(&settings.workspaces, p).map_err(|e| anyhow::anyhow!("{e}")))?;
+    let call =
+        airlock_policy::Call::from_arguments(&tool, &args, &default_root)?.try_map_paths(|p| {
+            workspace::canonical_path(&settings.workspaces, p).map_err(|e| anyhow::anyhow!("{e}"))
+        })?;
     let check = policy.check(&call);
     println!("{check}");
     Ok(ExitCode::SUCCESS)

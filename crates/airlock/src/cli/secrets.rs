@@ -15,10 +15,14 @@ pub struct SecretsArgs {
 #[derive(Subcommand, Debug)]
 enum SecretsCommand {
     /// Store a secret; its value is read from stdin. Grant it to a workspace with `secrets = ["NAME"]`.
-    Set { name: String },
+    Set {
+        name: String,
+    },
     /// The names of stored secrets (never their values).
     List,
-    Remove { name: String },
+    Remove {
+        name: String,
+    },
 }
 
 pub async fn run(_config: Option<PathBuf>, args: SecretsArgs) -> anyhow::Result<ExitCode> {

@@ -1,10 +1,10 @@
 //! `airlock serve`: load settings, own the data dir, clean up leftovers, and serve MCP over
 //! HTTP or stdio until interrupted; then remove every sandbox.
 
+use airlock::approval::{Approvals, Approver};
 use airlock::config::Settings;
 use airlock::engine::Engine;
 use airlock::paths::{Paths, RuntimeInfo};
-use airlock::approval::{Approver, Approvals};
 use airlock::sandbox::SandboxManager;
 use airlock::server;
 use clap::{Args, ValueEnum};
@@ -58,10 +58,9 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
     let audit = airlock::audit::open(&paths, &settings, key)?;
 
     let shutdown = CancellationToken::new();
-    let outbox = match args.control {
-        Some(ControlKind::Stdio) => Some(airlock::control::stdout_outbox()),
-        None => None,
-    };
+    let outbox = args
+        .control
+        .map(|ControlKind::Stdio| airlock::control::stdout_outbox());
     let approver = match (&outbox, args.approver) {
         (Some((tx, _)), _) => Approver::Control(tx.clone()),
         (None, Some(ApproverKind::Tty)) => Approver::Tty,
@@ -74,7 +73,9 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
             .with_progress(Arc::new(move |line: &str| {
                 tracing::info!("{line}");
                 if let Some(tx) = &progress_out {
-                    let _ = tx.send(airlock_control::EngineMessage::Progress { message: line.to_string() });
+                    let _ = tx.send(airlock_control::EngineMessage::Progress {
+                        message: line.to_string(),
+                    });
                 }
             })),
     );
@@ -88,10 +89,17 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
         Err(e) => tracing::warn!("{e}"),
     }
     let approvals = Arc::new(Approvals::new(approver));
-    let engine = Arc::new(Engine::new(paths.clone(), sandboxes.clone(), approvals, audit));
+    let engine = Arc::new(Engine::new(
+        paths.clone(),
+        sandboxes.clone(),
+        approvals,
+        audit,
+    ));
     airlock::secrets::refresh_redactor(&engine);
     for name in airlock::secrets::missing_secrets(&settings) {
-        tracing::warn!("secret {name} is granted to a workspace but not set: `airlock secrets set {name}`");
+        tracing::warn!(
+            "secret {name} is granted to a workspace but not set: `airlock secrets set {name}`"
+        );
     }
 
     spawn_signal_watch(shutdown.clone());
@@ -99,7 +107,11 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
     if let Some((tx, _)) = &outbox {
         airlock::control::serve_stdin(engine.clone(), tx.clone(), shutdown.clone());
     }
-    if let Err(e) = airlock::watch::watch_settings(engine.clone(), outbox.as_ref().map(|(tx, _)| tx.clone()), shutdown.clone()) {
+    if let Err(e) = airlock::watch::watch_settings(
+        engine.clone(),
+        outbox.as_ref().map(|(tx, _)| tx.clone()),
+        shutdown.clone(),
+    ) {
         tracing::warn!("settings file is not watched for hand edits: {e}");
     }
     airlock::watch::watch_drives(engine.clone(), shutdown.clone());
@@ -124,7 +136,10 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
             })
         };
         drop(default_token);
-        let info = RuntimeInfo { url: url.clone(), pid: std::process::id() };
+        let info = RuntimeInfo {
+            url: url.clone(),
+            pid: std::process::id(),
+        };
         info.write(&paths.runtime_file())?;
         eprintln!("airlock: listening on {url}");
         let result = http.serve(engine.clone(), lookup, shutdown.clone()).await;
@@ -156,7 +171,10 @@ fn spawn_signal_watch(shutdown: CancellationToken) {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
                 return;
             };
             tokio::select! {

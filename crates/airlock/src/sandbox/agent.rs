@@ -165,7 +165,9 @@ impl AgentClient {
             reader,
         };
         match client.call(Op::Hello).await? {
-            Reply::Hello { version, .. } if version == airlock_agent::PROTOCOL_VERSION => Ok(client),
+            Reply::Hello { version, .. } if version == airlock_agent::PROTOCOL_VERSION => {
+                Ok(client)
+            }
             Reply::Hello { version, .. } => Err(SandboxError::AgentGone {
                 detail: format!(
                     "the agent speaks protocol {version}, the engine {}; rebuild both",
@@ -245,7 +247,10 @@ fn deliver(pending: &Pending, line: &[u8]) {
                 let _ = tx.send(resp.outcome);
             }
         }
-        Err(e) => tracing::warn!("unreadable agent line ({e}): {}", String::from_utf8_lossy(line)),
+        Err(e) => tracing::warn!(
+            "unreadable agent line ({e}): {}",
+            String::from_utf8_lossy(line)
+        ),
     }
 }
 

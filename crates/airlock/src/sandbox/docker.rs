@@ -83,11 +83,15 @@ fn docker_config_dir() -> Option<PathBuf> {
 
 /// The endpoint of the context named in `config.json`'s `currentContext` (or `DOCKER_CONTEXT`).
 fn context_host(config_dir: &Path) -> Option<String> {
-    let name = match std::env::var("DOCKER_CONTEXT").ok().filter(|c| !c.is_empty()) {
+    let name = match std::env::var("DOCKER_CONTEXT")
+        .ok()
+        .filter(|c| !c.is_empty())
+    {
         Some(name) => name,
         None => {
             let config: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(config_dir.join("config.json")).ok()?).ok()?;
+                serde_json::from_slice(&std::fs::read(config_dir.join("config.json")).ok()?)
+                    .ok()?;
             config.get("currentContext")?.as_str()?.to_string()
         }
     };
@@ -99,7 +103,10 @@ fn context_host(config_dir: &Path) -> Option<String> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let meta_path = config_dir.join("contexts/meta").join(digest).join("meta.json");
+    let meta_path = config_dir
+        .join("contexts/meta")
+        .join(digest)
+        .join("meta.json");
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(meta_path).ok()?).ok()?;
     let host = meta.pointer("/Endpoints/docker/Host")?.as_str()?;
     Some(host.to_string())
@@ -112,7 +119,11 @@ fn default_socket() -> String {
     }
     // Docker Desktop on macOS without the privileged helper keeps its socket in the home dir.
     if let Some(home) = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()) {
-        for candidate in [".docker/run/docker.sock", ".colima/default/docker.sock", ".orbstack/run/docker.sock"] {
+        for candidate in [
+            ".docker/run/docker.sock",
+            ".colima/default/docker.sock",
+            ".orbstack/run/docker.sock",
+        ] {
             let path = home.join(candidate);
             if path.exists() {
                 return format!("unix://{}", path.display());
@@ -136,7 +147,11 @@ mod tests {
     #[test]
     fn context_endpoint_is_read_from_meta() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.json"), r#"{"currentContext":"colima"}"#).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"currentContext":"colima"}"#,
+        )
+        .unwrap();
         use sha2::Digest;
         let digest: String = sha2::Sha256::digest(b"colima")
             .iter()
@@ -153,7 +168,11 @@ mod tests {
             context_host(dir.path()).as_deref(),
             Some("unix:///Users/me/.colima/default/docker.sock")
         );
-        std::fs::write(dir.path().join("config.json"), r#"{"currentContext":"default"}"#).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"currentContext":"default"}"#,
+        )
+        .unwrap();
         assert_eq!(context_host(dir.path()), None);
     }
 }

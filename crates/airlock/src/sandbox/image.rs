@@ -72,7 +72,10 @@ mod tests {
 
     #[test]
     fn references_split_at_the_tag_colon_only() {
-        assert_eq!(split_reference("debian:bookworm-slim"), ("debian", "bookworm-slim"));
+        assert_eq!(
+            split_reference("debian:bookworm-slim"),
+            ("debian", "bookworm-slim")
+        );
         assert_eq!(split_reference("debian"), ("debian", "latest"));
         assert_eq!(
             split_reference("localhost:5000/sandbox"),

@@ -32,7 +32,10 @@ pub enum SandboxError {
     #[error("the sandbox image {image} is not available: {detail}. Pull or build it (e.g. `docker pull {image}`), or set `runtime.image` to an image this engine has")]
     ImageMissing { image: String, detail: String },
     #[error("no airlock-agent build for the engine's architecture `{arch}` (looked in {looked_in:?}); build it with `make agent` or install an Airlock build for {arch}")]
-    NoAgentBuild { arch: String, looked_in: Vec<PathBuf> },
+    NoAgentBuild {
+        arch: String,
+        looked_in: Vec<PathBuf>,
+    },
     #[error("the Docker engine reports an architecture Airlock has no agent for: {0}")]
     UnsupportedArch(String),
     #[error("no workspace is available; add a folder in Airlock's settings")]
@@ -293,7 +296,14 @@ impl SandboxManager {
             env,
         };
         let name = container_name(&self.instance, session);
-        let (id, agent_client) = start_container(docker, &spec, &name, &agent_path, &agent_config(&workspaces)).await?;
+        let (id, agent_client) = start_container(
+            docker,
+            &spec,
+            &name,
+            &agent_path,
+            &agent_config(&workspaces),
+        )
+        .await?;
         tracing::info!(container = %name, session, "sandbox started");
         Ok(Sandbox {
             container_id: id,
@@ -414,7 +424,10 @@ impl SandboxManager {
         image::ensure_image(&docker, &settings.runtime.image, self.progress.as_ref()).await?;
         let mut with_masks = Vec::new();
         for ws in &workspaces {
-            with_masks.push((ws.clone(), workspace::scan_masks(ws).map_err(SandboxError::internal)?));
+            with_masks.push((
+                ws.clone(),
+                workspace::scan_masks(ws).map_err(SandboxError::internal)?,
+            ));
         }
         let spec = SandboxSpec {
             runtime: &settings.runtime,
@@ -426,14 +439,22 @@ impl SandboxManager {
             env: vec![],
         };
         let name = format!("{}-install", container_name(&self.instance, session));
-        let (id, agent_client) =
-            start_container(&docker, &spec, &name, &agent_path, &agent_config(&workspaces)).await?;
+        let (id, agent_client) = start_container(
+            &docker,
+            &spec,
+            &name,
+            &agent_path,
+            &agent_config(&workspaces),
+        )
+        .await?;
         let result = agent_client.call(Op::Run(spec_op)).await;
         drop(agent_client);
         remove_container(&docker, &id).await;
         match result? {
             Reply::Ran(r) => Ok(r),
-            other => Err(SandboxError::internal(format!("unexpected reply {other:?}"))),
+            other => Err(SandboxError::internal(format!(
+                "unexpected reply {other:?}"
+            ))),
         }
     }
 
@@ -526,7 +547,9 @@ async fn start_container(
     agent_path: &std::path::Path,
     config: &AgentConfig,
 ) -> Result<(String, AgentClient), SandboxError> {
-    use bollard::query_parameters::{CreateContainerOptionsBuilder, UploadToContainerOptionsBuilder};
+    use bollard::query_parameters::{
+        CreateContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    };
     let created = docker
         .create_container(
             Some(CreateContainerOptionsBuilder::default().name(name).build()),
@@ -534,12 +557,12 @@ async fn start_container(
         )
         .await
         .map_err(|e| match &e {
-            bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
-                SandboxError::ImageMissing {
-                    image: spec.runtime.image.clone(),
-                    detail: e.to_string(),
-                }
-            }
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            } => SandboxError::ImageMissing {
+                image: spec.runtime.image.clone(),
+                detail: e.to_string(),
+            },
             _ => SandboxError::docker("create the sandbox container", e),
         })?;
     let id = created.id;
@@ -557,7 +580,10 @@ async fn start_container(
             .await
             .map_err(|e| SandboxError::docker("copy the agent into the sandbox", e))?;
         docker
-            .start_container(&id, None::<bollard::query_parameters::StartContainerOptions>)
+            .start_container(
+                &id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
             .await
             .map_err(|e| SandboxError::docker("start the sandbox container", e))?;
         AgentClient::start(docker, &id, config).await
@@ -579,7 +605,13 @@ pub async fn remove_container(docker: &Docker, id: &str) {
         .v(true)
         .build();
     if let Err(e) = docker.remove_container(id, Some(options)).await {
-        if !matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) {
+        if !matches!(
+            e,
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                ..
+            }
+        ) {
             tracing::warn!(container = id, "could not remove container: {e}");
         }
     }

@@ -59,25 +59,41 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 }
 
 /// Axum middleware: checks Host, Origin and the bearer token before anything else runs.
-pub async fn require_auth(State(state): State<AuthState>, mut request: Request, next: Next) -> Response {
+pub async fn require_auth(
+    State(state): State<AuthState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let headers = request.headers();
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
     if !state.host_allowed(host) {
-        return refuse(StatusCode::FORBIDDEN, "forbidden: Airlock only answers requests addressed to its loopback address");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "forbidden: Airlock only answers requests addressed to its loopback address",
+        );
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let allowed = origin.to_str().map(|o| state.origin_allowed(o)).unwrap_or(false);
+        let allowed = origin
+            .to_str()
+            .map(|o| state.origin_allowed(o))
+            .unwrap_or(false);
         if !allowed {
-            return refuse(StatusCode::FORBIDDEN, "forbidden: cross-origin requests are not allowed");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "forbidden: cross-origin requests are not allowed",
+            );
         }
     }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let Some(client) = token.and_then(|t| (state.lookup)(t)) else {
         return refuse(

@@ -45,7 +45,10 @@ impl SessionHandler {
     pub fn new(engine: Arc<Engine>, transport_client: Option<String>) -> SessionHandler {
         let id = uuid::Uuid::new_v4().simple().to_string();
         SessionHandler {
-            guard: Arc::new(SessionGuard { id, engine: engine.clone() }),
+            guard: Arc::new(SessionGuard {
+                id,
+                engine: engine.clone(),
+            }),
             engine,
             transport_client,
         }
@@ -105,7 +108,9 @@ impl ServerHandler for SessionHandler {
     /// Sessions (one sandbox each) need the `initialize` handshake, so the newest protocol
     /// offered is the newest that still has one.
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::LATEST_WITH_INITIALIZE))
+        Cow::Borrowed(ProtocolVersion::known_up_to(
+            &ProtocolVersion::LATEST_WITH_INITIALIZE,
+        ))
     }
 
     async fn list_tools(
@@ -135,7 +140,8 @@ impl ServerHandler for SessionHandler {
             Arc::new(move |message: String| {
                 let n = step.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 let peer = peer.clone();
-                let param = ProgressNotificationParam::new(token.clone(), n as f64).with_message(message);
+                let param =
+                    ProgressNotificationParam::new(token.clone(), n as f64).with_message(message);
                 tokio::spawn(async move {
                     let _ = peer.notify_progress(param).await;
                 });

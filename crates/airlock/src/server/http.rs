@@ -34,10 +34,20 @@ impl HttpServer {
     }
 
     /// Serves until `shutdown` is cancelled.
-    pub async fn serve(self, engine: Arc<Engine>, lookup: TokenLookup, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        engine: Arc<Engine>,
+        lookup: TokenLookup,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let mut sessions = LocalSessionManager::default();
         sessions.session_config.keep_alive = Some(Duration::from_secs(
-            engine.sandboxes.settings().runtime.idle_timeout_secs.max(60),
+            engine
+                .sandboxes
+                .settings()
+                .runtime
+                .idle_timeout_secs
+                .max(60),
         ));
         let config = StreamableHttpServerConfig::default()
             .with_max_request_body_bytes(MAX_BODY_BYTES)
@@ -49,12 +59,16 @@ impl HttpServer {
             Arc::new(sessions),
             config,
         );
-        let auth = AuthState { lookup, bound: self.addr };
+        let auth = AuthState {
+            lookup,
+            bound: self.addr,
+        };
         let router = axum::Router::new()
             .nest_service("/mcp", service)
             .layer(axum::middleware::from_fn_with_state(auth, require_auth));
         let stopping = shutdown.clone();
-        let serve = axum::serve(self.listener, router).with_graceful_shutdown(async move { stopping.cancelled().await });
+        let serve = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { stopping.cancelled().await });
         // Open event streams would keep a graceful shutdown waiting forever: give them a moment.
         tokio::select! {
             result = serve => result?,

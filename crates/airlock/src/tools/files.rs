@@ -204,11 +204,16 @@ pub fn specs() -> Vec<ToolSpec> {
 /// Puts a model-supplied path into canonical container form (or refuses it).
 pub fn container_form(ctx: &ToolContext, path: &str) -> Result<String, ToolError> {
     let settings = ctx.sandboxes.settings();
-    workspace::canonical_path(&settings.workspaces, path).map_err(|e| ToolError::Refused(e.to_string()))
+    workspace::canonical_path(&settings.workspaces, path)
+        .map_err(|e| ToolError::Refused(e.to_string()))
 }
 
 /// Runs a file tool; `None` when `tool` is not one.
-pub async fn execute(ctx: &ToolContext, tool: &str, args: &Value) -> Option<Result<ToolOutput, ToolError>> {
+pub async fn execute(
+    ctx: &ToolContext,
+    tool: &str,
+    args: &Value,
+) -> Option<Result<ToolOutput, ToolError>> {
     let result = match tool {
         "list_workspaces" => list_workspaces(ctx, args),
         "read_file" => read_file(ctx, args).await,
@@ -255,11 +260,16 @@ fn list_workspaces(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolEr
             "{} ({}{})\n",
             w["path"].as_str().unwrap_or_default(),
             w["access"].as_str().unwrap_or_default(),
-            if w["available"] == json!(true) { "" } else { ", unavailable: drive not connected" }
+            if w["available"] == json!(true) {
+                ""
+            } else {
+                ", unavailable: drive not connected"
+            }
         ));
     }
     if list.is_empty() {
-        text = "No workspaces are configured. Ask the user to add a folder in Airlock's settings.".into();
+        text = "No workspaces are configured. Ask the user to add a folder in Airlock's settings."
+            .into();
     }
     Ok(ToolOutput {
         text,
@@ -271,8 +281,22 @@ fn list_workspaces(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolEr
 async fn read_file(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
     let a: ReadArgs = parse_args("read_file", args)?;
     let path = container_form(ctx, &a.path)?;
-    match call(ctx, Op::Read { path, offset: a.offset, limit: a.limit }).await? {
-        Reply::Read { path, content, size, truncated } => {
+    match call(
+        ctx,
+        Op::Read {
+            path,
+            offset: a.offset,
+            limit: a.limit,
+        },
+    )
+    .await?
+    {
+        Reply::Read {
+            path,
+            content,
+            size,
+            truncated,
+        } => {
             let note = if truncated {
                 format!("\n[truncated: file is {size} bytes; read more with offset/limit]")
             } else {
@@ -288,7 +312,9 @@ async fn read_file(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolEr
                 } else {
                     format!("{text}{note}")
                 },
-                structured: Some(json!({ "path": path, "size": size, "truncated": truncated, "encoding": encoding })),
+                structured: Some(
+                    json!({ "path": path, "size": size, "truncated": truncated, "encoding": encoding }),
+                ),
                 ..Default::default()
             })
         }
@@ -303,9 +329,25 @@ async fn write_file(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolE
         Encoding::Text => Content::Text(a.content),
         Encoding::Base64 => Content::Base64(a.content),
     };
-    match call(ctx, Op::Write { path, content, create_dirs: true }).await? {
-        Reply::Written { path, bytes, created } => Ok(ToolOutput {
-            text: format!("{} {path} ({bytes} bytes)", if created { "Created" } else { "Wrote" }),
+    match call(
+        ctx,
+        Op::Write {
+            path,
+            content,
+            create_dirs: true,
+        },
+    )
+    .await?
+    {
+        Reply::Written {
+            path,
+            bytes,
+            created,
+        } => Ok(ToolOutput {
+            text: format!(
+                "{} {path} ({bytes} bytes)",
+                if created { "Created" } else { "Wrote" }
+            ),
             structured: Some(json!({ "path": path, "bytes": bytes, "created": created })),
             ..Default::default()
         }),
@@ -319,15 +361,35 @@ async fn edit_file(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolEr
     let edits = a
         .edits
         .into_iter()
-        .map(|e| TextEdit { old: e.old_text, new: e.new_text, replace_all: e.replace_all })
+        .map(|e| TextEdit {
+            old: e.old_text,
+            new: e.new_text,
+            replace_all: e.replace_all,
+        })
         .collect();
-    match call(ctx, Op::Edit { path, edits, dry_run: a.dry_run }).await? {
-        Reply::Edited { path, diff, replacements, applied } => Ok(ToolOutput {
+    match call(
+        ctx,
+        Op::Edit {
+            path,
+            edits,
+            dry_run: a.dry_run,
+        },
+    )
+    .await?
+    {
+        Reply::Edited {
+            path,
+            diff,
+            replacements,
+            applied,
+        } => Ok(ToolOutput {
             text: format!(
                 "{} {replacements} replacement(s) in {path}\n{diff}",
                 if applied { "Applied" } else { "Dry run:" }
             ),
-            structured: Some(json!({ "path": path, "diff": diff, "replacements": replacements, "applied": applied })),
+            structured: Some(
+                json!({ "path": path, "diff": diff, "replacements": replacements, "applied": applied }),
+            ),
             ..Default::default()
         }),
         other => Err(unexpected(other)),
@@ -352,14 +414,22 @@ fn entries_output(path: String, entries: Vec<Entry>, truncated: bool) -> ToolOut
         text.push_str("[truncated: more entries exist]\n");
     }
     let structured = json!({ "path": path, "entries": entries, "truncated": truncated });
-    ToolOutput { text, structured: Some(structured), ..Default::default() }
+    ToolOutput {
+        text,
+        structured: Some(structured),
+        ..Default::default()
+    }
 }
 
 async fn list_directory(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
     let a: PathArg = parse_args("list_directory", args)?;
     let path = container_form(ctx, &a.path)?;
     match call(ctx, Op::List { path }).await? {
-        Reply::Entries { path, entries, truncated } => Ok(entries_output(path, entries, truncated)),
+        Reply::Entries {
+            path,
+            entries,
+            truncated,
+        } => Ok(entries_output(path, entries, truncated)),
         other => Err(unexpected(other)),
     }
 }
@@ -368,8 +438,21 @@ async fn directory_tree(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, T
     let a: TreeArgs = parse_args("directory_tree", args)?;
     let path = container_form(ctx, &a.path)?;
     let depth = a.depth.unwrap_or(3).min(20);
-    match call(ctx, Op::Tree { path, depth, max_entries: None }).await? {
-        Reply::Entries { path, entries, truncated } => Ok(entries_output(path, entries, truncated)),
+    match call(
+        ctx,
+        Op::Tree {
+            path,
+            depth,
+            max_entries: None,
+        },
+    )
+    .await?
+    {
+        Reply::Entries {
+            path,
+            entries,
+            truncated,
+        } => Ok(entries_output(path, entries, truncated)),
         other => Err(unexpected(other)),
     }
 }
@@ -377,8 +460,21 @@ async fn directory_tree(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, T
 async fn search_files(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
     let a: SearchArgs = parse_args("search_files", args)?;
     let path = container_form(ctx, &a.path)?;
-    match call(ctx, Op::Glob { path, pattern: a.pattern, max_results: a.max_results }).await? {
-        Reply::Matches { path, matches, truncated } => {
+    match call(
+        ctx,
+        Op::Glob {
+            path,
+            pattern: a.pattern,
+            max_results: a.max_results,
+        },
+    )
+    .await?
+    {
+        Reply::Matches {
+            path,
+            matches,
+            truncated,
+        } => {
             let mut text: String = matches.iter().map(|m| format!("{m}\n")).collect();
             if matches.is_empty() {
                 text = "No matches\n".into();
@@ -388,7 +484,9 @@ async fn search_files(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, Too
             }
             Ok(ToolOutput {
                 text,
-                structured: Some(json!({ "path": path, "matches": matches, "truncated": truncated })),
+                structured: Some(
+                    json!({ "path": path, "matches": matches, "truncated": truncated }),
+                ),
                 ..Default::default()
             })
         }
@@ -407,7 +505,11 @@ async fn grep(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> 
         max_results: a.max_results,
     };
     match call(ctx, op).await? {
-        Reply::GrepMatches { path, matches, truncated } => {
+        Reply::GrepMatches {
+            path,
+            matches,
+            truncated,
+        } => {
             let mut text: String = matches
                 .iter()
                 .map(|m| format!("{}:{}: {}\n", m.path, m.line, m.text))
@@ -420,7 +522,9 @@ async fn grep(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> 
             }
             Ok(ToolOutput {
                 text,
-                structured: Some(json!({ "path": path, "matches": matches, "truncated": truncated })),
+                structured: Some(
+                    json!({ "path": path, "matches": matches, "truncated": truncated }),
+                ),
                 ..Default::default()
             })
         }
@@ -432,7 +536,16 @@ async fn move_path(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolEr
     let a: MoveArgs = parse_args("move_path", args)?;
     let from = container_form(ctx, &a.source)?;
     let to = container_form(ctx, &a.destination)?;
-    match call(ctx, Op::Move { from: from.clone(), to, overwrite: a.overwrite }).await? {
+    match call(
+        ctx,
+        Op::Move {
+            from: from.clone(),
+            to,
+            overwrite: a.overwrite,
+        },
+    )
+    .await?
+    {
         Reply::Done { path } => Ok(ToolOutput::text(format!("Moved {from} to {path}"))),
         other => Err(unexpected(other)),
     }
@@ -441,7 +554,15 @@ async fn move_path(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolEr
 async fn delete_path(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
     let a: DeleteArgs = parse_args("delete_path", args)?;
     let path = container_form(ctx, &a.path)?;
-    match call(ctx, Op::Delete { path, recursive: a.recursive }).await? {
+    match call(
+        ctx,
+        Op::Delete {
+            path,
+            recursive: a.recursive,
+        },
+    )
+    .await?
+    {
         Reply::Done { path } => Ok(ToolOutput::text(format!("Deleted {path}"))),
         other => Err(unexpected(other)),
     }
@@ -473,7 +594,10 @@ async fn file_info(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolEr
                 e.size,
                 e.mode,
                 e.modified,
-                e.target.as_ref().map(|t| format!("\ntarget: {t}")).unwrap_or_default()
+                e.target
+                    .as_ref()
+                    .map(|t| format!("\ntarget: {t}"))
+                    .unwrap_or_default()
             ),
             structured: serde_json::to_value(&e).ok(),
             ..Default::default()

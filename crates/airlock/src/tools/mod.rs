@@ -139,7 +139,12 @@ mod tests {
         for s in &specs {
             assert!(names.insert(s.name), "duplicate {}", s.name);
             let schema = (s.schema)();
-            assert_eq!(schema.get("type"), Some(&Value::String("object".into())), "{}", s.name);
+            assert_eq!(
+                schema.get("type"),
+                Some(&Value::String("object".into())),
+                "{}",
+                s.name
+            );
             assert!(!s.description.is_empty());
         }
         assert_eq!(specs.len(), 19);

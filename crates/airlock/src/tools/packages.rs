@@ -57,10 +57,18 @@ pub fn valid_name(manager: Manager, name: &str) -> bool {
 
 /// Single-quotes a validated name for `sh -c` (valid names never contain a quote).
 fn quoted(names: &[String]) -> String {
-    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(" ")
+    names
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-pub async fn execute(ctx: &ToolContext, tool: &str, args: &Value) -> Option<Result<ToolOutput, ToolError>> {
+pub async fn execute(
+    ctx: &ToolContext,
+    tool: &str,
+    args: &Value,
+) -> Option<Result<ToolOutput, ToolError>> {
     (tool == "install_packages").then_some(())?;
     Some(install(ctx, args).await)
 }
@@ -81,7 +89,8 @@ async fn install(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolErro
     }
     let settings = ctx.sandboxes.settings();
     let timeout = Duration::from_secs(settings.runtime.command_timeout_secs.max(600));
-    let project_command = |names: String| match a.manager {
+    let project_command = |names: String| {
+        match a.manager {
         Manager::Apt => None,
         Manager::Pip => Some(format!(
             "(test -x .venv/bin/pip || python3 -m venv .venv) && .venv/bin/pip install --disable-pip-version-check {names}"
@@ -90,6 +99,7 @@ async fn install(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolErro
         Manager::Cargo => Some(format!(
             "CARGO_HOME=$PWD/.cargo cargo add {names} && CARGO_HOME=$PWD/.cargo cargo fetch"
         )),
+    }
     };
     let Some(command) = project_command(quoted(&a.packages)) else {
         return install_apt(ctx, &a.packages, timeout).await;
@@ -122,7 +132,11 @@ async fn install(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolErro
 }
 
 /// System packages: a root exec in the session's own sandbox, which needs egress.
-async fn install_apt(ctx: &ToolContext, packages: &[String], timeout: Duration) -> Result<ToolOutput, ToolError> {
+async fn install_apt(
+    ctx: &ToolContext,
+    packages: &[String],
+    timeout: Duration,
+) -> Result<ToolOutput, ToolError> {
     if ctx.sandboxes.settings().runtime.network != Network::Egress {
         return Err(ToolError::Refused(
             "apt needs network access inside the sandbox, which is off. The user can allow it with `runtime.network = \"egress\"` (Settings → Runtime → Network); pip, npm and cargo installs work without it".into(),

@@ -106,7 +106,11 @@ pub fn specs() -> Vec<ToolSpec> {
     ]
 }
 
-pub async fn execute(ctx: &ToolContext, tool: &str, args: &Value) -> Option<Result<ToolOutput, ToolError>> {
+pub async fn execute(
+    ctx: &ToolContext,
+    tool: &str,
+    args: &Value,
+) -> Option<Result<ToolOutput, ToolError>> {
     Some(match tool {
         "run_command" => run_command(ctx, args).await,
         "start_process" => start_process(ctx, args).await,
@@ -128,7 +132,10 @@ fn cwd_form(ctx: &ToolContext, cwd: Option<String>) -> Result<Option<String>, To
 async fn run_command(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
     let a: RunArgs = parse_args("run_command", args)?;
     let runtime = ctx.sandboxes.settings().runtime.clone();
-    let timeout_secs = a.timeout_secs.unwrap_or(runtime.command_timeout_secs).clamp(1, 24 * 3600);
+    let timeout_secs = a
+        .timeout_secs
+        .unwrap_or(runtime.command_timeout_secs)
+        .clamp(1, 24 * 3600);
     let spec = RunSpec {
         command: a.command,
         cwd: cwd_form(ctx, a.cwd)?,
@@ -177,13 +184,26 @@ pub async fn run_in_sandbox(ctx: &ToolContext, spec: RunSpec) -> Result<RunResul
 /// Formats a finished command for the model: exit status first, then both streams.
 pub fn run_output(r: RunResult) -> ToolOutput {
     let mut text = match (r.exit_code, r.signal) {
-        _ if r.timed_out => format!("Timed out after {} ms; the command and its children were killed.\n", r.duration_ms),
+        _ if r.timed_out => format!(
+            "Timed out after {} ms; the command and its children were killed.\n",
+            r.duration_ms
+        ),
         _ if r.cancelled => "Cancelled; the command and its children were killed.\n".to_string(),
         (Some(code), _) => format!("Exit code: {code}\n"),
-        (None, Some(sig)) => format!("Killed by signal {sig}{}\n", if sig == 9 { " (out of memory or process limit?)" } else { "" }),
+        (None, Some(sig)) => format!(
+            "Killed by signal {sig}{}\n",
+            if sig == 9 {
+                " (out of memory or process limit?)"
+            } else {
+                ""
+            }
+        ),
         (None, None) => "Exited\n".to_string(),
     };
-    for (name, body, dropped) in [("stdout", &r.stdout, r.stdout_dropped), ("stderr", &r.stderr, r.stderr_dropped)] {
+    for (name, body, dropped) in [
+        ("stdout", &r.stdout, r.stdout_dropped),
+        ("stderr", &r.stderr, r.stderr_dropped),
+    ] {
         if body.is_empty() && dropped == 0 {
             continue;
         }
@@ -192,7 +212,9 @@ pub fn run_output(r: RunResult) -> ToolOutput {
             text.push('\n');
         }
         if dropped > 0 {
-            text.push_str(&format!("[{name} truncated: {dropped} more bytes were dropped]\n"));
+            text.push_str(&format!(
+                "[{name} truncated: {dropped} more bytes were dropped]\n"
+            ));
         }
     }
     let is_error = r.exit_code != Some(0);
@@ -225,7 +247,14 @@ async fn start_process(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, To
 
 async fn read_output(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
     let a: ReadOutputArgs = parse_args("read_process_output", args)?;
-    proc_output(ctx, Op::ProcRead { handle: a.handle, wait_ms: a.wait_ms.unwrap_or(0).min(30_000) }).await
+    proc_output(
+        ctx,
+        Op::ProcRead {
+            handle: a.handle,
+            wait_ms: a.wait_ms.unwrap_or(0).min(30_000),
+        },
+    )
+    .await
 }
 
 async fn write_input(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
@@ -233,7 +262,14 @@ async fn write_input(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, Tool
     let bytes = a.input.len();
     match ctx
         .sandboxes
-        .call(&ctx.session, Op::ProcWrite { handle: a.handle, data: a.input, close: a.close })
+        .call(
+            &ctx.session,
+            Op::ProcWrite {
+                handle: a.handle,
+                data: a.input,
+                close: a.close,
+            },
+        )
         .await?
     {
         Reply::Done { .. } | Reply::ProcOutput { .. } => Ok(ToolOutput::text(format!(
@@ -241,13 +277,22 @@ async fn write_input(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, Tool
             a.handle,
             if a.close { " and closed its input" } else { "" }
         ))),
-        other => Err(ToolError::Refused(format!("internal error: unexpected agent reply {other:?}"))),
+        other => Err(ToolError::Refused(format!(
+            "internal error: unexpected agent reply {other:?}"
+        ))),
     }
 }
 
 async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput, ToolError> {
     match ctx.sandboxes.call(&ctx.session, op).await? {
-        Reply::ProcOutput { handle, stdout, stderr, exit_code, running, dropped_bytes } => {
+        Reply::ProcOutput {
+            handle,
+            stdout,
+            stderr,
+            exit_code,
+            running,
+            dropped_bytes,
+        } => {
             let mut text = match (running, exit_code) {
                 (true, _) => format!("Process {handle} is running.\n"),
                 (false, Some(code)) => format!("Process {handle} exited with code {code}.\n"),
@@ -264,13 +309,17 @@ async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput, ToolError>
             }
             Ok(ToolOutput {
                 text,
-                structured: Some(json!({ "handle": handle, "stdout": stdout, "stderr": stderr, "exit_code": exit_code, "running": running, "dropped_bytes": dropped_bytes })),
+                structured: Some(
+                    json!({ "handle": handle, "stdout": stdout, "stderr": stderr, "exit_code": exit_code, "running": running, "dropped_bytes": dropped_bytes }),
+                ),
                 exit_code,
                 ..Default::default()
             })
         }
         Reply::Done { .. } => Ok(ToolOutput::text("Done")),
-        other => Err(ToolError::Refused(format!("internal error: unexpected agent reply {other:?}"))),
+        other => Err(ToolError::Refused(format!(
+            "internal error: unexpected agent reply {other:?}"
+        ))),
     }
 }
 
@@ -285,7 +334,11 @@ async fn list_processes(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, T
                         "{} pid {} {} `{}`\n",
                         p.handle,
                         p.pid,
-                        if p.running { "running".to_string() } else { format!("exited {:?}", p.exit_code) },
+                        if p.running {
+                            "running".to_string()
+                        } else {
+                            format!("exited {:?}", p.exit_code)
+                        },
                         p.command
                     )
                 })
@@ -293,8 +346,14 @@ async fn list_processes(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, T
             if processes.is_empty() {
                 text = "No background processes\n".into();
             }
-            Ok(ToolOutput { text, structured: Some(json!({ "processes": processes })), ..Default::default() })
+            Ok(ToolOutput {
+                text,
+                structured: Some(json!({ "processes": processes })),
+                ..Default::default()
+            })
         }
-        other => Err(ToolError::Refused(format!("internal error: unexpected agent reply {other:?}"))),
+        other => Err(ToolError::Refused(format!(
+            "internal error: unexpected agent reply {other:?}"
+        ))),
     }
 }

@@ -1,6 +1,6 @@
 //! Shared set-up for the engine's end-to-end tests: a real Docker engine (required, never
 //! skipped), a local test image, temp workspaces, and a real `airlock serve` process.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
@@ -202,8 +202,17 @@ impl Server {
         }
         let url = rx
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("airlock serve did not report its URL: {:?}", lines.lock().unwrap()));
-        Server { child, url, stderr: lines }
+            .unwrap_or_else(|_| {
+                panic!(
+                    "airlock serve did not report its URL: {:?}",
+                    lines.lock().unwrap()
+                )
+            });
+        Server {
+            child,
+            url,
+            stderr: lines,
+        }
     }
 
     pub async fn client(&self) -> RunningService<RoleClient, ()> {
@@ -227,12 +236,17 @@ impl Drop for Server {
 
 pub async fn connect(url: &str, token: &str) -> RunningService<RoleClient, ()> {
     let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(token.to_string()),
+        StreamableHttpClientTransportConfig::with_uri(url.to_string())
+            .auth_header(token.to_string()),
     );
     ().serve(transport).await.expect("MCP client connects")
 }
 
-pub async fn call(client: &rmcp::service::Peer<RoleClient>, tool: &str, args: serde_json::Value) -> CallToolResult {
+pub async fn call(
+    client: &rmcp::service::Peer<RoleClient>,
+    tool: &str,
+    args: serde_json::Value,
+) -> CallToolResult {
     let mut params = CallToolRequestParams::new(tool.to_string());
     params.arguments = args.as_object().cloned();
     client.call_tool(params).await.expect("tools/call answered")
