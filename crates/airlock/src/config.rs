@@ -229,7 +229,7 @@ impl Settings {
         let settings: Settings = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
-                .map(|span| text[..span.start.min(text.len())].lines().count().max(1))
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1)
                 .unwrap_or(1);
             let key = key_at_line(text, line)
                 .map(|k| format!(", key `{k}`"))
