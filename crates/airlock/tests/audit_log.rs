@@ -1,0 +1,295 @@
+//! The audit log through the real server and the `airlock audit` CLI: every call recorded,
+//! tampering detected, a crash mid-call completed as `interrupted`, secrets redacted everywhere.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::process::{Command, Stdio};
+
+fn airlock(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .args(["--config", env.config.to_str().unwrap()])
+        .env("AIRLOCK_DATA_DIR", &env.data)
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn search(env: &TestEnv, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["audit", "search", "--json", "--limit", "1000"];
+    args.extend_from_slice(extra);
+    let out = airlock(env, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn verify(env: &TestEnv) -> (bool, String) {
+    let out = airlock(env, &["audit", "verify"]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn sql(env: &TestEnv, statement: &str) {
+    let db = rusqlite::Connection::open(env.data.join("audit.sqlite3")).unwrap();
+    db.execute_batch(statement).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_call_is_recorded_and_tampering_is_detected() {
+    let env = TestEnv::with_approval("", "allow = [\"run_command\"]\ndeny = [\"delete_path\"]");
+    let mut server = Server::start(&env, &[]);
+    let client = server.client().await;
+    for i in 0..5 {
+        call(
+            &client,
+            "run_command",
+            json!({"command": format!("echo call-{i}")}),
+        )
+        .await;
+    }
+    let r = call(&client, "delete_path", json!({"path": "hello.txt"})).await;
+    assert!(is_error(&r));
+    client.cancel().await.unwrap();
+    server.stop();
+
+    let all = search(&env, &[]);
+    assert_eq!(all.len(), 6, "{all:#?}");
+    let denied = search(&env, &["--decision", "denied"]);
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0]["tool"], "delete_path");
+    assert_eq!(denied[0]["outcome"], "denied");
+    let found = search(&env, &["call-3"]);
+    assert_eq!(found.len(), 1, "full-text search finds the argument");
+    assert_eq!(found[0]["outcome"], "ok");
+    assert_eq!(found[0]["client"], "default");
+    assert_eq!(found[0]["exit_code"], 0);
+
+    let (ok, report) = verify(&env);
+    assert!(ok && report.starts_with("ok 12 records"), "{report}");
+
+    // Export in both formats.
+    let out = airlock(&env, &["audit", "export", "--format", "csv"]);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        airlock_audit::CSV_COLUMNS.join(",")
+    );
+    assert!((0..5).all(|i| csv.contains(&format!("call-{i}"))), "{csv}");
+    let out = airlock(&env, &["audit", "export", "--format", "jsonl"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+
+    // Editing an outcome is caught.
+    let db = env.data.join("audit.sqlite3");
+    let pristine = std::fs::read(&db).unwrap();
+    let tables: Vec<String> = {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut st = c
+            .prepare("select name from sqlite_master where type = 'table'")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(tables.iter().any(|t| t == "entries"), "{tables:?}");
+    sql(
+        &env,
+        "update entries set outcome = 'ok' where outcome = 'denied'",
+    );
+    let (ok, report) = verify(&env);
+    assert!(!ok && report.contains("FAILED"), "edited outcome: {report}");
+    std::fs::write(&db, &pristine).unwrap();
+    let (ok, _) = verify(&env);
+    assert!(ok, "restored copy verifies again");
+
+    // Deleting the last entry is caught (the head outside the database remembers it).
+    sql(
+        &env,
+        "delete from entries where seq = (select max(seq) from entries)",
+    );
+    let (ok, report) = verify(&env);
+    assert!(!ok, "deleted last entry: {report}");
+    std::fs::write(&db, &pristine).unwrap();
+
+    // Reordering two entries is caught.
+    sql(&env, "update entries set seq = -1 where seq = 3; update entries set seq = 3 where seq = 4; update entries set seq = 4 where seq = -1;");
+    let (ok, report) = verify(&env);
+    assert!(!ok, "reordered: {report}");
+    std::fs::write(&db, &pristine).unwrap();
+    let (ok, _) = verify(&env);
+    assert!(ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chain_recomputed_without_the_key_fails() {
+    let env = TestEnv::new("");
+    let mut server = Server::start(&env, &[]);
+    let client = server.client().await;
+    call(&client, "run_command", json!({"command": "echo one"})).await;
+    call(&client, "run_command", json!({"command": "echo two"})).await;
+    client.cancel().await.unwrap();
+    server.stop();
+    // An attacker with the database but not the keychain rewrites history and recomputes
+    // every MAC (and the head file) with a key of their own.
+    let db = env.data.join("audit.sqlite3");
+    let head = airlock_audit::default_head_path(&db);
+    let forged_key = airlock_audit::AuditKey::from_bytes([42; 32]);
+    let log =
+        airlock_audit::AuditLog::open(airlock_audit::AuditConfig::new(&db), forged_key.clone());
+    // The head file was written with the real key, so the forger's open is refused outright...
+    assert!(log.is_err(), "the head file is keyed too");
+    // ...and even with the head file replaced, verification with the real key fails.
+    std::fs::remove_file(&head).unwrap();
+    let forged =
+        airlock_audit::AuditLog::open(airlock_audit::AuditConfig::new(&db), forged_key).unwrap();
+    let mut intent = airlock_audit::Intent {
+        call_id: "forged".into(),
+        client: "default".into(),
+        session: "x".into(),
+        tool: "run_command".into(),
+        arguments: json!({"command": "echo innocent"}),
+        workspace: None,
+        container: None,
+        decision: airlock_audit::Decision::Allowed,
+        decided_by: airlock_audit::DecidedBy::Rule,
+    };
+    forged.record_intent(intent.clone()).unwrap();
+    intent.call_id = "forged2".into();
+    forged.record_intent(intent).unwrap();
+    forged.sync_head().unwrap();
+    drop(forged);
+    let (ok, report) = verify(&env);
+    assert!(!ok, "a chain keyed by someone else: {report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_engine_leaves_an_interrupted_record_and_no_containers() {
+    let env = TestEnv::new("");
+    let mut server = Server::start(&env, &[]);
+    let client = server.client().await;
+    let running = tokio::spawn({
+        let peer = client.peer().clone();
+        async move { call(&peer, "run_command", json!({"command": "sleep 30"})).await }
+    });
+    // Wait until the command runs in its sandbox, then kill the engine without a chance to clean up.
+    for _ in 0..100 {
+        if !env.containers().is_empty()
+            && search(&env, &[]).iter().any(|r| r["tool"] == "run_command")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    running.abort();
+    assert_eq!(
+        env.containers().len(),
+        1,
+        "the killed engine left its sandbox behind"
+    );
+
+    let mut restarted = Server::start(&env, &[]);
+    assert!(
+        env.containers().is_empty(),
+        "a restart removes this instance's leftovers: {:?}",
+        env.containers()
+    );
+    let records = search(&env, &["--tool", "run_command"]);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["outcome"], "interrupted", "{:#?}", records[0]);
+    restarted.stop();
+    let (ok, report) = verify(&env);
+    assert!(ok, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_are_injected_and_redacted_from_results_and_the_log() {
+    let name = format!("AIRLOCK_TEST_SECRET_{}", std::process::id());
+    let value = "s3cr3t-value-0123456789";
+    let env = TestEnv::new("");
+    // Grant the secret to the project workspace.
+    let settings = env.settings_text("").replace(
+        "name = \"project\"",
+        &format!("name = \"project\"\nsecrets = [\"{name}\"]"),
+    );
+    std::fs::write(&env.config, settings).unwrap();
+    let mut set = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["secrets", "set", &name])
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(set.stdin.take().unwrap(), "{value}").unwrap();
+    let out = set.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(value)
+            && !String::from_utf8_lossy(&out.stderr).contains(value)
+    );
+
+    let mut server = Server::start(&env, &[]);
+    let client = server.client().await;
+    // Whole, and printed one character at a time.
+    let r = call(&client, "run_command", json!({"command": format!("echo ${name}; echo ${name} | fold -w1 | while read c; do printf %s \"$c\"; sleep 0.01; done")})).await;
+    let t = text(&r);
+    assert!(!t.contains(value), "{t}");
+    assert_eq!(t.matches(&format!("[redacted:{name}]")).count(), 2, "{t}");
+    // It really was injected: the length shows through.
+    let r = call(
+        &client,
+        "run_command",
+        json!({"command": format!("printf %s \"${name}\" | wc -c")}),
+    )
+    .await;
+    assert!(text(&r).contains(&value.len().to_string()), "{}", text(&r));
+    // A token shape in the arguments never reaches the log either.
+    call(
+        &client,
+        "run_command",
+        json!({"command": "echo ghp_0123456789abcdefghijklmnopqrstuvwxyzAB"}),
+    )
+    .await;
+    client.cancel().await.unwrap();
+    server.stop();
+    let log_bytes = std::fs::read(env.data.join("audit.sqlite3")).unwrap();
+    let wal = std::fs::read(env.data.join("audit.sqlite3-wal")).unwrap_or_default();
+    for bytes in [&log_bytes, &wal] {
+        let haystack = String::from_utf8_lossy(bytes);
+        assert!(
+            !haystack.contains(value),
+            "secret value in the audit database"
+        );
+        assert!(
+            !haystack.contains("ghp_0123456789abcdefghijklmnopqrstuvwxyzAB"),
+            "token shape in the audit database"
+        );
+    }
+    let out = airlock(&env, &["audit", "export", "--format", "jsonl"]);
+    let export = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        export.contains("[redacted:github-token]") || export.contains("[redacted:"),
+        "{export}"
+    );
+    let _ = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["secrets", "remove", &name])
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .output();
+}
