@@ -29,8 +29,14 @@ fn main() {
 }
 
 fn ensure_sidecar() {
-    let Ok(target) = std::env::var("TARGET") else { return };
-    let ext = if target.contains("windows") { ".exe" } else { "" };
+    let Ok(target) = std::env::var("TARGET") else {
+        return;
+    };
+    let ext = if target.contains("windows") {
+        ".exe"
+    } else {
+        ""
+    };
     let path = Path::new("binaries").join(format!("airlock-engine-{target}{ext}"));
     println!("cargo:rerun-if-changed={}", path.display());
     if path.exists() {

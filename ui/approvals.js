@@ -3,7 +3,7 @@
 // the prompt, so a keystroke meant for another window never approves anything.
 "use strict";
 
-const { h, visible, hasInvisible, invoke, on } = Airlock;
+const { h, fill, visible, hasInvisible, invoke, on } = Airlock;
 const ARM_MS = 1000;
 
 let queue = [];          // ApprovalRequest[], oldest first
@@ -63,7 +63,7 @@ function render() {
 
 function renderQueue() {
   const nav = $("queue");
-  nav.replaceChildren();
+  fill(nav);
   nav.classList.toggle("hidden", queue.length < 2);
   for (const r of queue) {
     nav.appendChild(h("button", {
@@ -75,7 +75,7 @@ function renderQueue() {
 
 function renderCall(r) {
   const el = $("call");
-  el.replaceChildren(
+  fill(el, 
     h("dl", { class: "who" },
       h("dt", {}, "Client"), h("dd", {}, r.client + (r.client_version ? " " + r.client_version : ""), " ", h("span", { class: "muted small" }, "session " + String(r.session).slice(0, 8))),
       h("dt", {}, "Tool"), h("dd", {}, h("span", { class: "tool-name", id: "tool" }, r.tool)),

@@ -3,7 +3,7 @@
 // 100k calls scrolls as smoothly as one of ten.
 "use strict";
 
-const { h, visible, invoke, request, on, fmtTime, fmtDuration, toast } = Airlock;
+const { h, fill, visible, invoke, request, on, fmtTime, fmtDuration, toast } = Airlock;
 const PAGE = 100;
 const ROW_H = 30;
 const LIVE_MAX = 50;
@@ -15,6 +15,7 @@ let loading = false;
 let generation = 0;       // bumps on every new search, so stale pages are dropped
 let selected = null;      // call_id
 let live = [];            // live feed, newest first
+let liveSeen = 0;         // calls seen live since the window opened
 const knownTools = new Set();
 
 const $ = (id) => document.getElementById(id);
@@ -87,7 +88,7 @@ function renderVisible() {
     el.style.top = i * ROW_H + "px";
     nodes.push(el);
   }
-  spacer.replaceChildren(...nodes);
+  fill(spacer, ...nodes);
   if (last >= rows.length - 30) loadMore();
   updateStatus();
 }
@@ -144,7 +145,7 @@ function onAudit(r) {
   rememberTool(r.tool);
   const i = live.findIndex((x) => x.call_id === r.call_id);
   const isNew = i < 0;
-  if (isNew) live.unshift(r); else live[i] = r;
+  if (isNew) { live.unshift(r); liveSeen++; } else live[i] = r;
   live = live.slice(0, LIVE_MAX);
   renderLive(isNew ? r.call_id : null);
   if (!filtering()) {
@@ -161,8 +162,8 @@ function onAudit(r) {
 }
 
 function renderLive(fresh) {
-  $("live").replaceChildren(...live.slice(0, 20).map((r) => rowEl(r, r.call_id === fresh ? " new" : "")));
-  $("live-count").textContent = live.length ? `${live.length} since this window opened` : "Calls appear here as they arrive.";
+  fill($("live"), ...live.slice(0, 20).map((r) => rowEl(r, r.call_id === fresh ? " new" : "")));
+  $("live-count").textContent = liveSeen ? `${liveSeen.toLocaleString()} since this window opened` : "Calls appear here as they arrive.";
 }
 
 // ---- detail ----
@@ -177,7 +178,7 @@ function select(r) {
 function showDetail(r) {
   const dd = (label, value) => [h("dt", {}, label), h("dd", {}, value === null || value === undefined || value === "" ? h("span", { class: "muted" }, "—") : value)];
   const args = typeof r.arguments === "string" ? r.arguments : JSON.stringify(r.arguments, null, 2);
-  $("detail").replaceChildren(
+  fill($("detail"), 
     h("h2", {}, h("span", { class: "mono" }, r.tool), " ", decisionBadge(r), " ", outcomeBadge(r)),
     h("dl", {},
       dd("Time", new Date(r.time).toLocaleString()),
@@ -207,7 +208,9 @@ async function verify() {
   try {
     const r = await request("audit_verify");
     el.className = "banner " + (r.ok ? "ok" : "bad");
-    el.textContent = (r.ok ? "✓ Log verified: " : "✗ Log verification FAILED: ") + r.message;
+    el.textContent = r.ok
+      ? "✓ Log intact: " + String(r.message).replace(/^ok\s*/i, "") + " verified, none edited, removed or reordered"
+      : "✗ Log verification FAILED: " + r.message;
   } catch (e) {
     el.className = "banner bad";
     el.textContent = "Could not verify: " + e;

@@ -35,6 +35,12 @@ const Airlock = (() => {
     return el;
   }
 
+  /** Replaces `el`'s children (null / false children are skipped, arrays flattened). */
+  function fill(el, ...children) {
+    el.replaceChildren();
+    return append(el, children);
+  }
+
   function append(el, children) {
     for (const c of children.flat(Infinity)) {
       if (c === undefined || c === null || c === false) continue;
@@ -142,5 +148,5 @@ const Airlock = (() => {
     }
   }
 
-  return { invoke, request, on, h, append, visible, hasInvisible, fmtTime, fmtDuration, toast, copy, engineLine, dockerLine };
+  return { invoke, request, on, h, append, fill, visible, hasInvisible, fmtTime, fmtDuration, toast, copy, engineLine, dockerLine };
 })();

@@ -2,7 +2,7 @@
 // the settings it now uses, or the reason it refused the change.
 "use strict";
 
-const { h, invoke, request, on, toast, copy } = Airlock;
+const { h, fill, invoke, request, on, toast, copy } = Airlock;
 const $ = (id) => document.getElementById(id);
 
 let snap = { engine: {}, status: null, settings: null, pending: [] };
@@ -58,8 +58,8 @@ function renderRuntime() {
   const s = snap.settings && snap.settings.settings;
   const engine = Airlock.engineLine(snap);
   const docker = Airlock.dockerLine(snap.status);
-  $("engine-line").replaceChildren(h("span", { class: "badge " + engine.kind }, engine.text));
-  $("docker-line").replaceChildren(h("span", { class: "badge " + docker.kind }, docker.text));
+  fill($("engine-line"), h("span", { class: "badge " + engine.kind }, engine.text));
+  fill($("docker-line"), h("span", { class: "badge " + docker.kind }, docker.text));
   $("side-engine").textContent = engine.text;
   const st = snap.status;
   $("sandboxes").textContent = st ? `${st.sandboxes} running` : "—";
@@ -132,14 +132,14 @@ function lines(text) {
 function renderWorkspaces() {
   const s = snap.settings && snap.settings.settings;
   const list = $("ws-list");
-  if (!s) { list.replaceChildren(h("p", { class: "muted" }, "Waiting for the engine…")); return; }
+  if (!s) { fill(list, h("p", { class: "muted" }, "Waiting for the engine…")); return; }
   const statusOf = (name) => ((snap.status && snap.status.workspaces) || []).find((w) => w.name === name);
   if (!s.workspaces.length) {
-    list.replaceChildren(h("div", { class: "card muted" }, "No workspaces yet. Add a folder below so assistants can work in it."));
+    fill(list, h("div", { class: "card muted" }, "No workspaces yet. Add a folder below so assistants can work in it."));
     return;
   }
   if (dirty.has("ws-list")) return;
-  list.replaceChildren(...s.workspaces.map((w, i) => {
+  fill(list, ...s.workspaces.map((w, i) => {
     const st = statusOf(w.name);
     const available = st ? st.available : true;
     const external = st ? st.external : false;
@@ -230,15 +230,15 @@ async function loadGrants() {
   try {
     const r = await request("grants_list");
     const grants = r.grants || [];
-    if (!grants.length) { box.replaceChildren(h("p", { class: "muted" }, "Nothing remembered. “Allow for Session” and “Always Allow” answers show up here.")); return; }
-    box.replaceChildren(...grants.map((g) => h("div", { class: "list-row" },
+    if (!grants.length) { fill(box, h("p", { class: "muted" }, "Nothing remembered. “Allow for Session” and “Always Allow” answers show up here.")); return; }
+    fill(box, ...grants.map((g) => h("div", { class: "list-row" },
       h("span", { class: "badge" + (g.scope === "always" ? " warn" : "") }, g.scope === "always" ? "always" : "this session"),
       h("span", { class: "mono grow" }, g.rule),
       g.session ? h("span", { class: "muted small mono" }, String(g.session).slice(0, 8)) : null,
       h("button", { class: "danger small-btn", onclick: async () => {
         try { await request("grant_revoke", { id: g.id }); toast("Revoked"); loadGrants(); } catch (e) { toast(String(e), true); }
       } }, "Revoke"))));
-  } catch (e) { box.replaceChildren(h("p", { class: "muted" }, "Cannot list grants: " + e)); }
+  } catch (e) { fill(box, h("p", { class: "muted" }, "Cannot list grants: " + e)); }
 }
 $("grants-reload").addEventListener("click", loadGrants);
 
@@ -249,13 +249,13 @@ async function loadSecrets() {
   try {
     const r = await request("secrets_list");
     const names = r.names || [];
-    if (!names.length) { box.replaceChildren(h("p", { class: "muted" }, "No secrets yet.")); return; }
-    box.replaceChildren(...names.map((name) => h("div", { class: "list-row" },
+    if (!names.length) { fill(box, h("p", { class: "muted" }, "No secrets yet.")); return; }
+    fill(box, ...names.map((name) => h("div", { class: "list-row" },
       h("span", { class: "mono grow" }, name), h("span", { class: "muted small" }, "••••••••"),
       h("button", { class: "danger small-btn", onclick: async () => {
         try { await request("secret_remove", { name }); toast(`Removed ${name}`); loadSecrets(); } catch (e) { toast(String(e), true); }
       } }, "Remove"))));
-  } catch (e) { box.replaceChildren(h("p", { class: "muted" }, "Cannot list secrets: " + e)); }
+  } catch (e) { fill(box, h("p", { class: "muted" }, "Cannot list secrets: " + e)); }
 }
 $("secret-form").addEventListener("submit", async (e) => {
   e.preventDefault();
@@ -277,7 +277,7 @@ async function loadClients() {
   const box = $("client-list");
   try {
     const r = await request("clients_config");
-    box.replaceChildren(
+    fill(box, 
       h("div", { class: "card" }, h("div", { class: "field" }, h("span", {}, "Endpoint"), h("span", { class: "row" }, h("code", {}, r.url), h("button", { class: "small-btn", onclick: () => copy(r.url) }, "Copy")))),
       ...(r.clients || []).map((c) => h("div", { class: "card client" },
         h("div", { class: "row" }, h("h2", {}, c.title), h("div", { class: "spacer" }),
@@ -288,7 +288,7 @@ async function loadClients() {
         c.config_file ? h("div", { class: "muted small mono" }, c.config_file) : null,
         h("pre", {}, c.config),
         c.command ? h("div", { class: "row small" }, h("span", { class: "muted" }, "Or run:"), h("code", {}, c.command), h("button", { class: "link", onclick: () => copy(c.command) }, "Copy")) : null)));
-  } catch (e) { box.replaceChildren(h("p", { class: "muted" }, "Cannot read the client configuration: " + e)); }
+  } catch (e) { fill(box, h("p", { class: "muted" }, "Cannot read the client configuration: " + e)); }
 }
 
 // ---- engine events ----

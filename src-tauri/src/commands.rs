@@ -25,7 +25,15 @@ pub fn decide(
     reason: Option<String>,
     rule: Option<String>,
 ) -> Result<(), String> {
-    engine::send(&app, &AppMessage::ApprovalDecision { id, decision, reason, rule })
+    engine::send(
+        &app,
+        &AppMessage::ApprovalDecision {
+            id,
+            decision,
+            reason,
+            rule,
+        },
+    )
 }
 
 #[tauri::command]
@@ -46,9 +54,16 @@ pub fn stop_all(app: AppHandle) -> Result<(), String> {
 
 /// A request to the engine, answered with its reply.
 #[tauri::command]
-pub async fn request(app: AppHandle, window: WebviewWindow, request: Request) -> Result<Value, String> {
+pub async fn request(
+    app: AppHandle,
+    window: WebviewWindow,
+    request: Request,
+) -> Result<Value, String> {
     if !allowed(window.label(), &request) {
-        return Err(format!("the {} window may not make this request", window.label()));
+        return Err(format!(
+            "the {} window may not make this request",
+            window.label()
+        ));
     }
     let timeout = match request {
         Request::AuditExport { .. } | Request::AuditVerify => Duration::from_secs(300),
@@ -63,7 +78,12 @@ fn allowed(label: &str, request: &Request) -> bool {
     match request {
         Status => true,
         AuditQuery { .. } | AuditExport { .. } | AuditVerify => label == windows::AUDIT,
-        GrantsList | GrantRevoke { .. } | SecretsList | SecretSet { .. } | SecretRemove { .. } | ClientsConfig
+        GrantsList
+        | GrantRevoke { .. }
+        | SecretsList
+        | SecretSet { .. }
+        | SecretRemove { .. }
+        | ClientsConfig
         | ClientInstall { .. } => label == windows::SETTINGS,
     }
 }
@@ -71,7 +91,11 @@ fn allowed(label: &str, request: &Request) -> bool {
 /// The native folder picker; `None` when cancelled.
 #[tauri::command]
 pub async fn pick_folder(app: AppHandle) -> Option<String> {
-    let picked = app.dialog().file().set_title("Choose a workspace folder").blocking_pick_folder()?;
+    let picked = app
+        .dialog()
+        .file()
+        .set_title("Choose a workspace folder")
+        .blocking_pick_folder()?;
     picked.into_path().ok().map(|p| p.display().to_string())
 }
 

@@ -64,7 +64,10 @@ async fn supervise(app: AppHandle) {
             set_engine_state(
                 &app,
                 EngineState::Failed {
-                    message: format!("The engine stopped {} times in a row ({detail}).", quick_exits.len()),
+                    message: format!(
+                        "The engine stopped {} times in a row ({detail}).",
+                        quick_exits.len()
+                    ),
                 },
             );
             state.retry.notified().await;
@@ -73,7 +76,13 @@ async fn supervise(app: AppHandle) {
         }
         let attempt = quick_exits.len() as u32;
         let delay = Duration::from_millis(500 * (1u64 << (attempt - 1).min(5)));
-        set_engine_state(&app, EngineState::Restarting { attempt, message: detail });
+        set_engine_state(
+            &app,
+            EngineState::Restarting {
+                attempt,
+                message: detail,
+            },
+        );
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = state.retry.notified() => {}
@@ -93,7 +102,9 @@ async fn run_once(app: &AppHandle) -> Result<String, String> {
         .sidecar(SIDECAR)
         .map_err(|e| format!("cannot find the engine ({e})"))?
         .args(["serve", "--control", "stdio"]);
-    let (mut events, child) = command.spawn().map_err(|e| format!("cannot start the engine ({e})"))?;
+    let (mut events, child) = command
+        .spawn()
+        .map_err(|e| format!("cannot start the engine ({e})"))?;
     {
         let mut s = state.lock();
         s.pid = Some(child.pid());
@@ -132,14 +143,19 @@ fn forget_engine(app: &AppHandle) {
         s.pid = None;
         s.engine_version = None;
         for (_, waiter) in s.waiters.drain() {
-            let _ = waiter.send(ReplyResult::Error("the engine stopped before it answered".into()));
+            let _ = waiter.send(ReplyResult::Error(
+                "the engine stopped before it answered".into(),
+            ));
         }
         let had = !s.pending.is_empty();
         s.pending.clear();
         had
     };
     if had_pending {
-        let _ = app.emit(SUPERVISOR_EVENT, serde_json::json!({ "pending_cleared": true }));
+        let _ = app.emit(
+            SUPERVISOR_EVENT,
+            serde_json::json!({ "pending_cleared": true }),
+        );
         windows::approvals_queue_changed(app);
     }
 }
@@ -181,7 +197,11 @@ fn handle_line(app: &AppHandle, line: &[u8]) {
             state.lock().status = Some(status.clone());
             refresh_tray = true;
         }
-        EngineMessage::Settings { path, settings, error } => {
+        EngineMessage::Settings {
+            path,
+            settings,
+            error,
+        } => {
             state.lock().settings = Some(SettingsSnapshot {
                 path: path.clone(),
                 settings: settings.clone(),
@@ -241,7 +261,11 @@ pub fn send(app: &AppHandle, msg: &AppMessage) -> Result<(), String> {
 }
 
 /// Sends a request and waits for the engine's reply.
-pub async fn request(app: &AppHandle, request: Request, timeout: Duration) -> Result<Value, String> {
+pub async fn request(
+    app: &AppHandle,
+    request: Request,
+    timeout: Duration,
+) -> Result<Value, String> {
     let state = app.state::<AppState>();
     let id = state.next_request_id();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -256,7 +280,10 @@ pub async fn request(app: &AppHandle, request: Request, timeout: Duration) -> Re
         Ok(Ok(ReplyResult::Ok(value))) => Ok(value),
         Ok(Ok(ReplyResult::Error(message))) => Err(message),
         Ok(Err(_)) => Err("the engine stopped before it answered".into()),
-        Err(_) => Err(format!("the engine did not answer within {} s", timeout.as_secs())),
+        Err(_) => Err(format!(
+            "the engine did not answer within {} s",
+            timeout.as_secs()
+        )),
     }
 }
 
@@ -289,7 +316,10 @@ pub fn quit(app: &AppHandle) {
         drop(child); // closes stdin: the engine's signal to shut down
         state.retry.notify_waiters(); // a supervisor in backoff or failed state ends now
         if running && tokio::time::timeout(QUIT_GRACE, exited).await.is_err() {
-            eprintln!("airlock-app: the engine did not stop within {} s; killing it", QUIT_GRACE.as_secs());
+            eprintln!(
+                "airlock-app: the engine did not stop within {} s; killing it",
+                QUIT_GRACE.as_secs()
+            );
             if let Some(pid) = pid {
                 kill(pid);
             }

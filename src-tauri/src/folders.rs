@@ -15,7 +15,9 @@ pub fn pick_and_add(app: &AppHandle) {
         .file()
         .set_title("Add a workspace folder")
         .pick_folder(move |picked| {
-            let Some(path) = picked.and_then(|p| p.into_path().ok()) else { return };
+            let Some(path) = picked.and_then(|p| p.into_path().ok()) else {
+                return;
+            };
             if let Err(e) = add(&handle, &path.display().to_string()) {
                 eprintln!("airlock-app: cannot add {}: {e}", path.display());
             }
@@ -35,7 +37,10 @@ pub fn add(app: &AppHandle, path: &str) -> Result<(), String> {
         .get_mut("workspaces")
         .and_then(Value::as_array_mut)
         .ok_or("the settings have no workspace list")?;
-    if list.iter().any(|w| w.get("path").and_then(Value::as_str) == Some(path)) {
+    if list
+        .iter()
+        .any(|w| w.get("path").and_then(Value::as_str) == Some(path))
+    {
         return Ok(());
     }
     let taken: Vec<String> = list
@@ -50,10 +55,20 @@ pub fn add(app: &AppHandle, path: &str) -> Result<(), String> {
 
 /// A workspace name from a folder: letters, digits, '-', '_' and '.', not starting with '.'.
 pub fn workspace_name(path: &str) -> String {
-    let base = path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    let base = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
     let mut name: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     name = name.trim_start_matches('.').chars().take(56).collect();
     if name.is_empty() {

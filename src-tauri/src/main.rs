@@ -64,7 +64,10 @@ fn main() {
     };
     app.run(|app, event| {
         // A tray app keeps running with every window closed; only Quit ends it.
-        if let RunEvent::ExitRequested { api, code: None, .. } = event {
+        if let RunEvent::ExitRequested {
+            api, code: None, ..
+        } = event
+        {
             if !app.state::<state::AppState>().lock().quitting {
                 api.prevent_exit();
             }

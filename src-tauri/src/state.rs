@@ -97,7 +97,9 @@ impl AppState {
 
     /// The state, even if a thread panicked while holding it (the data stays usable).
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn next_request_id(&self) -> u64 {

@@ -53,7 +53,9 @@ pub fn refresh(app: &AppHandle) {
         }
         *last = Some(model.clone());
     }
-    let Some(tray) = app.tray_by_id(TRAY_ID) else { return };
+    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+        return;
+    };
     apply(app, &tray, &model);
 }
 
@@ -79,12 +81,17 @@ fn model(snap: &Snapshot) -> Model {
     let (headline, failed) = match &snap.engine {
         EngineState::Starting => ("Airlock: starting the engine…".to_string(), false),
         EngineState::Running => ("Airlock: engine running".to_string(), false),
-        EngineState::Restarting { attempt, .. } => (format!("Airlock: engine stopped, restarting (try {attempt})…"), false),
+        EngineState::Restarting { attempt, .. } => (
+            format!("Airlock: engine stopped, restarting (try {attempt})…"),
+            false,
+        ),
         EngineState::Failed { .. } => ("Airlock: engine not running".to_string(), true),
         EngineState::Stopping => ("Airlock: quitting…".to_string(), false),
     };
     let detail = match (&snap.engine, &snap.status) {
-        (EngineState::Failed { message }, _) | (EngineState::Restarting { message, .. }, _) => shorten(message, 90),
+        (EngineState::Failed { message }, _) | (EngineState::Restarting { message, .. }, _) => {
+            shorten(message, 90)
+        }
         (EngineState::Running, Some(status)) => {
             let docker = match &status.docker {
                 DockerState::Ready { version } => format!("Docker {version}"),
@@ -97,7 +104,10 @@ fn model(snap: &Snapshot) -> Model {
         }
         _ => "Waiting for the engine…".to_string(),
     };
-    let docker_bad = matches!(snap.status.as_ref().map(|s| &s.docker), Some(DockerState::Unreachable { .. }));
+    let docker_bad = matches!(
+        snap.status.as_ref().map(|s| &s.docker),
+        Some(DockerState::Unreachable { .. })
+    );
     let icon = if failed || docker_bad {
         platform::TrayLook::Error
     } else if pending > 0 {
@@ -112,10 +122,18 @@ fn model(snap: &Snapshot) -> Model {
             .workspaces
             .iter()
             .map(|w| {
-                let access = if w.access == "ro" { "read-only" } else { "read-write" };
+                let access = if w.access == "ro" {
+                    "read-only"
+                } else {
+                    "read-write"
+                };
                 let mut label = format!("{}  —  {access}", w.name);
                 if !w.available {
-                    label.push_str(if w.external { " · unavailable (drive not connected)" } else { " · unavailable (folder missing)" });
+                    label.push_str(if w.external {
+                        " · unavailable (drive not connected)"
+                    } else {
+                        " · unavailable (folder missing)"
+                    });
                 } else if w.external {
                     label.push_str(" · external drive");
                 }
@@ -124,7 +142,15 @@ fn model(snap: &Snapshot) -> Model {
             .collect(),
         None => Vec::new(),
     };
-    Model { headline, detail, failed, runtime, workspaces, pending, icon }
+    Model {
+        headline,
+        detail,
+        failed,
+        runtime,
+        workspaces,
+        pending,
+        icon,
+    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -142,10 +168,28 @@ fn shorten(text: &str, max: usize) -> String {
 
 fn build_menu(app: &AppHandle, m: &Model) -> tauri::Result<Menu<Wry>> {
     let menu = Menu::new(app)?;
-    menu.append(&MenuItem::with_id(app, "status", &m.headline, false, None::<&str>)?)?;
-    menu.append(&MenuItem::with_id(app, "status-detail", &m.detail, false, None::<&str>)?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "status",
+        &m.headline,
+        false,
+        None::<&str>,
+    )?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "status-detail",
+        &m.detail,
+        false,
+        None::<&str>,
+    )?)?;
     if m.failed {
-        menu.append(&MenuItem::with_id(app, "retry", "Restart Engine", true, None::<&str>)?)?;
+        menu.append(&MenuItem::with_id(
+            app,
+            "retry",
+            "Restart Engine",
+            true,
+            None::<&str>,
+        )?)?;
     }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
     menu.append(&CheckMenuItem::with_id(
@@ -157,21 +201,73 @@ fn build_menu(app: &AppHandle, m: &Model) -> tauri::Result<Menu<Wry>> {
         None::<&str>,
     )?)?;
     menu.append(&PredefinedMenuItem::separator(app)?)?;
-    let header = if m.workspaces.is_empty() { "No workspaces yet" } else { "Workspaces" };
-    menu.append(&MenuItem::with_id(app, "ws-header", header, false, None::<&str>)?)?;
+    let header = if m.workspaces.is_empty() {
+        "No workspaces yet"
+    } else {
+        "Workspaces"
+    };
+    menu.append(&MenuItem::with_id(
+        app,
+        "ws-header",
+        header,
+        false,
+        None::<&str>,
+    )?)?;
     for (id, label, _available) in &m.workspaces {
         menu.append(&MenuItem::with_id(app, id, label, true, None::<&str>)?)?;
     }
-    menu.append(&MenuItem::with_id(app, "add-folder", "Add Folder…", m.runtime.is_some(), None::<&str>)?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "add-folder",
+        "Add Folder…",
+        m.runtime.is_some(),
+        None::<&str>,
+    )?)?;
     menu.append(&PredefinedMenuItem::separator(app)?)?;
     let approvals = format!("Pending Approvals ({})…", m.pending);
-    menu.append(&MenuItem::with_id(app, "approvals", approvals, true, None::<&str>)?)?;
-    menu.append(&MenuItem::with_id(app, "audit", "Audit Log…", true, None::<&str>)?)?;
-    menu.append(&MenuItem::with_id(app, "connect", "Connect a Client…", true, None::<&str>)?)?;
-    menu.append(&MenuItem::with_id(app, "settings", "Settings…", true, None::<&str>)?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "approvals",
+        approvals,
+        true,
+        None::<&str>,
+    )?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "audit",
+        "Audit Log…",
+        true,
+        None::<&str>,
+    )?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "connect",
+        "Connect a Client…",
+        true,
+        None::<&str>,
+    )?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "settings",
+        "Settings…",
+        true,
+        None::<&str>,
+    )?)?;
     menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&MenuItem::with_id(app, "stop-all", "Stop All Sandboxes", m.runtime.is_some(), None::<&str>)?)?;
-    menu.append(&MenuItem::with_id(app, "quit", "Quit Airlock", true, None::<&str>)?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "stop-all",
+        "Stop All Sandboxes",
+        m.runtime.is_some(),
+        None::<&str>,
+    )?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "quit",
+        "Quit Airlock",
+        true,
+        None::<&str>,
+    )?)?;
     Ok(menu)
 }
 

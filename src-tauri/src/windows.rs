@@ -43,7 +43,14 @@ pub fn open(app: &AppHandle, win: Win) {
                 return;
             }
             let url = WebviewUrl::App(format!("settings.html#{section}").into());
-            build(app, SETTINGS, url, "Airlock Settings", (900.0, 680.0), (640.0, 480.0));
+            build(
+                app,
+                SETTINGS,
+                url,
+                "Airlock Settings",
+                (900.0, 680.0),
+                (640.0, 480.0),
+            );
         }
         Win::Audit => {
             if let Some(w) = app.get_webview_window(AUDIT) {
@@ -51,7 +58,14 @@ pub fn open(app: &AppHandle, win: Win) {
                 return;
             }
             let url = WebviewUrl::App("audit.html".into());
-            build(app, AUDIT, url, "Airlock Audit Log", (1080.0, 720.0), (720.0, 480.0));
+            build(
+                app,
+                AUDIT,
+                url,
+                "Airlock Audit Log",
+                (1080.0, 720.0),
+                (720.0, 480.0),
+            );
         }
         Win::Approvals => show_approvals(app, true),
     }
@@ -63,7 +77,14 @@ fn bring_forward(w: &tauri::WebviewWindow) {
     let _ = w.set_focus();
 }
 
-fn build(app: &AppHandle, label: &str, url: WebviewUrl, title: &str, size: (f64, f64), min: (f64, f64)) {
+fn build(
+    app: &AppHandle,
+    label: &str,
+    url: WebviewUrl,
+    title: &str,
+    size: (f64, f64),
+    min: (f64, f64),
+) {
     let result = WebviewWindowBuilder::new(app, label, url)
         .title(title)
         .inner_size(size.0, size.1)
@@ -89,15 +110,16 @@ pub fn show_approvals(app: &AppHandle, by_user: bool) {
         }
         return;
     }
-    let result = WebviewWindowBuilder::new(app, APPROVALS, WebviewUrl::App("approvals.html".into()))
-        .title("Airlock: Approval Needed")
-        .inner_size(600.0, 660.0)
-        .min_inner_size(480.0, 420.0)
-        .always_on_top(true)
-        .visible_on_all_workspaces(true)
-        .focused(by_user)
-        .center()
-        .build();
+    let result =
+        WebviewWindowBuilder::new(app, APPROVALS, WebviewUrl::App("approvals.html".into()))
+            .title("Airlock: Approval Needed")
+            .inner_size(600.0, 660.0)
+            .min_inner_size(480.0, 420.0)
+            .always_on_top(true)
+            .visible_on_all_workspaces(true)
+            .focused(by_user)
+            .center()
+            .build();
     if let Err(e) = result {
         eprintln!("airlock-app: cannot open the approval prompt: {e}");
     }
@@ -120,7 +142,9 @@ pub fn approvals_queue_changed(app: &AppHandle) {
 /// The window the test switch (`AIRLOCK_APP_OPEN=settings|audit|approvals`) asks for: WebDriver
 /// can only click in visible windows, and a tray app opens none by itself.
 pub fn open_from_env(app: &AppHandle) {
-    let Ok(names) = std::env::var("AIRLOCK_APP_OPEN") else { return };
+    let Ok(names) = std::env::var("AIRLOCK_APP_OPEN") else {
+        return;
+    };
     for name in names.split(',').filter(|n| !n.trim().is_empty()) {
         match Win::parse(name) {
             Some(win) => open(app, win),

@@ -1,1 +1,484 @@
+//! The tray app end to end, as a user meets it: the real `airlock-app` under a virtual display,
+//! its real engine sidecar, real Docker, and a real MCP client (rmcp over Streamable HTTP).
+//! Every test starts from the client's call, acts only by clicking and typing in the app's
+//! windows or its tray menu, and checks the outcome at the client and in `airlock audit`.
+//! Run by `scripts/gui-test.sh`, one test at a time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use airlock_gui_tests::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const SHORT: Duration = Duration::from_secs(20);
+const LONG: Duration = Duration::from_secs(60);
+
+fn records_with<'a>(records: &'a [Value], tool: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["tool"] == tool).collect()
+}
+
+/// Settings: the Docker Runtime switch refuses calls, then lets them through; a workspace added
+/// through the typed-path field is mounted for the next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_runtime_toggle_and_new_workspace() {
+    let env = TestEnv::new("");
+    let app = DrivenApp::start(&env, "settings").await;
+    let (url, _) = env.wait_server(None, LONG).await;
+    let client = mcp(&url).await;
+
+    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(text(&r), "hello from the host\n");
+
+    app.wait_text("#docker-line", "ready", LONG).await;
+    app.screenshot("settings-runtime").await;
+
+    // Off: the engine writes it to the settings file and refuses calls.
+    app.find("label.switch").await.click().await.unwrap();
+    eventually("runtime.enabled = false on disk", SHORT, || async {
+        (env.runtime_enabled_on_disk() == Some(false)).then_some(())
+    })
+    .await;
+    app.wait_text("#runtime-note", "Off", SHORT).await;
+    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
+    assert!(
+        is_error(&r),
+        "a call with the runtime off must be refused: {}",
+        text(&r)
+    );
+    assert!(
+        text(&r).contains("Docker Runtime is turned off"),
+        "{}",
+        text(&r)
+    );
+    app.screenshot("settings-runtime-off").await;
+
+    // On again: calls run.
+    app.find("label.switch").await.click().await.unwrap();
+    eventually("runtime.enabled = true on disk", SHORT, || async {
+        (env.runtime_enabled_on_disk() == Some(true)).then_some(())
+    })
+    .await;
+    app.wait_text("#runtime-note", "On", SHORT).await;
+    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+
+    // A new workspace through the typed-path field.
+    let extra = env.dir.path().join("notes");
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(extra.join("todo.txt"), "buy milk\n").unwrap();
+    give_to_sandbox(&extra);
+    app.find("a[data-section=workspaces]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.find("#ws-path")
+        .await
+        .send_keys(&extra.display().to_string())
+        .await
+        .unwrap();
+    app.find("#ws-access")
+        .await
+        .select_by_value("ro")
+        .await
+        .unwrap();
+    app.find("#ws-add-btn").await.click().await.unwrap();
+    eventually("the new workspace in the settings file", SHORT, || async {
+        env.settings_file()
+            .contains(&extra.display().to_string())
+            .then_some(())
+    })
+    .await;
+    app.wait_text("#ws-list", "notes", SHORT).await;
+    app.wait_text("#ws-list", "read-only", SHORT).await;
+    app.screenshot("settings-workspaces").await;
+
+    let client2 = mcp(&url).await;
+    let r = call(
+        &client2,
+        "read_file",
+        json!({"path": "/workspaces/notes/todo.txt"}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(text(&r), "buy milk\n");
+
+    // The log saw all of it: allowed calls, the refusal while off, the new workspace.
+    let log = env.audit_search("");
+    let reads = records_with(&log, "read_file");
+    assert!(reads.len() >= 4, "{log:#?}");
+    assert!(
+        reads.iter().any(|r| r["outcome"] == "refused"
+            || r["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("turned off")),
+        "the refused call is in the log: {reads:#?}"
+    );
+    assert!(
+        reads
+            .iter()
+            .any(|r| r["workspace"] == "notes" && r["outcome"] == "ok"),
+        "{reads:#?}"
+    );
+
+    client.cancel().await.unwrap();
+    client2.cancel().await.unwrap();
+    app.stop().await;
+}
+
+/// The approval prompt: a write asks; Allow Once lets it run, Deny returns the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_prompt_allow_once_and_deny() {
+    let env = TestEnv::new("");
+    let app = DrivenApp::start(&env, "approvals").await;
+    let (url, _) = env.wait_server(None, LONG).await;
+    app.wait_text("#title", "No pending approvals", LONG).await;
+    let client = std::sync::Arc::new(mcp(&url).await);
+
+    // A write asks (no rule allows it); the prompt shows it with its diff.
+    let c = client.clone();
+    let pending = tokio::spawn(async move {
+        call(
+            &c,
+            "write_file",
+            json!({"path": "approved.txt", "content": "allowed by a person\n"}),
+        )
+        .await
+    });
+    app.wait_text("#tool", "write_file", LONG).await;
+    app.wait_text("#diff", "+allowed by a person", SHORT).await;
+    app.wait_text("#args", "approved.txt", SHORT).await;
+    let rule = app
+        .find("#rule")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        rule.contains("write_file"),
+        "the suggested rule is shown: {rule:?}"
+    );
+    app.screenshot("approval-prompt").await;
+    screenshot_screen("approval-prompt-screen");
+
+    // Focus the prompt, wait for the buttons to arm, allow once.
+    app.find("#args").await.click().await.unwrap();
+    let allow = app.find("#allow-once").await;
+    eventually("Allow Once to arm", SHORT, || async {
+        allow
+            .attr("disabled")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    allow.click().await.unwrap();
+    let r = tokio::time::timeout(LONG, pending)
+        .await
+        .expect("the call completes")
+        .unwrap();
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(
+        std::fs::read_to_string(env.project.join("approved.txt")).unwrap(),
+        "allowed by a person\n"
+    );
+    app.wait_text("#title", "No pending approvals", SHORT).await;
+
+    // Deny: the client gets the refusal, nothing is written.
+    let c = client.clone();
+    let pending = tokio::spawn(async move {
+        call(
+            &c,
+            "write_file",
+            json!({"path": "denied.txt", "content": "never\n"}),
+        )
+        .await
+    });
+    app.wait_text("#args", "denied.txt", LONG).await;
+    app.find("#deny").await.click().await.unwrap();
+    let r = tokio::time::timeout(LONG, pending)
+        .await
+        .expect("the call completes")
+        .unwrap();
+    assert!(is_error(&r), "a denied call is an error: {}", text(&r));
+    assert!(text(&r).to_lowercase().contains("denied"), "{}", text(&r));
+    assert!(!env.project.join("denied.txt").exists());
+
+    // Two at once queue in one window; "Deny all" answers both.
+    let (c1, c2) = (client.clone(), client.clone());
+    let p1 =
+        tokio::spawn(async move { call(&c1, "create_directory", json!({"path": "q1"})).await });
+    let p2 =
+        tokio::spawn(async move { call(&c2, "create_directory", json!({"path": "q2"})).await });
+    app.wait_text("#subtitle", "of 2 waiting", LONG).await;
+    app.screenshot("approval-queue").await;
+    app.find("#deny-all").await.click().await.unwrap();
+    for p in [p1, p2] {
+        let r = tokio::time::timeout(LONG, p)
+            .await
+            .expect("the call completes")
+            .unwrap();
+        assert!(is_error(&r), "{}", text(&r));
+    }
+
+    let log = env.audit_search("");
+    let writes = records_with(&log, "write_file");
+    let approved = writes
+        .iter()
+        .find(|r| r["arguments"].to_string().contains("approved.txt"))
+        .expect("approved call logged");
+    assert_eq!(approved["decision"], "allowed", "{approved:#}");
+    assert_eq!(approved["decided_by"], "user", "{approved:#}");
+    assert_eq!(approved["outcome"], "ok", "{approved:#}");
+    let denied = writes
+        .iter()
+        .find(|r| r["arguments"].to_string().contains("denied.txt"))
+        .expect("denied call logged");
+    assert_eq!(denied["decision"], "denied", "{denied:#}");
+    assert_eq!(denied["decided_by"], "user", "{denied:#}");
+    assert_eq!(records_with(&log, "create_directory").len(), 2, "{log:#?}");
+
+    app.stop().await;
+}
+
+/// The audit window: a call shows up live, search finds it, the detail pane explains it,
+/// paging loads more as the user scrolls, and "Verify log" says the chain is intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_window_live_search_paging_verify() {
+    let env = TestEnv::new("");
+    std::fs::write(env.project.join("needle-7f3a.txt"), "found me\n").unwrap();
+    let app = DrivenApp::start(&env, "audit").await;
+    let (url, _) = env.wait_server(None, LONG).await;
+    app.wait_text("#engine", "Engine running", LONG).await;
+    let client = mcp(&url).await;
+
+    // Enough calls for a few pages of history (pages are 100).
+    for i in 0..240 {
+        let r = call(&client, "list_workspaces", json!({})).await;
+        assert!(!is_error(&r), "call {i}: {}", text(&r));
+    }
+    let r = call(&client, "read_file", json!({"path": "needle-7f3a.txt"})).await;
+    assert_eq!(text(&r), "found me\n");
+    app.wait_text("#live", "needle-7f3a.txt", SHORT).await;
+    app.screenshot("audit-live").await;
+
+    // Search finds exactly that call.
+    app.find("#q").await.send_keys("needle").await.unwrap();
+    eventually("one search result", SHORT, || async {
+        let texts = app.texts_of_all("#spacer .rec").await;
+        (texts.len() == 1 && texts[0].contains("needle-7f3a.txt")).then_some(())
+    })
+    .await;
+    app.find("#spacer .rec").await.click().await.unwrap();
+    app.wait_text("#detail", "found me", SHORT).await;
+    app.wait_text("#detail", "read_file", SHORT).await;
+    app.screenshot("audit-search").await;
+
+    // Clear the search; scrolling to the end loads the rest, with only the rows in view in the DOM.
+    app.find("#clear").await.click().await.unwrap();
+    app.wait_text("#history-status", "scroll for more", SHORT)
+        .await;
+    // Drive paging the way a user does: keep pressing End / Page Down in the list.
+    eventually("every call loaded by paging", LONG, || async {
+        let sc = app.find("#scroller").await;
+        let _ = sc.send_keys("\u{E010}").await; // End
+        let _ = sc.send_keys("\u{E00F}").await; // Page Down
+        let status = app.text_of("#history-status").await;
+        (status.starts_with("241 calls") && !status.contains("scroll")).then_some(())
+    })
+    .await;
+    let dom_rows = app.find_all("#spacer .rec").await.len();
+    assert!(
+        dom_rows < 120,
+        "only the rows in view are rendered, not {dom_rows}"
+    );
+
+    // Verify log.
+    app.find("#verify").await.click().await.unwrap();
+    app.wait_text("#verify-result", "Log verified", LONG).await;
+    app.screenshot("audit-verify").await;
+
+    let log = env.audit_search("needle");
+    assert_eq!(log.len(), 1, "{log:#?}");
+    assert_eq!(log[0]["tool"], "read_file");
+    let (ok, out) = env.audit_verify();
+    assert!(ok, "{out}");
+
+    client.cancel().await.unwrap();
+    app.stop().await;
+}
+
+/// Finds the tray icon in trayer (top right) and opens its menu.
+fn open_tray_menu() {
+    let windows = xdotool(&["search", "--class", "trayer"]);
+    let mut icon = (1262, 16);
+    for w in windows.lines() {
+        let geo = xdotool(&["getwindowgeometry", "--shell", w]);
+        let val = |k: &str| -> i32 {
+            geo.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        if val("WIDTH") >= 100 {
+            icon = (val("X") + val("WIDTH") - 16, val("Y") + val("HEIGHT") / 2);
+        }
+    }
+    xdotool(&[
+        "mousemove",
+        &icon.0.to_string(),
+        &icon.1.to_string(),
+        "click",
+        "1",
+    ]);
+    std::thread::sleep(Duration::from_millis(800));
+}
+
+/// Picks a tray menu item with the keyboard: `Down` × n (disabled lines are skipped) or `Up` × n
+/// from the bottom, then Return.
+fn choose(key: &str, times: usize) {
+    for _ in 0..times {
+        xdotool(&["key", key]);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    xdotool(&["key", "Return"]);
+}
+
+/// The tray: its menu's Docker Runtime item turns the runtime off and on (the engine writes it
+/// and refuses calls meanwhile), and Quit stops the engine, which removes its sandboxes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tray_menu_runtime_toggle_and_quit() {
+    let env = TestEnv::new("");
+    let mut app = App::start(&env);
+    let (url, engine_pid) = env.wait_server(None, LONG).await;
+    let client = mcp(&url).await;
+    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert!(!env.containers().is_empty(), "the call made a sandbox");
+    tokio::time::sleep(Duration::from_secs(3)).await; // the status line catches up (every 2 s)
+
+    open_tray_menu();
+    screenshot_screen("tray-menu");
+    choose("Down", 1); // the first enabled item: Docker Runtime
+    eventually("runtime.enabled = false on disk", SHORT, || async {
+        (env.runtime_enabled_on_disk() == Some(false)).then_some(())
+    })
+    .await;
+    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
+    assert!(
+        is_error(&r) && text(&r).contains("Docker Runtime is turned off"),
+        "{}",
+        text(&r)
+    );
+    eventually("sandboxes stopped", SHORT, || async {
+        env.containers().is_empty().then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    open_tray_menu();
+    screenshot_screen("tray-menu-runtime-off");
+    choose("Down", 1);
+    eventually("runtime.enabled = true on disk", SHORT, || async {
+        (env.runtime_enabled_on_disk() == Some(true)).then_some(())
+    })
+    .await;
+    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert!(!env.containers().is_empty());
+
+    // Quit (the last item): the engine shuts down cleanly and takes its sandboxes with it.
+    open_tray_menu();
+    choose("Up", 1);
+    eventually("the app to exit", LONG, || {
+        let done = !app.running();
+        async move { done.then_some(()) }
+    })
+    .await;
+    assert!(!alive(engine_pid), "the engine exited with the app");
+    assert!(
+        env.containers().is_empty(),
+        "no sandbox left behind: {:?}",
+        env.containers()
+    );
+    assert!(
+        !env.data.join("server.json").exists(),
+        "the engine shut down cleanly (runtime file removed)"
+    );
+
+    let log = env.audit_search("");
+    let reads = records_with(&log, "read_file");
+    assert_eq!(reads.len(), 3, "{log:#?}");
+    assert_eq!(
+        reads.iter().filter(|r| r["outcome"] == "ok").count(),
+        2,
+        "{log:#?}"
+    );
+}
+
+/// Supervision: the engine killed hard is restarted, calls work again, and the audit log
+/// keeps every call and still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecar_killed_is_restarted_and_log_is_intact() {
+    let env = TestEnv::new("");
+    let _app = App::start(&env);
+    let (url, pid) = env.wait_server(None, LONG).await;
+    let client = mcp(&url).await;
+    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let r = call(&client, "list_directory", json!({"path": "."})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+
+    // SAFETY: a signal to the engine this test's app started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let (url2, pid2) = env.wait_server(Some(pid), LONG).await;
+    assert_ne!(pid, pid2);
+    let client2 = mcp(&url2).await;
+    let r = call(&client2, "read_file", json!({"path": "hello.txt"})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+
+    let log = env.audit_search("");
+    let reads = records_with(&log, "read_file");
+    assert_eq!(
+        reads.len(),
+        2,
+        "both reads, before and after the restart: {log:#?}"
+    );
+    assert!(reads.iter().all(|r| r["outcome"] == "ok"), "{log:#?}");
+    assert_eq!(records_with(&log, "list_directory").len(), 1, "{log:#?}");
+    let (ok, out) = env.audit_verify();
+    assert!(ok, "the chain verifies after a hard kill: {out}");
+    client2.cancel().await.unwrap();
+}
+
+/// Supervision: an engine that cannot start is retried a few times, then the app stops and says
+/// so in the tray; fixing the cause and choosing "Restart Engine" brings it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_loop_shows_error_then_restart_engine_recovers() {
+    let env = TestEnv::new("");
+    let good = env.settings_file();
+    std::fs::write(
+        &env.config,
+        good.replace("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:0\""),
+    )
+    .unwrap();
+    let _app = App::start(&env);
+    // 5 quick exits with 0.5 + 1 + 2 + 4 s pauses between them.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(!env.data.join("server.json").exists());
+
+    open_tray_menu();
+    screenshot_screen("tray-menu-engine-failed");
+    std::fs::write(&env.config, &good).unwrap();
+    choose("Down", 1); // the first enabled item is "Restart Engine"
+    let (url, _) = env.wait_server(None, LONG).await;
+    let client = mcp(&url).await;
+    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(records_with(&env.audit_search(""), "read_file").len(), 1);
+    client.cancel().await.unwrap();
+}

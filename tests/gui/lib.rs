@@ -23,7 +23,10 @@ pub const SANDBOX_UID: u32 = 65532;
 pub type Mcp = RunningService<RoleClient, ()>;
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn bin(env_var: &str, name: &str) -> PathBuf {
@@ -71,29 +74,53 @@ fn have(cmd: &str) -> bool {
 pub fn require_prerequisites() {
     let mut missing = Vec::new();
     if std::env::var_os("DISPLAY").is_none() {
-        missing.push("a display (DISPLAY): run the GUI tests through scripts/gui-test.sh, which starts Xvfb".to_string());
+        missing.push(
+            "a display (DISPLAY): run the GUI tests through scripts/gui-test.sh, which starts Xvfb"
+                .to_string(),
+        );
     }
     if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
-        missing.push("a D-Bus session (DBUS_SESSION_BUS_ADDRESS): scripts/gui-test.sh starts one".to_string());
+        missing.push(
+            "a D-Bus session (DBUS_SESSION_BUS_ADDRESS): scripts/gui-test.sh starts one"
+                .to_string(),
+        );
     }
-    for cmd in ["tauri-driver", "WebKitWebDriver", "xdotool", "import", "docker"] {
+    for cmd in [
+        "tauri-driver",
+        "WebKitWebDriver",
+        "xdotool",
+        "import",
+        "docker",
+    ] {
         if !have(cmd) {
             missing.push(format!("`{cmd}`: run scripts/gui-deps.sh"));
         }
     }
     if !app_bin().is_file() {
-        missing.push(format!("the app at {}: run `make app`", app_bin().display()));
+        missing.push(format!(
+            "the app at {}: run `make app`",
+            app_bin().display()
+        ));
     }
     let sidecar = app_bin().with_file_name("airlock-engine");
     match std::fs::metadata(&sidecar) {
         Ok(m) if m.len() > 4096 => {}
-        _ => missing.push(format!("the engine sidecar at {}: run `make app`", sidecar.display())),
+        _ => missing.push(format!(
+            "the engine sidecar at {}: run `make app`",
+            sidecar.display()
+        )),
     }
     if !airlock_bin().is_file() {
-        missing.push(format!("the engine CLI at {}: run `make app`", airlock_bin().display()));
+        missing.push(format!(
+            "the engine CLI at {}: run `make app`",
+            airlock_bin().display()
+        ));
     }
     if !agent_dir().join("airlock-agent-linux-amd64").is_file() {
-        missing.push(format!("the static agent in {}: run `make agent`", agent_dir().display()));
+        missing.push(format!(
+            "the static agent in {}: run `make agent`",
+            agent_dir().display()
+        ));
     }
     let image_ok = Command::new("docker")
         .args(["image", "inspect", &test_image()])
@@ -103,9 +130,16 @@ pub fn require_prerequisites() {
         .map(|s| s.success())
         .unwrap_or(false);
     if !image_ok {
-        missing.push(format!("a Docker engine with the image {}: run `make setup`", test_image()));
+        missing.push(format!(
+            "a Docker engine with the image {}: run `make setup`",
+            test_image()
+        ));
     }
-    assert!(missing.is_empty(), "the GUI tests cannot run; missing:\n  - {}", missing.join("\n  - "));
+    assert!(
+        missing.is_empty(),
+        "the GUI tests cannot run; missing:\n  - {}",
+        missing.join("\n  - ")
+    );
 }
 
 /// A temp settings file, data dir and workspace for one test.
@@ -165,7 +199,10 @@ access = "rw"
             ("AIRLOCK_TOKEN".into(), TOKEN.into()),
             // The kernel keyring: shared with the `airlock audit` processes that read the log.
             ("AIRLOCK_KEYRING".into(), "keyutils".into()),
-            ("AIRLOCK_AGENT_DIR".into(), agent_dir().display().to_string()),
+            (
+                "AIRLOCK_AGENT_DIR".into(),
+                agent_dir().display().to_string(),
+            ),
             ("RUST_LOG".into(), "info".into()),
         ]
     }
@@ -194,7 +231,8 @@ access = "rw"
         eventually("the engine's server.json", timeout, || {
             let file = file.clone();
             async move {
-                let info: Value = serde_json::from_str(&std::fs::read_to_string(&file).ok()?).ok()?;
+                let info: Value =
+                    serde_json::from_str(&std::fs::read_to_string(&file).ok()?).ok()?;
                 let pid = info["pid"].as_u64()? as u32;
                 let url = info["url"].as_str()?.to_string();
                 (Some(pid) != not_pid && alive(pid)).then_some((url, pid))
@@ -211,11 +249,17 @@ access = "rw"
             cmd.arg(text);
         }
         let out = self.airlock(cmd.args(["--json", "--limit", "500"]));
-        assert!(out.status.success(), "airlock audit search failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "airlock audit search failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit search line {l:?}: {e}")))
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("audit search line {l:?}: {e}"))
+            })
             .collect()
     }
 
@@ -223,7 +267,11 @@ access = "rw"
     pub fn audit_verify(&self) -> (bool, String) {
         let mut cmd = Command::new(airlock_bin());
         let out = self.airlock(cmd.args(["audit", "verify"]));
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         (out.status.success(), text)
     }
 
@@ -237,7 +285,7 @@ access = "rw"
     /// Containers Docker has for this test's engine (labelled with its data dir's instance id).
     pub fn containers(&self) -> Vec<String> {
         let out = Command::new("docker")
-            .args(["ps", "-aq", "--filter", "label=dev.airlock.instance"])
+            .args(["ps", "-a", "--filter", "label=dev.airlock.instance"])
             .args(["--format", "{{.ID}} {{.Label \"dev.airlock.instance\"}}"])
             .output()
             .unwrap();
@@ -290,7 +338,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -299,7 +350,8 @@ where
 
 pub async fn mcp(url: &str) -> Mcp {
     let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(TOKEN.to_string()),
+        StreamableHttpClientTransportConfig::with_uri(url.to_string())
+            .auth_header(TOKEN.to_string()),
     );
     ().serve(transport).await.expect("MCP client connects")
 }
@@ -332,7 +384,11 @@ pub struct DrivenApp {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl DrivenApp {
@@ -342,18 +398,29 @@ impl DrivenApp {
         let port = free_port();
         let native = free_port();
         let mut cmd = Command::new("tauri-driver");
-        cmd.args(["--port", &port.to_string(), "--native-port", &native.to_string()])
-            .env("AIRLOCK_APP_OPEN", window)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native.to_string(),
+        ])
+        .env("AIRLOCK_APP_OPEN", window)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
         for (k, v) in env.app_env() {
             cmd.env(k, v);
         }
         let driver = cmd.spawn().expect("tauri-driver starts");
         let url = format!("http://127.0.0.1:{port}");
-        eventually("tauri-driver to listen", Duration::from_secs(20), || async {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
-        })
+        eventually(
+            "tauri-driver to listen",
+            Duration::from_secs(20),
+            || async {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+                    .ok()
+                    .map(|_| ())
+            },
+        )
         .await;
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), Value::String("wry".into()));
@@ -379,23 +446,54 @@ impl DrivenApp {
     }
 
     pub async fn find_all(&self, css: &str) -> Vec<Element> {
-        self.client.find_all(Locator::Css(css)).await.unwrap_or_default()
+        self.client
+            .find_all(Locator::Css(css))
+            .await
+            .unwrap_or_default()
     }
 
+    /// The rendered text of every element matching `css`.
+    pub async fn texts_of_all(&self, css: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in self.find_all(css).await {
+            out.push(e.prop("innerText").await.ok().flatten().unwrap_or_default());
+        }
+        out
+    }
+
+    /// What the element shows (its rendered text).
     pub async fn text_of(&self, css: &str) -> String {
         match self.client.find(Locator::Css(css)).await {
-            Ok(e) => e.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
+            // The page's own innerText: WebDriver's visible-text algorithm drops the text of
+            // clipped (overflow: hidden) cells that the screenshots show plainly.
+            Ok(e) => match e.prop("innerText").await {
+                Ok(t) => t.unwrap_or_default(),
+                Err(err) => format!("<text of {css} failed: {err}>"),
+            },
+            Err(err) => format!("<no {css}: {err}>"),
         }
     }
 
     /// Waits until the element's text contains `needle`.
     pub async fn wait_text(&self, css: &str, needle: &str, timeout: Duration) -> String {
-        eventually(&format!("{css} to show {needle:?}"), timeout, || async {
-            let t = self.text_of(css).await;
-            t.contains(needle).then_some(t)
+        let last = std::sync::Mutex::new(String::new());
+        let found = tokio::time::timeout(timeout, async {
+            loop {
+                let t = self.text_of(css).await;
+                if t.contains(needle) {
+                    return t;
+                }
+                *last.lock().unwrap() = t;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         })
-        .await
+        .await;
+        found.unwrap_or_else(|_| {
+            panic!(
+                "timed out after {timeout:?} waiting for {css} to show {needle:?}; it shows {:?}",
+                last.lock().unwrap()
+            )
+        })
     }
 
     /// A screenshot of the webview, saved under `target/gui-screenshots/`.
@@ -407,8 +505,14 @@ impl DrivenApp {
     }
 
     /// Ends the session (the driver closes the app; the engine follows its parent) and the driver.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
         let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for DrivenApp {
+    /// Also on a failed test: the driver (and with it the app and the engine) never outlives it.
+    fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -428,7 +532,9 @@ impl App {
         for (k, v) in env.app_env() {
             cmd.env(k, v);
         }
-        App { child: cmd.spawn().expect("the app starts") }
+        App {
+            child: cmd.spawn().expect("the app starts"),
+        }
     }
 
     pub fn running(&mut self) -> bool {
@@ -466,6 +572,9 @@ pub fn screenshot_screen(name: &str) -> PathBuf {
 
 /// Runs xdotool with `args`; its stdout.
 pub fn xdotool(args: &[&str]) -> String {
-    let out = Command::new("xdotool").args(args).output().expect("xdotool runs");
+    let out = Command::new("xdotool")
+        .args(args)
+        .output()
+        .expect("xdotool runs");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
