@@ -55,10 +55,10 @@ async fn supervise(app: AppHandle) {
             quick_exits.clear();
         }
         quick_exits.push(Instant::now());
-        let detail = state
-            .last_log_line()
-            .map(|l| format!("{message}: {l}"))
-            .unwrap_or(message);
+        let detail = match state.last_log_line() {
+            Some(line) => format!("{message}: {}", line.trim_start_matches("airlock: ")),
+            None => message,
+        };
         eprintln!("airlock-app: engine stopped ({detail})");
         if quick_exits.len() >= MAX_QUICK_EXITS {
             set_engine_state(

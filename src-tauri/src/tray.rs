@@ -17,7 +17,8 @@ const TRAY_ID: &str = "airlock";
 #[derive(Debug, Clone, PartialEq)]
 struct Model {
     headline: String,
-    detail: String,
+    /// One line, or a few for an error.
+    detail: Vec<String>,
     failed: bool,
     /// `None`: the engine has not said yet.
     runtime: Option<bool>,
@@ -68,7 +69,7 @@ fn apply(app: &AppHandle, tray: &TrayIcon<Wry>, model: &Model) {
     }
     let _ = tray.set_icon(Some(platform::tray_icon(model.icon)));
     platform::after_icon_change(tray);
-    let _ = tray.set_tooltip(Some(format!("Airlock: {}", model.detail)));
+    let _ = tray.set_tooltip(Some(format!("Airlock: {}", model.detail.join(" "))));
 }
 
 fn model(snap: &Snapshot) -> Model {
@@ -85,13 +86,15 @@ fn model(snap: &Snapshot) -> Model {
             format!("Airlock: engine stopped, restarting (try {attempt})…"),
             false,
         ),
-        EngineState::Failed { .. } => ("Airlock: engine not running".to_string(), true),
+        EngineState::Failed { .. } => (
+            "Airlock: engine not running (gave up restarting)".to_string(),
+            true,
+        ),
         EngineState::Stopping => ("Airlock: quitting…".to_string(), false),
     };
     let detail = match (&snap.engine, &snap.status) {
-        (EngineState::Failed { message }, _) | (EngineState::Restarting { message, .. }, _) => {
-            shorten(message, 90)
-        }
+        (EngineState::Failed { message }, _) => wrap(message, 72, 4),
+        (EngineState::Restarting { message, .. }, _) => vec![shorten(message, 90)],
         (EngineState::Running, Some(status)) => {
             let docker = match &status.docker {
                 DockerState::Ready { version } => format!("Docker {version}"),
@@ -100,9 +103,9 @@ fn model(snap: &Snapshot) -> Model {
                 DockerState::Unknown => "Docker: checking…".to_string(),
             };
             let sandboxes = plural(status.sandboxes as usize, "sandbox", "sandboxes");
-            format!("{docker} · {sandboxes} · {pending} pending")
+            vec![format!("{docker} · {sandboxes} · {pending} pending")]
         }
-        _ => "Waiting for the engine…".to_string(),
+        _ => vec!["Waiting for the engine…".to_string()],
     };
     let docker_bad = matches!(
         snap.status.as_ref().map(|s| &s.docker),
@@ -166,6 +169,31 @@ fn shorten(text: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
+/// `text` in lines of at most `width` characters (broken at spaces), at most `max` lines.
+fn wrap(text: &str, width: usize, max: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    if lines.len() > max {
+        lines.truncate(max);
+        if let Some(last) = lines.last_mut() {
+            *last = shorten(&format!("{last} …"), width);
+        }
+    }
+    lines.into_iter().map(|l| shorten(&l, width)).collect()
+}
+
 fn build_menu(app: &AppHandle, m: &Model) -> tauri::Result<Menu<Wry>> {
     let menu = Menu::new(app)?;
     menu.append(&MenuItem::with_id(
@@ -175,13 +203,10 @@ fn build_menu(app: &AppHandle, m: &Model) -> tauri::Result<Menu<Wry>> {
         false,
         None::<&str>,
     )?)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "status-detail",
-        &m.detail,
-        false,
-        None::<&str>,
-    )?)?;
+    for (i, line) in m.detail.iter().enumerate() {
+        let id = format!("status-detail-{i}");
+        menu.append(&MenuItem::with_id(app, id, line, false, None::<&str>)?)?;
+    }
     if m.failed {
         menu.append(&MenuItem::with_id(
             app,
@@ -330,4 +355,73 @@ fn toggle_runtime(app: &AppHandle) -> Result<(), String> {
         .and_then(|v| v.as_bool())
         .ok_or("the engine has not sent its settings yet")?;
     engine::send(app, &AppMessage::SetRuntime { enabled: !enabled })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::SettingsSnapshot;
+    use airlock_control::{Status, WorkspaceStatus};
+
+    fn snap(engine: EngineState) -> Snapshot {
+        Snapshot {
+            engine,
+            engine_version: Some("0.1.0".into()),
+            status: Some(Status {
+                docker: DockerState::Ready {
+                    version: "20.10".into(),
+                },
+                runtime_enabled: true,
+                sandboxes: 1,
+                pending_approvals: 0,
+                listen: None,
+                workspaces: vec![WorkspaceStatus {
+                    name: "usb".into(),
+                    path: "/media/me/usb/p".into(),
+                    access: "ro".into(),
+                    available: false,
+                    external: true,
+                }],
+            }),
+            settings: Some(SettingsSnapshot {
+                path: "/x/airlock.toml".into(),
+                settings: serde_json::json!({ "runtime": { "enabled": true } }),
+                error: None,
+            }),
+            pending: Vec::new(),
+            engine_log: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn running_engine_shows_docker_sandboxes_and_pending() {
+        let m = model(&snap(EngineState::Running));
+        assert_eq!(m.detail, vec!["Docker 20.10 · 1 sandbox · 0 pending"]);
+        assert_eq!(m.runtime, Some(true));
+        assert_eq!(m.icon, platform::TrayLook::Normal);
+        assert!(
+            m.workspaces[0]
+                .1
+                .contains("read-only · unavailable (drive not connected)"),
+            "{:?}",
+            m.workspaces
+        );
+    }
+
+    #[test]
+    fn failed_engine_says_why_in_a_few_lines() {
+        let message = "The engine stopped 5 times in a row (exit code 1: settings file /tmp/a/airlock.toml: `listen` = \"0.0.0.0:0\": Airlock only listens on loopback addresses).";
+        let m = model(&snap(EngineState::Failed {
+            message: message.into(),
+        }));
+        assert!(m.failed);
+        assert_eq!(m.icon, platform::TrayLook::Error);
+        assert!(m.detail.len() > 1 && m.detail.len() <= 4, "{:?}", m.detail);
+        assert!(
+            m.detail.iter().all(|l| l.chars().count() <= 72),
+            "{:?}",
+            m.detail
+        );
+        assert!(m.detail.join(" ").contains("loopback"), "{:?}", m.detail);
+    }
 }

@@ -208,13 +208,37 @@ async fn approval_prompt_allow_once_and_deny() {
     assert!(text(&r).to_lowercase().contains("denied"), "{}", text(&r));
     assert!(!env.project.join("denied.txt").exists());
 
-    // Two at once queue in one window; "Deny all" answers both.
+    // Two at once queue in one window; a command hiding a right-to-left override and an escape
+    // shows them as marked badges; "Deny all" answers both.
     let (c1, c2) = (client.clone(), client.clone());
-    let p1 =
-        tokio::spawn(async move { call(&c1, "create_directory", json!({"path": "q1"})).await });
+    let p1 = tokio::spawn(async move {
+        call(
+            &c1,
+            "run_command",
+            json!({"command": "echo invoice\u{202e}fdp.exe\u{1b}[2J"}),
+        )
+        .await
+    });
     let p2 =
         tokio::spawn(async move { call(&c2, "create_directory", json!({"path": "q2"})).await });
     app.wait_text("#subtitle", "of 2 waiting", LONG).await;
+    for chip in app.find_all("#queue button").await {
+        if chip
+            .prop("innerText")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .contains("run_command")
+        {
+            chip.click().await.unwrap();
+        }
+    }
+    app.wait_text("#tool", "run_command", SHORT).await;
+    let badges = app.texts_of_all("#args .ctrl").await;
+    assert_eq!(badges, vec!["RLO", "ESC"], "invisible characters are shown");
+    app.wait_text("#args", "invisible or direction-changing", SHORT)
+        .await;
     app.screenshot("approval-queue").await;
     app.find("#deny-all").await.click().await.unwrap();
     for p in [p1, p2] {
@@ -240,9 +264,104 @@ async fn approval_prompt_allow_once_and_deny() {
         .expect("denied call logged");
     assert_eq!(denied["decision"], "denied", "{denied:#}");
     assert_eq!(denied["decided_by"], "user", "{denied:#}");
-    assert_eq!(records_with(&log, "create_directory").len(), 2, "{log:#?}");
+    for tool in ["create_directory", "run_command"] {
+        let r = records_with(&log, tool);
+        assert!(r.len() == 1 && r[0]["decision"] == "denied", "{log:#?}");
+    }
 
     app.stop().await;
+}
+
+/// The prompt opens by itself when a call asks, on top, without taking keyboard focus from the
+/// window the user is in; once focused, Enter allows once; it closes when nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_prompt_appears_without_taking_focus() {
+    let env = TestEnv::new("");
+    let app = DrivenApp::start(&env, "settings").await;
+    let (url, _) = env.wait_server(None, LONG).await;
+    app.wait_text("#docker-line", "ready", LONG).await;
+    let client = std::sync::Arc::new(mcp(&url).await);
+    let active = || xdotool(&["getactivewindow", "getwindowname"]);
+    eventually("the settings window to have focus", SHORT, || async {
+        active().contains("Airlock Settings").then_some(())
+    })
+    .await;
+
+    let c = client.clone();
+    let pending = tokio::spawn(async move {
+        call(
+            &c,
+            "edit_file",
+            json!({"path": "hello.txt", "edits": [{"old_text": "host", "new_text": "prompt"}]}),
+        )
+        .await
+    });
+    let prompt = || xdotool(&["search", "--onlyvisible", "--name", "Approval Needed"]);
+    eventually("the approval prompt to appear", LONG, || async {
+        (!prompt().is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        active().contains("Airlock Settings"),
+        "the prompt took focus: {:?} is active",
+        active()
+    );
+    screenshot_screen("approval-prompt-no-focus");
+
+    // Answer it in its own window: focus it, wait for the buttons to arm, press Enter.
+    let mut found = false;
+    for handle in app.client.windows().await.unwrap() {
+        app.client.switch_to_window(handle).await.unwrap();
+        if app
+            .client
+            .title()
+            .await
+            .unwrap_or_default()
+            .contains("Approval Needed")
+        {
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "the prompt is a window of the app");
+    app.wait_text("#diff", "+hello from the prompt", SHORT)
+        .await;
+    app.wait_text("#diff", "-hello from the host", SHORT).await;
+    app.find("#args").await.click().await.unwrap();
+    let allow = app.find("#allow-once").await;
+    eventually("Allow Once to arm", SHORT, || async {
+        allow
+            .attr("disabled")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    // Enter: the prompt closes as soon as the call is allowed, so the key-up may find no window.
+    let _ = app.press_key('\u{E007}').await;
+    let r = tokio::time::timeout(LONG, pending)
+        .await
+        .expect("the call completes")
+        .unwrap();
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(
+        std::fs::read_to_string(env.project.join("hello.txt")).unwrap(),
+        "hello from the prompt\n"
+    );
+    eventually("the prompt to close once nothing waits", SHORT, || async {
+        prompt().is_empty().then_some(())
+    })
+    .await;
+
+    let log = env.audit_search("");
+    let edit = records_with(&log, "edit_file");
+    assert_eq!(edit.len(), 1, "{log:#?}");
+    assert_eq!(edit[0]["decided_by"], "user");
+    assert_eq!(edit[0]["outcome"], "ok");
+    drop(app);
 }
 
 /// The audit window: a call shows up live, search finds it, the detail pane explains it,

@@ -496,6 +496,16 @@ impl DrivenApp {
         })
     }
 
+    /// Presses a key where the keyboard focus is (WebDriver key codes, e.g. '\u{E007}' for Enter).
+    /// The result is the driver's: a key that closes the window fails its key-up with "no such window".
+    pub async fn press_key(&self, key: char) -> Result<(), fantoccini::error::CmdError> {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        self.client.perform_actions(keys).await
+    }
+
     /// A screenshot of the webview, saved under `target/gui-screenshots/`.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("screenshot");
