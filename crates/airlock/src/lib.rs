@@ -27,7 +27,7 @@ pub mod secrets;
 pub mod server;
 /// The MCP tool set.
 pub mod tools;
-/// Hand edits of the settings file and drives coming and going.
+/// Hand edits of the settings file.
 pub mod watch;
 /// Workspace folders as sandboxes see them; path normal form; masks.
 pub mod workspace;

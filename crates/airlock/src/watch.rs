@@ -1,5 +1,5 @@
-//! Noticing changes made outside the engine: hand edits of the settings file (notify, debounced)
-//! and external drives coming and going (the mount table, which raises no file event).
+//! Noticing hand edits of the settings file (notify, debounced). Drives coming and going need
+//! no watcher: each call checks the mount table (see `sandbox::mount_fingerprint`).
 
 use crate::config::Settings;
 use crate::control::{send_settings, Outbox};
@@ -63,32 +63,4 @@ pub fn watch_settings(
         }
     });
     Ok(())
-}
-
-/// Polls workspace availability; when a drive comes or goes, sandboxes are rebuilt so that
-/// no bind mount is left stale.
-pub fn watch_drives(engine: Arc<Engine>, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let availability = |e: &Engine| -> Vec<bool> {
-            e.settings()
-                .workspaces
-                .iter()
-                .map(crate::workspace::is_available)
-                .collect()
-        };
-        let mut last = availability(&engine);
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.cancelled() => return,
-            }
-            let now = availability(&engine);
-            if now != last {
-                tracing::info!("a workspace drive came or went; rebuilding sandboxes");
-                engine.sandboxes.stop_all().await;
-                last = now;
-            }
-        }
-    });
 }

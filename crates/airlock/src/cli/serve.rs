@@ -114,7 +114,6 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
     ) {
         tracing::warn!("settings file is not watched for hand edits: {e}");
     }
-    airlock::watch::watch_drives(engine.clone(), shutdown.clone());
 
     let served = if args.stdio {
         eprintln!("airlock: serving MCP on stdio");

@@ -72,6 +72,33 @@ pub struct Sandbox {
     pub session: String,
     agent: AgentClient,
     last_used: Mutex<Instant>,
+    /// What was mounted: a drive unplugged or plugged back since then makes the sandbox stale.
+    mounts: MountFingerprint,
+}
+
+/// Each enabled workspace, and the device its folder was on (`None`: unavailable).
+type MountFingerprint = Vec<(String, Option<u64>)>;
+
+fn mount_fingerprint(settings: &Settings) -> MountFingerprint {
+    settings
+        .enabled_workspaces()
+        .map(|ws| {
+            let device = workspace::is_available(ws)
+                .then(|| std::fs::metadata(&ws.path).ok().map(|m| device_of(&m)))
+                .flatten();
+            (ws.name.clone(), device)
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+fn device_of(m: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::dev(m)
+}
+
+#[cfg(not(unix))]
+fn device_of(_m: &std::fs::Metadata) -> u64 {
+    0
 }
 
 impl Sandbox {
@@ -199,11 +226,16 @@ impl SandboxManager {
         let slot = self.slot(session);
         let mut guard = slot.lock().await;
         if let Some(existing) = guard.as_ref() {
-            if existing.agent.is_alive() {
+            let fresh = existing.mounts == mount_fingerprint(&self.settings());
+            if existing.agent.is_alive() && fresh {
                 existing.touch();
                 return Ok(existing.clone());
             }
-            tracing::warn!(container = %existing.container_name, "sandbox agent is gone; replacing the sandbox");
+            if fresh {
+                tracing::warn!(container = %existing.container_name, "sandbox agent is gone; replacing the sandbox");
+            } else {
+                tracing::info!(container = %existing.container_name, "a workspace drive came or went; replacing the sandbox");
+            }
             remove_container(&docker, &existing.container_id).await;
             *guard = None;
         }
@@ -267,6 +299,7 @@ impl SandboxManager {
 
     async fn create(&self, docker: &Docker, session: &str) -> Result<Sandbox, SandboxError> {
         let settings = self.settings();
+        let mounts = mount_fingerprint(&settings);
         let workspaces = self.available_workspaces()?;
         let arch = docker
             .version()
@@ -311,6 +344,7 @@ impl SandboxManager {
             session: session.to_string(),
             agent: agent_client,
             last_used: Mutex::new(Instant::now()),
+            mounts,
         })
     }
 

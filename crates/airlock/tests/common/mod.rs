@@ -173,7 +173,12 @@ pub struct Server {
 
 impl Server {
     pub fn start(env: &TestEnv, args: &[&str]) -> Server {
+        Server::start_with_env(env, args, &[])
+    }
+
+    pub fn start_with_env(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        cmd.envs(vars.iter().copied());
         cmd.arg("serve")
             .args(["--config", env.config.to_str().unwrap()])
             .args(args)
