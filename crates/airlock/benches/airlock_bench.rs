@@ -1,0 +1,273 @@
+//! `make bench`: Airlock's warm paths against baselines measured in the same run, on the same
+//! image and the same 4 KiB file — an agent read vs one Engine API exec vs a container per call,
+//! then the same read end to end through MCP over HTTP and stdio. Ratios, not absolute times,
+//! are what to compare across (noisy) machines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use airlock::config::Settings;
+use airlock::sandbox::SandboxManager;
+use airlock_agent::{Op, Reply};
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use futures::StreamExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::ServiceExt;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "bench-token-0123456789";
+
+struct Stats {
+    name: String,
+    samples: Vec<Duration>,
+}
+
+impl Stats {
+    fn pct(&self, p: f64) -> Duration {
+        let mut s = self.samples.clone();
+        s.sort();
+        s[((s.len() as f64 - 1.0) * p).round() as usize]
+    }
+    fn p50(&self) -> Duration {
+        self.pct(0.5)
+    }
+    fn print(&self) {
+        println!(
+            "{:<44} n={:<5} p50 {:>9.3} ms   p99 {:>9.3} ms",
+            self.name,
+            self.samples.len(),
+            ms(self.p50()),
+            ms(self.pct(0.99))
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn measure<F, Fut>(name: &str, warmup: usize, n: usize, mut f: F) -> Stats
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for _ in 0..warmup {
+        f().await;
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f().await;
+        samples.push(t.elapsed());
+    }
+    let s = Stats { name: name.to_string(), samples };
+    s.print();
+    s
+}
+
+fn image() -> String {
+    std::env::var("AIRLOCK_TEST_IMAGE").unwrap_or_else(|_| "airlock-test-busybox:1".into())
+}
+
+fn settings_text(project: &Path) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\n[runtime]\nimage = \"{}\"\n[approval]\nallow = [\"*\"]\n[[workspaces]]\nname = \"project\"\npath = \"{}\"\naccess = \"rw\"\n",
+        image(),
+        project.display()
+    )
+}
+
+fn release_binary() -> PathBuf {
+    // benches run from target/release/deps; the airlock binary sits in target/release.
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("airlock");
+    assert!(bin.is_file(), "build the release binary first: cargo build --release -p airlock ({})", bin.display());
+    bin
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let content: String = "airlock benchmark line of text, 64 bytes long, repeated.........\n".repeat(64);
+    assert_eq!(content.len(), 4096);
+    std::fs::write(project.join("file.txt"), &content).unwrap();
+    for p in [project.as_path(), &project.join("file.txt")] {
+        std::os::unix::fs::chown(p, Some(65532), Some(65532)).ok();
+    }
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(&config, settings_text(&project)).unwrap();
+    let settings = Arc::new(Settings::load(&config).unwrap());
+
+    println!("Airlock benchmarks — image {}, a 4 KiB file, release build\n", image());
+    println!("-- one read of the file in a warm sandbox");
+    let manager = Arc::new(SandboxManager::new(settings.clone(), "bench".into()));
+    let sandbox = manager.sandbox("bench").await.unwrap();
+    let agent = measure("agent read (engine → agent stream)", 50, 2000, || {
+        let m = manager.clone();
+        async move {
+            match m.call("bench", Op::Read { path: "file.txt".into(), offset: None, limit: None }).await.unwrap() {
+                Reply::Read { size, .. } => assert_eq!(size, 4096),
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await;
+
+    let docker = manager.docker().await.unwrap();
+    let container = sandbox.container_id.clone();
+    let exec = measure("Engine API exec `cat` (create+start+read)", 5, 200, || {
+        let docker = docker.clone();
+        let container = container.clone();
+        async move {
+            let e = docker
+                .create_exec(
+                    &container,
+                    CreateExecOptions {
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        cmd: Some(vec!["cat".to_string(), "/workspaces/project/file.txt".to_string()]),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            let mut bytes = 0;
+            if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&e.id, None).await.unwrap() {
+                while let Some(Ok(chunk)) = output.next().await {
+                    bytes += chunk.into_bytes().len();
+                }
+            }
+            assert_eq!(bytes, 4096);
+        }
+    })
+    .await;
+
+    let mount = format!("{}:/workspaces/project:ro", project.display());
+    let run = measure("`docker run --rm` per call (fresh container)", 1, 20, || {
+        let mount = mount.clone();
+        async move {
+            let out = tokio::process::Command::new("docker")
+                .args(["run", "--rm", "--network", "none", "-v", &mount, &image(), "cat", "/workspaces/project/file.txt"])
+                .output()
+                .await
+                .unwrap();
+            assert_eq!(out.stdout.len(), 4096);
+        }
+    })
+    .await;
+    manager.stop_all().await;
+
+    println!(
+        "\n   agent vs exec: {:.0}x faster at p50 (target ≥ 40x); agent vs docker run: {:.0}x; agent p50 {:.3} ms (target < 1 ms)",
+        exec.p50().as_secs_f64() / agent.p50().as_secs_f64(),
+        run.p50().as_secs_f64() / agent.p50().as_secs_f64(),
+        ms(agent.p50())
+    );
+
+    println!("\n-- the same read end to end through MCP (auth, policy, audit, redaction included)");
+    let data = dir.path().join("state");
+    let airlock = release_binary();
+    let mut server = Command::new(&airlock)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config", config.to_str().unwrap()])
+        .env("AIRLOCK_DATA_DIR", &data)
+        .env("AIRLOCK_TOKEN", TOKEN)
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .env("AIRLOCK_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = server.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("airlock: listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let url = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let connect = |url: String| async move {
+        let t = StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url).auth_header(TOKEN));
+        ().serve(t).await.unwrap()
+    };
+    let read_params = || {
+        let mut p = CallToolRequestParams::new("read_file");
+        p.arguments = serde_json::json!({"path": "file.txt"}).as_object().cloned();
+        p
+    };
+    let client = connect(url.clone()).await;
+    let http = measure("MCP read_file over Streamable HTTP", 50, 1000, || {
+        let peer = client.peer().clone();
+        async move {
+            let r = peer.call_tool(read_params()).await.unwrap();
+            assert_ne!(r.is_error, Some(true));
+        }
+    })
+    .await;
+    client.cancel().await.unwrap();
+
+    // Throughput with 16 clients, each in its own session (and sandbox).
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let c = connect(url.clone()).await;
+        c.peer().call_tool(read_params()).await.unwrap();
+        clients.push(c);
+    }
+    let per_client = 100;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in &clients {
+        let peer = c.peer().clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_client {
+                peer.call_tool(read_params()).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{:<44} {:.0} calls/s ({} calls in {:.2} s)",
+        "MCP read_file, 16 clients at once",
+        (16 * per_client) as f64 / elapsed.as_secs_f64(),
+        16 * per_client,
+        elapsed.as_secs_f64()
+    );
+    for c in clients {
+        c.cancel().await.unwrap();
+    }
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    server.wait().unwrap();
+
+    let mut stdio_cmd = tokio::process::Command::new(&airlock);
+    stdio_cmd
+        .args(["serve", "--stdio", "--config", config.to_str().unwrap()])
+        .env("AIRLOCK_DATA_DIR", &data)
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .env("AIRLOCK_LOG", "warn");
+    let client = ().serve(TokioChildProcess::new(stdio_cmd).unwrap()).await.unwrap();
+    let stdio = measure("MCP read_file over stdio", 50, 1000, || {
+        let peer = client.peer().clone();
+        async move {
+            let r = peer.call_tool(read_params()).await.unwrap();
+            assert_ne!(r.is_error, Some(true));
+        }
+    })
+    .await;
+    client.cancel().await.unwrap();
+    println!(
+        "\n   MCP over HTTP p50 {:.3} ms (target < 2 ms); over stdio p50 {:.3} ms; MCP overhead over the agent read: {:.2} ms",
+        ms(http.p50()),
+        ms(stdio.p50()),
+        ms(http.p50()) - ms(agent.p50())
+    );
+}
