@@ -403,3 +403,79 @@ async fn a_workspace_on_an_unplugged_drive_fails_clearly_and_comes_back() {
     );
     mount(&["umount", drive.to_str().unwrap()]);
 }
+
+/// A client that counts the progress notifications it receives.
+#[derive(Clone, Default)]
+struct ProgressCounter(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl rmcp::ClientHandler for ProgressCounter {
+    async fn on_progress(
+        &self,
+        _params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn long_calls_report_progress_and_cancelling_stops_the_process() {
+    use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
+    let env = TestEnv::new("");
+    let server = Server::start(&env, &[]);
+    let counter = ProgressCounter::default();
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_config(
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+            server.url.clone(),
+        )
+        .auth_header(TOKEN.to_string()),
+    );
+    let client = counter.clone().serve(transport).await.unwrap();
+    let request = |command: &str| {
+        let mut p = CallToolRequestParams::new("run_command");
+        p.arguments = json!({"command": command}).as_object().cloned();
+        ClientRequest::CallToolRequest(CallToolRequest::new(p))
+    };
+    // Progress: a 3 s command reports while it runs.
+    let handle = client
+        .send_cancellable_request(request("sleep 3; echo finished"), Default::default())
+        .await
+        .unwrap();
+    let done = handle.await_response().await.unwrap();
+    assert!(format!("{done:?}").contains("finished"), "{done:?}");
+    assert!(
+        counter.0.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "progress notifications while running"
+    );
+
+    // Cancel: the process group in the sandbox is killed, so the marker is never written.
+    let handle = client
+        .send_cancellable_request(
+            request("sleep 4 && touch /workspaces/project/marker"),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    handle
+        .cancel(Some("user pressed stop".into()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        !env.project.join("marker").exists(),
+        "the cancelled command kept running"
+    );
+    let r = call(
+        &client,
+        "run_command",
+        json!({"command": "ps -o comm | grep -c sleep; true"}),
+    )
+    .await;
+    assert!(
+        text(&r).contains("\n0\n"),
+        "no sleep left in the sandbox: {}",
+        text(&r)
+    );
+    client.cancel().await.unwrap();
+}
