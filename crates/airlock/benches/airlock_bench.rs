@@ -65,7 +65,10 @@ where
         f().await;
         samples.push(t.elapsed());
     }
-    let s = Stats { name: name.to_string(), samples };
+    let s = Stats {
+        name: name.to_string(),
+        samples,
+    };
     s.print();
     s
 }
@@ -86,7 +89,11 @@ fn release_binary() -> PathBuf {
     // benches run from target/release/deps; the airlock binary sits in target/release.
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("airlock");
-    assert!(bin.is_file(), "build the release binary first: cargo build --release -p airlock ({})", bin.display());
+    assert!(
+        bin.is_file(),
+        "build the release binary first: cargo build --release -p airlock ({})",
+        bin.display()
+    );
     bin
 }
 
@@ -95,7 +102,8 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("project");
     std::fs::create_dir_all(&project).unwrap();
-    let content: String = "airlock benchmark line of text, 64 bytes long, repeated.........\n".repeat(64);
+    let content: String =
+        "airlock benchmark line of text, 64 bytes long, repeated.........\n".repeat(64);
     assert_eq!(content.len(), 4096);
     std::fs::write(project.join("file.txt"), &content).unwrap();
     for p in [project.as_path(), &project.join("file.txt")] {
@@ -105,14 +113,28 @@ async fn main() {
     std::fs::write(&config, settings_text(&project)).unwrap();
     let settings = Arc::new(Settings::load(&config).unwrap());
 
-    println!("Airlock benchmarks — image {}, a 4 KiB file, release build\n", image());
+    println!(
+        "Airlock benchmarks — image {}, a 4 KiB file, release build\n",
+        image()
+    );
     println!("-- one read of the file in a warm sandbox");
     let manager = Arc::new(SandboxManager::new(settings.clone(), "bench".into()));
     let sandbox = manager.sandbox("bench").await.unwrap();
     let agent = measure("agent read (engine → agent stream)", 50, 2000, || {
         let m = manager.clone();
         async move {
-            match m.call("bench", Op::Read { path: "file.txt".into(), offset: None, limit: None }).await.unwrap() {
+            match m
+                .call(
+                    "bench",
+                    Op::Read {
+                        path: "file.txt".into(),
+                        offset: None,
+                        limit: None,
+                    },
+                )
+                .await
+                .unwrap()
+            {
                 Reply::Read { size, .. } => assert_eq!(size, 4096),
                 other => panic!("{other:?}"),
             }
@@ -132,14 +154,19 @@ async fn main() {
                     CreateExecOptions {
                         attach_stdout: Some(true),
                         attach_stderr: Some(true),
-                        cmd: Some(vec!["cat".to_string(), "/workspaces/project/file.txt".to_string()]),
+                        cmd: Some(vec![
+                            "cat".to_string(),
+                            "/workspaces/project/file.txt".to_string(),
+                        ]),
                         ..Default::default()
                     },
                 )
                 .await
                 .unwrap();
             let mut bytes = 0;
-            if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&e.id, None).await.unwrap() {
+            if let StartExecResults::Attached { mut output, .. } =
+                docker.start_exec(&e.id, None).await.unwrap()
+            {
                 while let Some(Ok(chunk)) = output.next().await {
                     bytes += chunk.into_bytes().len();
                 }
@@ -150,17 +177,32 @@ async fn main() {
     .await;
 
     let mount = format!("{}:/workspaces/project:ro", project.display());
-    let run = measure("`docker run --rm` per call (fresh container)", 1, 20, || {
-        let mount = mount.clone();
-        async move {
-            let out = tokio::process::Command::new("docker")
-                .args(["run", "--rm", "--network", "none", "-v", &mount, &image(), "cat", "/workspaces/project/file.txt"])
-                .output()
-                .await
-                .unwrap();
-            assert_eq!(out.stdout.len(), 4096);
-        }
-    })
+    let run = measure(
+        "`docker run --rm` per call (fresh container)",
+        1,
+        20,
+        || {
+            let mount = mount.clone();
+            async move {
+                let out = tokio::process::Command::new("docker")
+                    .args([
+                        "run",
+                        "--rm",
+                        "--network",
+                        "none",
+                        "-v",
+                        &mount,
+                        &image(),
+                        "cat",
+                        "/workspaces/project/file.txt",
+                    ])
+                    .output()
+                    .await
+                    .unwrap();
+                assert_eq!(out.stdout.len(), 4096);
+            }
+        },
+    )
     .await;
     manager.stop_all().await;
 
@@ -175,7 +217,13 @@ async fn main() {
     let data = dir.path().join("state");
     let airlock = release_binary();
     let mut server = Command::new(&airlock)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config", config.to_str().unwrap()])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+        ])
         .env("AIRLOCK_DATA_DIR", &data)
         .env("AIRLOCK_TOKEN", TOKEN)
         .env("AIRLOCK_KEYRING", "keyutils")
@@ -194,7 +242,9 @@ async fn main() {
     });
     let url = rx.recv_timeout(Duration::from_secs(30)).unwrap();
     let connect = |url: String| async move {
-        let t = StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url).auth_header(TOKEN));
+        let t = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(url).auth_header(TOKEN),
+        );
         ().serve(t).await.unwrap()
     };
     let read_params = || {

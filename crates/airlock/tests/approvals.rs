@@ -59,6 +59,21 @@ impl Controlled {
         }
     }
 
+    /// Waits for the live feed to carry a finished record of `tool`.
+    fn audit_record(&self, tool: &str) -> airlock_control::AuditRecord {
+        loop {
+            match self.messages.recv_timeout(Duration::from_secs(20)) {
+                Ok(EngineMessage::Audit { record })
+                    if record.tool == tool && record.outcome.is_some() =>
+                {
+                    return record
+                }
+                Ok(_) => continue,
+                Err(e) => panic!("no audit record for {tool}: {e}"),
+            }
+        }
+    }
+
     fn decide(&mut self, id: &str, decision: ApprovalChoice, reason: Option<&str>) {
         self.send(&AppMessage::ApprovalDecision {
             id: id.into(),
@@ -115,6 +130,12 @@ async fn each_decision_kind_reaches_the_client() {
     assert_eq!(
         std::fs::read_to_string(env.project.join("hello.txt")).unwrap(),
         "changed\n"
+    );
+    // The app's live feed gets the finished record.
+    let record = app.audit_record("write_file");
+    assert_eq!(
+        (record.decision.as_str(), record.decided_by.as_str(), record.outcome.as_deref()),
+        ("allowed", "user", Some("ok"))
     );
 
     // Ask → deny with a reason: the model is told why.

@@ -384,3 +384,30 @@ async fn sessions_get_separate_sandboxes_and_release_removes_them() {
     m.stop_all().await;
     assert!(env.containers().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_sandbox_never_hangs_a_call() {
+    let env = TestEnv::new("");
+    let m = manager(&env);
+    let id = m.sandbox("s1").await.unwrap().container_id.clone();
+    std::process::Command::new("docker")
+        .args(["pause", &id])
+        .output()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let spec = RunSpec {
+        command: "echo hi".into(),
+        timeout_ms: 1_000,
+        output_cap: 100,
+        ..Default::default()
+    };
+    let e = m.call("s1", Op::Run(spec)).await.unwrap_err().to_string();
+    assert!(e.contains("did not answer"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    std::process::Command::new("docker")
+        .args(["unpause", &id])
+        .output()
+        .unwrap();
+    assert_eq!(run(&m, "echo thawed").await.stdout, "thawed\n");
+    m.stop_all().await;
+}

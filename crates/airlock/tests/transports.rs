@@ -479,3 +479,28 @@ async fn long_calls_report_progress_and_cancelling_stops_the_process() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reports_each_check_and_what_to_fix() {
+    let env = TestEnv::new("");
+    let out = airlock_command(&env, &["doctor"]).output().await.unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("ok    docker") && report.contains("API 1."),
+        "{report}"
+    );
+    assert!(
+        report.contains("ok    image: airlock-test-busybox"),
+        "{report}"
+    );
+    assert!(report.contains("ok    agent"), "{report}");
+    env.write_settings("docker_host = \"unix:///nonexistent/docker.sock\"");
+    let out = airlock_command(&env, &["doctor"]).output().await.unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        report.contains("FAIL  docker") && report.contains("fix:"),
+        "{report}"
+    );
+}

@@ -196,6 +196,7 @@ impl AgentClient {
     }
 
     pub async fn call_with_id(&self, id: u64, op: Op) -> Result<Reply, SandboxError> {
+        let deadline = answer_deadline(&op);
         if !self.is_alive() {
             return Err(SandboxError::AgentGone {
                 detail: "the sandbox's agent has stopped".into(),
@@ -222,7 +223,16 @@ impl AgentClient {
                 detail: format!("cannot write to the agent: {e}"),
             });
         }
-        match rx.await {
+        let received = match tokio::time::timeout(deadline, rx).await {
+            Ok(received) => received,
+            Err(_) => {
+                self.forget(id);
+                return Err(SandboxError::NoAnswer {
+                    seconds: deadline.as_secs(),
+                });
+            }
+        };
+        match received {
             Ok(Outcome::Ok(reply)) => Ok(reply),
             Ok(Outcome::Err(e)) => Err(SandboxError::Agent(e)),
             Err(_) => Err(SandboxError::AgentGone {
@@ -237,6 +247,18 @@ impl AgentClient {
             map.remove(&id);
         }
     }
+}
+
+/// How long the engine waits for the agent before giving up on a call: the operation's own
+/// time limit plus a margin, so a paused container or a stuck engine never hangs a client.
+fn answer_deadline(op: &Op) -> std::time::Duration {
+    const MARGIN_MS: u64 = 15_000;
+    std::time::Duration::from_millis(match op {
+        Op::Run(spec) if spec.timeout_ms > 0 => spec.timeout_ms + MARGIN_MS,
+        Op::Run(_) => u64::MAX / 2,
+        Op::ProcRead { wait_ms, .. } => wait_ms + MARGIN_MS,
+        _ => 300_000,
+    })
 }
 
 fn deliver(pending: &Pending, line: &[u8]) {
@@ -279,6 +301,15 @@ mod tests {
                 (".airlock/".to_string(), 0o755),
                 (".airlock/airlock-agent".to_string(), 0o755)
             ]
+        );
+    }
+
+    #[test]
+    fn a_missing_build_says_which_architecture() {
+        let err = find_agent_binary("arm64").unwrap_err().to_string();
+        assert!(
+            err.contains("no airlock-agent build") && err.contains("arm64"),
+            "{err}"
         );
     }
 

@@ -46,6 +46,8 @@ pub enum SandboxError {
     AgentGone { detail: String },
     #[error("{0}")]
     Agent(AgentError),
+    #[error("the sandbox did not answer within {seconds} s (is the container paused or the Docker engine stuck?); the call was abandoned")]
+    NoAnswer { seconds: u64 },
     #[error("Docker could not {action}: {detail}")]
     Docker { action: String, detail: String },
     #[error("internal error: {0}")]
