@@ -134,7 +134,11 @@ async fn each_decision_kind_reaches_the_client() {
     // The app's live feed gets the finished record.
     let record = app.audit_record("write_file");
     assert_eq!(
-        (record.decision.as_str(), record.decided_by.as_str(), record.outcome.as_deref()),
+        (
+            record.decision.as_str(),
+            record.decided_by.as_str(),
+            record.outcome.as_deref()
+        ),
         ("allowed", "user", Some("ok"))
     );
 

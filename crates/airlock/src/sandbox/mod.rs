@@ -123,6 +123,14 @@ impl Sandbox {
     }
 }
 
+/// A container just started, with its agent attached.
+struct Launched {
+    id: String,
+    name: String,
+    agent: AgentClient,
+    mounts: MountFingerprint,
+}
+
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Sandbox>>>>;
 
 /// Supplies the environment variables (secrets) granted to a workspace.
@@ -300,6 +308,26 @@ impl SandboxManager {
     }
 
     async fn create(&self, docker: &Docker, session: &str) -> Result<Sandbox, SandboxError> {
+        let launched = self.launch(docker, session, Role::Session).await?;
+        tracing::info!(container = %launched.name, session, "sandbox started");
+        Ok(Sandbox {
+            container_id: launched.id,
+            container_name: launched.name,
+            session: session.to_string(),
+            agent: launched.agent,
+            last_used: Mutex::new(Instant::now()),
+            mounts: launched.mounts,
+        })
+    }
+
+    /// Starts a container of `role` for `session` from the current settings, with the agent
+    /// for the engine's architecture copied in and attached.
+    async fn launch(
+        &self,
+        docker: &Docker,
+        session: &str,
+        role: Role,
+    ) -> Result<Launched, SandboxError> {
         let settings = self.settings();
         let mounts = mount_fingerprint(&settings);
         let workspaces = self.available_workspaces()?;
@@ -319,19 +347,24 @@ impl SandboxManager {
         for ws in &workspaces {
             let masks = workspace::scan_masks(ws).map_err(SandboxError::internal)?;
             with_masks.push((ws.clone(), masks));
-            env.extend((self.env)(ws).into_iter().map(|(k, v)| format!("{k}={v}")));
+            if role == Role::Session {
+                env.extend((self.env)(ws).into_iter().map(|(k, v)| format!("{k}={v}")));
+            }
         }
         let spec = SandboxSpec {
             runtime: &settings.runtime,
             workspaces: &with_masks,
             instance: &self.instance,
             session,
-            role: Role::Session,
+            role,
             user: spec::sandbox_user(),
             env,
         };
-        let name = container_name(&self.instance, session);
-        let (id, agent_client) = start_container(
+        let name = match role {
+            Role::Session => container_name(&self.instance, session),
+            Role::Installer => format!("{}-install", container_name(&self.instance, session)),
+        };
+        let (id, agent) = start_container(
             docker,
             &spec,
             &name,
@@ -339,13 +372,10 @@ impl SandboxManager {
             &agent_config(&workspaces),
         )
         .await?;
-        tracing::info!(container = %name, session, "sandbox started");
-        Ok(Sandbox {
-            container_id: id,
-            container_name: name,
-            session: session.to_string(),
-            agent: agent_client,
-            last_used: Mutex::new(Instant::now()),
+        Ok(Launched {
+            id,
+            name,
+            agent,
             mounts,
         })
     }
@@ -445,44 +475,11 @@ impl SandboxManager {
         spec_op: airlock_agent::RunSpec,
     ) -> Result<airlock_agent::RunResult, SandboxError> {
         let docker = self.docker().await?;
-        let settings = self.settings();
-        let workspaces = self.available_workspaces()?;
-        let agent_path = {
-            let arch = docker
-                .version()
-                .await
-                .map_err(|e| SandboxError::docker("report its version", e))?
-                .arch
-                .unwrap_or_default();
-            let a = agent::agent_arch(&arch).ok_or(SandboxError::UnsupportedArch(arch))?;
-            agent::find_agent_binary(a)?
-        };
-        image::ensure_image(&docker, &settings.runtime.image, self.progress.as_ref()).await?;
-        let mut with_masks = Vec::new();
-        for ws in &workspaces {
-            with_masks.push((
-                ws.clone(),
-                workspace::scan_masks(ws).map_err(SandboxError::internal)?,
-            ));
-        }
-        let spec = SandboxSpec {
-            runtime: &settings.runtime,
-            workspaces: &with_masks,
-            instance: &self.instance,
-            session,
-            role: Role::Installer,
-            user: spec::sandbox_user(),
-            env: vec![],
-        };
-        let name = format!("{}-install", container_name(&self.instance, session));
-        let (id, agent_client) = start_container(
-            &docker,
-            &spec,
-            &name,
-            &agent_path,
-            &agent_config(&workspaces),
-        )
-        .await?;
+        let Launched {
+            id,
+            agent: agent_client,
+            ..
+        } = self.launch(&docker, session, Role::Installer).await?;
         let result = agent_client.call(Op::Run(spec_op)).await;
         drop(agent_client);
         remove_container(&docker, &id).await;

@@ -475,20 +475,8 @@ async fn search_files(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, Too
             matches,
             truncated,
         } => {
-            let mut text: String = matches.iter().map(|m| format!("{m}\n")).collect();
-            if matches.is_empty() {
-                text = "No matches\n".into();
-            }
-            if truncated {
-                text.push_str("[truncated: more matches exist]\n");
-            }
-            Ok(ToolOutput {
-                text,
-                structured: Some(
-                    json!({ "path": path, "matches": matches, "truncated": truncated }),
-                ),
-                ..Default::default()
-            })
+            let lines = matches.iter().map(|m| m.to_string()).collect();
+            Ok(matches_output(path, lines, json!(matches), truncated))
         }
         other => Err(unexpected(other)),
     }
@@ -510,25 +498,29 @@ async fn grep(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> 
             matches,
             truncated,
         } => {
-            let mut text: String = matches
+            let lines = matches
                 .iter()
-                .map(|m| format!("{}:{}: {}\n", m.path, m.line, m.text))
+                .map(|m| format!("{}:{}: {}", m.path, m.line, m.text))
                 .collect();
-            if matches.is_empty() {
-                text = "No matches\n".into();
-            }
-            if truncated {
-                text.push_str("[truncated: more matches exist]\n");
-            }
-            Ok(ToolOutput {
-                text,
-                structured: Some(
-                    json!({ "path": path, "matches": matches, "truncated": truncated }),
-                ),
-                ..Default::default()
-            })
+            Ok(matches_output(path, lines, json!(matches), truncated))
         }
         other => Err(unexpected(other)),
+    }
+}
+
+/// Search results: one line each, or "No matches", and a note when there are more.
+fn matches_output(path: String, lines: Vec<String>, matches: Value, truncated: bool) -> ToolOutput {
+    let mut text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    if lines.is_empty() {
+        text = "No matches\n".into();
+    }
+    if truncated {
+        text.push_str("[truncated: more matches exist]\n");
+    }
+    ToolOutput {
+        text,
+        structured: Some(json!({ "path": path, "matches": matches, "truncated": truncated })),
+        ..Default::default()
     }
 }
 
