@@ -211,6 +211,7 @@ function renderRules() {
   $("rules-allow").value = s.approval.allow.join("\n");
   $("rules-ask").value = s.approval.ask.join("\n");
   $("rules-deny").value = s.approval.deny.join("\n");
+  $("rules-always").value = (s.approval.always || []).join("\n");
   $("approval-timeout").value = s.approval.timeout_secs;
 }
 $("rules-form").addEventListener("input", () => dirty.add("rules-form"));
@@ -221,6 +222,7 @@ $("rules-form").addEventListener("submit", (e) => {
   s.approval.allow = lines($("rules-allow").value);
   s.approval.ask = lines($("rules-ask").value);
   s.approval.deny = lines($("rules-deny").value);
+  if ("always" in s.approval) s.approval.always = lines($("rules-always").value);
   s.approval.timeout_secs = Number($("approval-timeout").value);
   send("Rules saved", s, () => { dirty.delete("rules-form"); loadGrants(); });
 });
@@ -306,6 +308,7 @@ async function init() {
   on("engine", (msg) => {
     if (msg.type === "settings") onSettings(msg);
     else if (msg.type === "status") { snap.status = msg; delete snap.status.type; renderRuntime(); if (!dirty.has("ws-list")) renderWorkspaces(); }
+    else if (msg.type === "approval_resolved" && $("page-approvals") && !$("page-approvals").classList.contains("hidden")) loadGrants();
     else if (msg.type === "hello") { snap.engine = { state: "running" }; snap.engine_version = msg.engine_version; renderRuntime(); }
   });
   on("supervisor", (p) => { if (p.engine) { snap.engine = p.engine; renderRuntime(); } });

@@ -69,7 +69,12 @@ pub async fn request(
         Request::AuditExport { .. } | Request::AuditVerify => Duration::from_secs(300),
         _ => Duration::from_secs(30),
     };
-    engine::request(&app, request, timeout).await
+    let revokes_rule = matches!(&request, Request::GrantRevoke { id } if id.starts_with("rule:"));
+    let reply = engine::request(&app, request, timeout).await;
+    if revokes_rule && reply.is_ok() {
+        engine::refresh_settings_soon(&app, Duration::ZERO);
+    }
+    reply
 }
 
 /// Which engine requests each window may make.

@@ -224,9 +224,13 @@ fn handle_line(app: &AppHandle, line: &[u8]) {
                 refresh_tray = true;
             }
         }
-        EngineMessage::ApprovalResolved { id, .. } => {
+        EngineMessage::ApprovalResolved { id, decision, .. } => {
             state.lock().pending.retain(|p| &p.id != id);
             refresh_tray = true;
+            if *decision == airlock_control::ApprovalChoice::AllowAlways {
+                // The engine saved a rule but sends no `settings` for its own edits.
+                refresh_settings_soon(app, Duration::from_secs(1));
+            }
         }
         EngineMessage::Reply { id, result } => {
             if let Some(waiter) = state.lock().waiters.remove(id) {
@@ -285,6 +289,27 @@ pub async fn request(
             timeout.as_secs()
         )),
     }
+}
+
+/// Asks the engine for its current settings after an edit it made itself (a remembered
+/// "Always Allow", a revoked rule), which it does not announce. The channel has no "get
+/// settings" request, so this re-sends the Docker Runtime state it already has: the engine
+/// answers every `set_runtime` with its settings, and an unchanged runtime changes nothing.
+pub fn refresh_settings_soon(app: &AppHandle, delay: Duration) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let enabled = app
+            .state::<AppState>()
+            .lock()
+            .settings
+            .as_ref()
+            .and_then(|s| s.settings.pointer("/runtime/enabled"))
+            .and_then(Value::as_bool);
+        if let Some(enabled) = enabled {
+            let _ = send(&app, &AppMessage::SetRuntime { enabled });
+        }
+    });
 }
 
 /// Lets the supervisor try again now (after it gave up, or during its backoff).

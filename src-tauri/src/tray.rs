@@ -8,7 +8,7 @@ use crate::windows::{self, Win};
 use airlock_control::{AppMessage, DockerState};
 use std::sync::Mutex;
 use tauri::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem};
-use tauri::tray::{TrayIcon, TrayIconBuilder};
+use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager, Wry};
 
 const TRAY_ID: &str = "airlock";
@@ -29,47 +29,84 @@ struct Model {
 }
 
 static LAST: Mutex<Option<Model>> = Mutex::new(None);
+static ITEMS: Mutex<Option<Items>> = Mutex::new(None);
+
+/// The menu and the items whose text or state changes while it may be open.
+struct Items {
+    menu: Menu<Wry>,
+    headline: MenuItem<Wry>,
+    details: Vec<MenuItem<Wry>>,
+    runtime: CheckMenuItem<Wry>,
+    add_folder: MenuItem<Wry>,
+    approvals: MenuItem<Wry>,
+    stop_all: MenuItem<Wry>,
+}
+
+/// What needs a new menu when it changes; anything else is updated in place, so a menu the
+/// user has open is not closed under them by a status update.
+fn structure(m: &Model) -> (bool, usize, Vec<(String, String, bool)>) {
+    (m.failed, m.detail.len(), m.workspaces.clone())
+}
 
 pub fn create(app: &AppHandle) -> tauri::Result<()> {
     let model = model(&app.state::<AppState>().snapshot());
-    let menu = build_menu(app, &model)?;
+    let items = build_menu(app, &model)?;
     let builder = TrayIconBuilder::with_id(TRAY_ID)
         .icon(platform::tray_icon(model.icon))
         .tooltip("Airlock")
-        .menu(&menu)
+        .menu(&items.menu)
         .show_menu_on_left_click(true)
         .on_menu_event(on_menu_event);
     platform::tray_builder(builder).build(app)?;
+    *ITEMS.lock().unwrap_or_else(|p| p.into_inner()) = Some(items);
     *LAST.lock().unwrap_or_else(|p| p.into_inner()) = Some(model);
     Ok(())
 }
 
-/// Rebuilds the menu if what it shows changed.
+/// Brings the menu and icon up to date with the app state.
 pub fn refresh(app: &AppHandle) {
     let model = model(&app.state::<AppState>().snapshot());
-    {
+    let previous = {
         let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
         if last.as_ref() == Some(&model) {
             return;
         }
-        *last = Some(model.clone());
-    }
+        last.replace(model.clone())
+    };
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
-    apply(app, &tray, &model);
+    let mut items = ITEMS.lock().unwrap_or_else(|p| p.into_inner());
+    let same_shape = previous.as_ref().map(structure) == Some(structure(&model));
+    match items.as_ref() {
+        Some(current) if same_shape => update_in_place(current, &model),
+        _ => match build_menu(app, &model) {
+            Ok(new) => {
+                let _ = tray.set_menu(Some(new.menu.clone()));
+                *items = Some(new);
+            }
+            Err(e) => eprintln!("airlock-app: cannot build the tray menu: {e}"),
+        },
+    }
+    if previous.as_ref().map(|p| p.icon) != Some(model.icon) {
+        let _ = tray.set_icon(Some(platform::tray_icon(model.icon)));
+        platform::after_icon_change(&tray);
+    }
+    let _ = tray.set_tooltip(Some(format!("Airlock: {}", model.detail.join(" "))));
 }
 
-fn apply(app: &AppHandle, tray: &TrayIcon<Wry>, model: &Model) {
-    match build_menu(app, model) {
-        Ok(menu) => {
-            let _ = tray.set_menu(Some(menu));
-        }
-        Err(e) => eprintln!("airlock-app: cannot build the tray menu: {e}"),
+fn update_in_place(items: &Items, m: &Model) {
+    let _ = items.headline.set_text(&m.headline);
+    for (item, line) in items.details.iter().zip(&m.detail) {
+        let _ = item.set_text(line);
     }
-    let _ = tray.set_icon(Some(platform::tray_icon(model.icon)));
-    platform::after_icon_change(tray);
-    let _ = tray.set_tooltip(Some(format!("Airlock: {}", model.detail.join(" "))));
+    let _ = items.runtime.set_enabled(m.runtime.is_some());
+    let _ = items.runtime.set_checked(m.runtime.unwrap_or(false));
+    let _ = items.add_folder.set_enabled(m.runtime.is_some());
+    let _ = items
+        .approvals
+        .set_text(format!("Pending Approvals ({})…", m.pending));
+    let _ = items.stop_all.set_enabled(m.runtime.is_some());
 }
 
 fn model(snap: &Snapshot) -> Model {
@@ -194,106 +231,68 @@ fn wrap(text: &str, width: usize, max: usize) -> Vec<String> {
     lines.into_iter().map(|l| shorten(&l, width)).collect()
 }
 
-fn build_menu(app: &AppHandle, m: &Model) -> tauri::Result<Menu<Wry>> {
+fn build_menu(app: &AppHandle, m: &Model) -> tauri::Result<Items> {
+    let item = |id: &str, text: &str, enabled: bool| {
+        MenuItem::with_id(app, id, text, enabled, None::<&str>)
+    };
+    let separator = || PredefinedMenuItem::separator(app);
     let menu = Menu::new(app)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "status",
-        &m.headline,
-        false,
-        None::<&str>,
-    )?)?;
+    let headline = item("status", &m.headline, false)?;
+    menu.append(&headline)?;
+    let mut details = Vec::new();
     for (i, line) in m.detail.iter().enumerate() {
-        let id = format!("status-detail-{i}");
-        menu.append(&MenuItem::with_id(app, id, line, false, None::<&str>)?)?;
+        let detail = item(&format!("status-detail-{i}"), line, false)?;
+        menu.append(&detail)?;
+        details.push(detail);
     }
     if m.failed {
-        menu.append(&MenuItem::with_id(
-            app,
-            "retry",
-            "Restart Engine",
-            true,
-            None::<&str>,
-        )?)?;
+        menu.append(&item("retry", "Restart Engine", true)?)?;
     }
-    menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&CheckMenuItem::with_id(
+    menu.append(&separator()?)?;
+    let runtime = CheckMenuItem::with_id(
         app,
         "runtime",
         "Docker Runtime",
         m.runtime.is_some(),
         m.runtime.unwrap_or(false),
         None::<&str>,
-    )?)?;
-    menu.append(&PredefinedMenuItem::separator(app)?)?;
+    )?;
+    menu.append(&runtime)?;
+    menu.append(&separator()?)?;
     let header = if m.workspaces.is_empty() {
         "No workspaces yet"
     } else {
         "Workspaces"
     };
-    menu.append(&MenuItem::with_id(
-        app,
-        "ws-header",
-        header,
-        false,
-        None::<&str>,
-    )?)?;
+    menu.append(&item("ws-header", header, false)?)?;
     for (id, label, _available) in &m.workspaces {
-        menu.append(&MenuItem::with_id(app, id, label, true, None::<&str>)?)?;
+        menu.append(&item(id, label, true)?)?;
     }
-    menu.append(&MenuItem::with_id(
-        app,
-        "add-folder",
-        "Add Folder…",
-        m.runtime.is_some(),
-        None::<&str>,
-    )?)?;
-    menu.append(&PredefinedMenuItem::separator(app)?)?;
-    let approvals = format!("Pending Approvals ({})…", m.pending);
-    menu.append(&MenuItem::with_id(
-        app,
+    let add_folder = item("add-folder", "Add Folder…", m.runtime.is_some())?;
+    menu.append(&add_folder)?;
+    menu.append(&separator()?)?;
+    let approvals = item(
         "approvals",
+        &format!("Pending Approvals ({})…", m.pending),
+        true,
+    )?;
+    menu.append(&approvals)?;
+    menu.append(&item("audit", "Audit Log…", true)?)?;
+    menu.append(&item("connect", "Connect a Client…", true)?)?;
+    menu.append(&item("settings", "Settings…", true)?)?;
+    menu.append(&separator()?)?;
+    let stop_all = item("stop-all", "Stop All Sandboxes", m.runtime.is_some())?;
+    menu.append(&stop_all)?;
+    menu.append(&item("quit", "Quit Airlock", true)?)?;
+    Ok(Items {
+        menu,
+        headline,
+        details,
+        runtime,
+        add_folder,
         approvals,
-        true,
-        None::<&str>,
-    )?)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "audit",
-        "Audit Log…",
-        true,
-        None::<&str>,
-    )?)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "connect",
-        "Connect a Client…",
-        true,
-        None::<&str>,
-    )?)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "settings",
-        "Settings…",
-        true,
-        None::<&str>,
-    )?)?;
-    menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "stop-all",
-        "Stop All Sandboxes",
-        m.runtime.is_some(),
-        None::<&str>,
-    )?)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "quit",
-        "Quit Airlock",
-        true,
-        None::<&str>,
-    )?)?;
-    Ok(menu)
+        stop_all,
+    })
 }
 
 fn on_menu_event(app: &AppHandle, event: MenuEvent) {

@@ -364,6 +364,128 @@ async fn approval_prompt_appears_without_taking_focus() {
     drop(app);
 }
 
+/// "Always Allow" with an edited rule saves that rule (later calls it covers run without asking);
+/// the settings window lists it and revokes it; "Allow for Session" remembers for the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn always_allow_edited_rule_then_revoke_and_session_grant() {
+    let env = TestEnv::new("");
+    let app = DrivenApp::start(&env, "approvals,settings").await;
+    let (url, _) = env.wait_server(None, LONG).await;
+    let client = std::sync::Arc::new(mcp(&url).await);
+    let to_window = |title: &'static str| {
+        let app = &app;
+        async move {
+            for handle in app.client.windows().await.unwrap() {
+                app.client.switch_to_window(handle).await.unwrap();
+                if app.client.title().await.unwrap_or_default().contains(title) {
+                    return;
+                }
+            }
+            panic!("no window titled {title:?}");
+        }
+    };
+    let write = |name: &'static str| {
+        let c = client.clone();
+        tokio::spawn(async move {
+            call(&c, "write_file", json!({"path": name, "content": "x\n"})).await
+        })
+    };
+    let answer = |button: &'static str| {
+        let app = &app;
+        async move {
+            app.find("#args").await.click().await.unwrap();
+            let b = app.find(button).await;
+            eventually("the buttons to arm", SHORT, || async {
+                b.attr("disabled")
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_none()
+                    .then_some(())
+            })
+            .await;
+            b.click().await.unwrap();
+        }
+    };
+    let rule = "write_file(/workspaces/project/*.txt)";
+
+    to_window("Approval").await;
+    let pending = write("a.txt");
+    app.wait_text("#args", "a.txt", LONG).await;
+    let field = app.find("#rule").await;
+    field.clear().await.unwrap();
+    field.send_keys(rule).await.unwrap();
+    answer("#allow-always").await;
+    let r = tokio::time::timeout(LONG, pending).await.unwrap().unwrap();
+    assert!(!is_error(&r), "{}", text(&r));
+    eventually("the rule in the settings file", SHORT, || async {
+        env.settings_file().contains(rule).then_some(())
+    })
+    .await;
+    let r = tokio::time::timeout(SHORT, write("b.txt"))
+        .await
+        .expect("no prompt for a covered call")
+        .unwrap();
+    assert!(!is_error(&r), "{}", text(&r));
+
+    to_window("Settings").await;
+    app.find("a[data-section=approvals]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    // The settings window shows the saved rule (the engine's own edit reached it) and the grant.
+    app.wait_value("#rules-always", rule, SHORT).await;
+    app.wait_text("#grants", rule, SHORT).await;
+    app.screenshot("settings-approvals").await;
+    app.find("#grants button.danger")
+        .await
+        .click()
+        .await
+        .unwrap();
+    eventually("the rule gone from the settings file", SHORT, || async {
+        (!env.settings_file().contains(rule)).then_some(())
+    })
+    .await;
+    app.wait_value("#rules-always", "", SHORT).await;
+
+    // Asked again; allowed for the session, the next one runs without asking.
+    to_window("Approval").await;
+    let pending = write("c.txt");
+    app.wait_text("#args", "c.txt", LONG).await;
+    answer("#allow-session").await;
+    let r = tokio::time::timeout(LONG, pending).await.unwrap().unwrap();
+    assert!(!is_error(&r), "{}", text(&r));
+    let r = tokio::time::timeout(SHORT, write("d.txt"))
+        .await
+        .expect("no prompt within the session grant")
+        .unwrap();
+    assert!(!is_error(&r), "{}", text(&r));
+    to_window("Settings").await;
+    app.find("#grants-reload").await.click().await.unwrap();
+    app.wait_text("#grants", "this session", SHORT).await;
+
+    let log = env.audit_search("");
+    let by = |name: &str| {
+        records_with(&log, "write_file")
+            .into_iter()
+            .find(|r| r["arguments"].to_string().contains(name))
+            .map(|r| r["decided_by"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    // Asked and answered, or settled by the remembered answer (the engine records both as the user's).
+    assert_eq!(
+        (by("a.txt"), by("c.txt")),
+        ("user".into(), "user".into()),
+        "{log:#?}"
+    );
+    assert!(["rule", "user"].contains(&by("b.txt").as_str()), "{log:#?}");
+    assert!(["rule", "user"].contains(&by("d.txt").as_str()), "{log:#?}");
+    for f in ["a.txt", "b.txt", "c.txt", "d.txt"] {
+        assert!(env.project.join(f).exists(), "{f}");
+    }
+}
+
 /// The audit window: a call shows up live, search finds it, the detail pane explains it,
 /// paging loads more as the user scrolls, and "Verify log" says the chain is intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,9 +538,24 @@ async fn audit_window_live_search_paging_verify() {
         "only the rows in view are rendered, not {dom_rows}"
     );
 
+    // Export through the typed-path field (the native save dialog cannot be driven here).
+    let export = env.dir.path().join("audit-export.jsonl");
+    app.find("#export-toggle").await.click().await.unwrap();
+    app.find("#export-path")
+        .await
+        .send_keys(&export.display().to_string())
+        .await
+        .unwrap();
+    app.find("#export-run").await.click().await.unwrap();
+    app.wait_text("#export-result", "Exported 241 calls", LONG)
+        .await;
+    let exported = std::fs::read_to_string(&export).unwrap();
+    assert_eq!(exported.lines().count(), 241);
+    assert!(exported.contains("needle-7f3a.txt"));
+
     // Verify log.
     app.find("#verify").await.click().await.unwrap();
-    app.wait_text("#verify-result", "Log verified", LONG).await;
+    app.wait_text("#verify-result", "Log intact", LONG).await;
     app.screenshot("audit-verify").await;
 
     let log = env.audit_search("needle");
@@ -511,7 +648,9 @@ async fn tray_menu_runtime_toggle_and_quit() {
     assert!(!env.containers().is_empty());
 
     // Quit (the last item): the engine shuts down cleanly and takes its sandboxes with it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     open_tray_menu();
+    screenshot_screen("tray-menu-before-quit");
     choose("Up", 1);
     eventually("the app to exit", LONG, || {
         let done = !app.running();

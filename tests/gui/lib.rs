@@ -381,6 +381,7 @@ pub fn is_error(result: &CallToolResult) -> bool {
 pub struct DrivenApp {
     pub driver: Child,
     pub client: Client,
+    data: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -433,7 +434,11 @@ impl DrivenApp {
             .connect(&url)
             .await
             .expect("a WebDriver session on the app");
-        DrivenApp { driver, client }
+        DrivenApp {
+            driver,
+            client,
+            data: env.data.clone(),
+        }
     }
 
     pub async fn find(&self, css: &str) -> Element {
@@ -496,6 +501,22 @@ impl DrivenApp {
         })
     }
 
+    /// Waits until a form field's value is `want`.
+    pub async fn wait_value(&self, css: &str, want: &str, timeout: Duration) {
+        let mut last = String::new();
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await {
+                last = e.prop("value").await.ok().flatten().unwrap_or_default();
+                if last == want {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("timed out after {timeout:?} waiting for {css} to hold {want:?}; it holds {last:?}");
+    }
+
     /// Presses a key where the keyboard focus is (WebDriver key codes, e.g. '\u{E007}' for Enter).
     /// The result is the driver's: a key that closes the window fails its key-up with "no such window".
     pub async fn press_key(&self, key: char) -> Result<(), fantoccini::error::CmdError> {
@@ -521,11 +542,59 @@ impl DrivenApp {
 }
 
 impl Drop for DrivenApp {
-    /// Also on a failed test: the driver (and with it the app and the engine) never outlives it.
+    /// Also on a failed test: the app, its engine (and so its sandboxes) and the driver never
+    /// outlive the test. The driver only kills WebKitWebDriver, which leaves the app running,
+    /// so the app is ended first; the engine follows its parent and removes its sandboxes.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        end_app_of(&self.data);
+        // SAFETY: a signal to the driver this test started; it then stops WebKitWebDriver.
+        unsafe { libc::kill(self.driver.id() as i32, libc::SIGTERM) };
+        wait_exit(&mut self.driver, Duration::from_secs(5));
     }
+}
+
+/// The running engine of a data dir and its parent (the app), from the runtime file.
+fn engine_and_app(data: &Path) -> Option<(u32, u32)> {
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("server.json")).ok()?).ok()?;
+    let engine = info["pid"].as_u64()? as u32;
+    let stat = std::fs::read_to_string(format!("/proc/{engine}/stat")).ok()?;
+    let ppid = stat
+        .rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((engine, ppid))
+}
+
+/// Ends the app that runs this data dir's engine (SIGTERM) and waits for the engine to finish.
+fn end_app_of(data: &Path) {
+    let Some((engine, app)) = engine_and_app(data) else {
+        return;
+    };
+    if app > 1 {
+        // SAFETY: a signal to the app under test (the engine's parent).
+        unsafe { libc::kill(app as i32, libc::SIGTERM) };
+    }
+    wait_gone(engine, Duration::from_secs(15));
+}
+
+fn wait_gone(pid: u32, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_exit(child: &mut Child, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 // ---- the app on its own (tray tests) ----
@@ -533,6 +602,7 @@ impl Drop for DrivenApp {
 /// The app started directly, as a user would, for the tray and supervision tests.
 pub struct App {
     pub child: Child,
+    data: PathBuf,
 }
 
 impl App {
@@ -544,6 +614,7 @@ impl App {
         }
         App {
             child: cmd.spawn().expect("the app starts"),
+            data: env.data.clone(),
         }
     }
 
@@ -553,16 +624,16 @@ impl App {
 }
 
 impl Drop for App {
+    /// The app ends with the test; its engine follows (removing its sandboxes) before the next.
     fn drop(&mut self) {
+        let engine = engine_and_app(&self.data).map(|(engine, _)| engine);
         if self.running() {
             // SAFETY: a signal to the app this test started.
             unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while self.running() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            wait_exit(&mut self.child, Duration::from_secs(10));
+        }
+        if let Some(engine) = engine {
+            wait_gone(engine, Duration::from_secs(15));
         }
     }
 }
