@@ -102,8 +102,8 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("project");
     std::fs::create_dir_all(&project).unwrap();
-    let content: String =
-        "airlock benchmark line of text, 64 bytes long, repeated.........\n".repeat(64);
+    let mut content: String = "airlock benchmark: a line of text in a 4 KiB file.\n".repeat(100);
+    content.truncate(4096);
     assert_eq!(content.len(), 4096);
     std::fs::write(project.join("file.txt"), &content).unwrap();
     for p in [project.as_path(), &project.join("file.txt")] {
