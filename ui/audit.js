@@ -98,7 +98,7 @@ function updateStatus() {
   let text;
   if (loading) text = `${n} calls loaded · loading more…`;
   else if (!rows.length) text = filtering() ? "No calls match." : "No calls recorded yet.";
-  else text = hasMore ? `${n} calls loaded · scroll for more` : `${n} calls`;
+  else text = hasMore ? `${n} calls loaded · scroll for more` : `${n} call${rows.length === 1 ? "" : "s"}`;
   $("history-status").textContent = text;
 }
 

@@ -63,7 +63,7 @@ pub fn open(app: &AppHandle, win: Win) {
                 AUDIT,
                 url,
                 "Airlock Audit Log",
-                (1080.0, 720.0),
+                (1180.0, 760.0),
                 (720.0, 480.0),
             );
         }

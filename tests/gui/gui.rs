@@ -356,9 +356,47 @@ async fn approval_prompt_appears_without_taking_focus() {
     })
     .await;
 
+    // The next call opens it again; Esc denies (no arming needed to refuse).
+    let c = client.clone();
+    let pending =
+        tokio::spawn(async move { call(&c, "delete_path", json!({"path": "hello.txt"})).await });
+    eventually("the approval prompt to appear again", LONG, || async {
+        (!prompt().is_empty()).then_some(())
+    })
+    .await;
+    let mut found = false;
+    for handle in app.client.windows().await.unwrap() {
+        app.client.switch_to_window(handle).await.unwrap();
+        if app
+            .client
+            .title()
+            .await
+            .unwrap_or_default()
+            .contains("Approval Needed")
+        {
+            found = true;
+            break;
+        }
+    }
+    assert!(found);
+    app.wait_text("#tool", "delete_path", SHORT).await;
+    app.find("#args").await.click().await.unwrap();
+    let _ = app.press_key('\u{E00C}').await; // Escape
+    let r = tokio::time::timeout(LONG, pending)
+        .await
+        .expect("the call completes")
+        .unwrap();
+    assert!(is_error(&r), "{}", text(&r));
+    assert!(env.project.join("hello.txt").exists());
+
     let log = env.audit_search("");
     let edit = records_with(&log, "edit_file");
     assert_eq!(edit.len(), 1, "{log:#?}");
+    let delete = records_with(&log, "delete_path");
+    assert!(
+        delete.len() == 1 && delete[0]["decision"] == "denied",
+        "{log:#?}"
+    );
     assert_eq!(edit[0]["decided_by"], "user");
     assert_eq!(edit[0]["outcome"], "ok");
     drop(app);
@@ -566,6 +604,97 @@ async fn audit_window_live_search_paging_verify() {
 
     client.cancel().await.unwrap();
     app.stop().await;
+}
+
+/// A workspace on an external drive: Settings marks it; unplugged (a real tmpfs unmounted) it
+/// shows as unavailable in Settings and the tray and calls to it fail clearly; plugged back in
+/// it works again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_drive_unplugged_shows_unavailable_and_comes_back() {
+    let env = TestEnv::new("");
+    let drive = env.volumes().join("usb");
+    std::fs::create_dir_all(&drive).unwrap();
+    let d = drive.to_str().unwrap().to_string();
+    run(&["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", &d]);
+    let _unmount = Unmount(d.clone());
+    std::fs::write(drive.join("photo.txt"), "on the drive\n").unwrap();
+    give_to_sandbox(&drive);
+    let text_ = std::fs::read_to_string(&env.config).unwrap()
+        + &format!("\n[[workspaces]]\nname = \"usb\"\npath = \"{d}\"\naccess = \"ro\"\n");
+    std::fs::write(&env.config, text_).unwrap();
+
+    let app = DrivenApp::start(&env, "workspaces").await;
+    let (url, _) = env.wait_server(None, LONG).await;
+    let client = mcp(&url).await;
+    let r = call(
+        &client,
+        "read_file",
+        json!({"path": "/workspaces/usb/photo.txt"}),
+    )
+    .await;
+    assert_eq!(text(&r), "on the drive\n");
+    let card = ".ws[data-name=usb]";
+    app.wait_text(card, "external drive", LONG).await;
+
+    run(&["umount", &d]);
+    app.wait_text(card, "unavailable: drive not connected", SHORT)
+        .await;
+    app.screenshot("settings-drive-unplugged").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    open_tray_menu();
+    screenshot_screen("tray-menu-drive-unplugged");
+    xdotool(&["key", "Escape"]);
+    let r = call(
+        &client,
+        "read_file",
+        json!({"path": "/workspaces/usb/photo.txt"}),
+    )
+    .await;
+    assert!(
+        is_error(&r) && text(&r).contains("unavailable"),
+        "{}",
+        text(&r)
+    );
+
+    run(&["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", &d]);
+    std::fs::write(drive.join("photo.txt"), "plugged back in\n").unwrap();
+    give_to_sandbox(&drive);
+    eventually("the drive to show as available", SHORT, || async {
+        (!app.text_of(card).await.contains("unavailable")).then_some(())
+    })
+    .await;
+    let r = call(
+        &client,
+        "read_file",
+        json!({"path": "/workspaces/usb/photo.txt"}),
+    )
+    .await;
+    assert_eq!(text(&r), "plugged back in\n", "no restart needed");
+
+    let log = env.audit_search("");
+    let reads: Vec<_> = records_with(&log, "read_file")
+        .into_iter()
+        .filter(|r| r["arguments"].to_string().contains("/workspaces/usb/"))
+        .collect();
+    assert_eq!(reads.len(), 3, "{log:#?}");
+    assert_eq!(
+        reads.iter().filter(|r| r["outcome"] == "ok").count(),
+        2,
+        "{log:#?}"
+    );
+    client.cancel().await.unwrap();
+    app.stop().await;
+}
+
+/// Unmounts a test's drive even when the test fails.
+struct Unmount(String);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", &self.0])
+            .status();
+    }
 }
 
 /// Finds the tray icon in trayer (top right) and opens its menu.

@@ -204,7 +204,17 @@ access = "rw"
                 agent_dir().display().to_string(),
             ),
             ("RUST_LOG".into(), "info".into()),
+            // A folder of this test's own that counts as a volumes root, like /media.
+            (
+                "AIRLOCK_VOLUME_ROOTS".into(),
+                self.volumes().display().to_string(),
+            ),
         ]
+    }
+
+    /// Where the drive tests mount their "external drives".
+    pub fn volumes(&self) -> PathBuf {
+        self.dir.path().join("volumes")
     }
 
     pub fn settings_file(&self) -> String {
@@ -578,7 +588,27 @@ fn end_app_of(data: &Path) {
         // SAFETY: a signal to the app under test (the engine's parent).
         unsafe { libc::kill(app as i32, libc::SIGTERM) };
     }
+    wait_for_engine_exit(engine, app);
+}
+
+/// Waits for an engine whose app has gone; one that outlives its app by 15 s is a bug: say so
+/// loudly and kill it, so it cannot leak sandboxes into the next test.
+fn wait_for_engine_exit(engine: u32, app: u32) {
     wait_gone(engine, Duration::from_secs(15));
+    if alive(engine) {
+        let status = std::fs::read_to_string(format!("/proc/{engine}/status")).unwrap_or_default();
+        let status: Vec<&str> = status
+            .lines()
+            .filter(|l| l.starts_with("PPid") || l.starts_with("State"))
+            .collect();
+        eprintln!(
+            "gui-test: BUG: engine {engine} outlived its app {app} (app alive: {}; {}); killing it",
+            alive(app),
+            status.join(", ")
+        );
+        // SAFETY: a signal to the engine this test's app started.
+        unsafe { libc::kill(engine as i32, libc::SIGKILL) };
+    }
 }
 
 fn wait_gone(pid: u32, timeout: Duration) {
@@ -633,7 +663,7 @@ impl Drop for App {
             wait_exit(&mut self.child, Duration::from_secs(10));
         }
         if let Some(engine) = engine {
-            wait_gone(engine, Duration::from_secs(15));
+            wait_for_engine_exit(engine, self.child.id());
         }
     }
 }
@@ -649,6 +679,16 @@ pub fn screenshot_screen(name: &str) -> PathBuf {
         .unwrap_or(false);
     assert!(ok, "ImageMagick `import` could not take a screenshot");
     path
+}
+
+/// Runs a command that must succeed (mount, umount).
+pub fn run(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs xdotool with `args`; its stdout.
