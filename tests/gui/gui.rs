@@ -524,6 +524,190 @@ async fn always_allow_edited_rule_then_revoke_and_session_grant() {
     }
 }
 
+/// Secrets: a value typed into Settings (a password field) reaches the sandbox of a workspace
+/// granted it, never its output or the audit log, and is removed again. Clients: one-click
+/// Install writes a client config whose URL and token a real client then uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_secret_reaches_sandbox_redacted_and_client_install_works() {
+    let env = TestEnv::new(r#"allow = ["run_command(*)"]"#);
+    let home = env.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let home_s = home.display().to_string();
+    let app = DrivenApp::start_with(
+        &env,
+        "secrets",
+        &[
+            ("HOME", &home_s),
+            ("XDG_CONFIG_HOME", &format!("{home_s}/.config")),
+        ],
+    )
+    .await;
+    let (url, _) = env.wait_server(None, LONG).await;
+    let client = mcp(&url).await;
+    let r = call(&client, "run_command", json!({"command": "echo ready"})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+
+    let nonce = std::process::id();
+    let name = format!("GUI_SECRET_{nonce}");
+    let value = format!("s3cr3t-value-{nonce}");
+    app.find("#secret-name")
+        .await
+        .send_keys(&name)
+        .await
+        .unwrap();
+    app.find("#secret-value")
+        .await
+        .send_keys(&value)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.find("#secret-value")
+            .await
+            .attr("type")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("password")
+    );
+    app.find("#secret-form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.wait_text("#secret-list", &name, SHORT).await;
+    assert!(
+        !app.text_of("body").await.contains(&value),
+        "the value is never shown"
+    );
+    app.screenshot("settings-secrets").await;
+
+    // Grant it to the workspace (its details: the secrets field).
+    app.find("a[data-section=workspaces]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.find(".ws[data-name=project] summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.find(".ws[data-name=project] input[type=text]")
+        .await
+        .send_keys(&name)
+        .await
+        .unwrap();
+    app.find(".ws[data-name=project] details button.primary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    eventually("the grant in the settings file", SHORT, || async {
+        env.settings_file().contains(&name).then_some(())
+    })
+    .await;
+
+    let client2 = mcp(&url).await;
+    let cmd = format!("printf %s \"${name}\" | wc -c; echo \"${name}\"");
+    let r = call(&client2, "run_command", json!({ "command": cmd })).await;
+    let out = text(&r);
+    assert!(
+        out.contains(&value.len().to_string()),
+        "the sandbox has the secret: {out}"
+    );
+    assert!(
+        !out.contains(&value),
+        "the value is redacted from the output: {out}"
+    );
+    assert!(
+        env.audit_search(&value).is_empty(),
+        "the value is not in the audit log"
+    );
+
+    app.find("a[data-section=secrets]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.wait_text("#secret-list", &name, SHORT).await;
+    for row in app.find_all("#secret-list .list-row").await {
+        if row
+            .prop("innerText")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .contains(&name)
+        {
+            row.find(fantoccini::Locator::Css("button.danger"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+    }
+    eventually("the secret gone from the list", SHORT, || async {
+        (!app.text_of("#secret-list").await.contains(&name)).then_some(())
+    })
+    .await;
+
+    // Clients: Install for Claude Code writes its config; a client using it is served.
+    app.find("a[data-section=clients]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.wait_text("#client-list", "Claude Code", SHORT).await;
+    app.screenshot("settings-clients").await;
+    let mut clicked = false;
+    for card in app.find_all("#client-list .client").await {
+        let title = card
+            .prop("innerText")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if title.starts_with("Claude Code") {
+            card.find(fantoccini::Locator::Css("button.primary"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            clicked = true;
+        }
+    }
+    assert!(clicked, "an Install button for Claude Code");
+    let config = home.join(".claude.json");
+    let doc: Value = eventually("the client config written", SHORT, || async {
+        serde_json::from_str(&std::fs::read_to_string(&config).ok()?).ok()
+    })
+    .await;
+    let entry = &doc["mcpServers"]["airlock"];
+    let token = entry["headers"]["Authorization"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Bearer ")
+        .to_string();
+    assert_ne!(token, TOKEN, "the client got a token of its own");
+    let installed = mcp_with_token(entry["url"].as_str().unwrap(), &token).await;
+    let r = call(&installed, "list_workspaces", json!({})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let log = env.audit_search("");
+    assert!(
+        records_with(&log, "list_workspaces")
+            .iter()
+            .any(|r| r["client"] == "claude-code"),
+        "{log:#?}"
+    );
+
+    for c in [client, client2, installed] {
+        c.cancel().await.unwrap();
+    }
+    app.stop().await;
+}
+
 /// The audit window: a call shows up live, search finds it, the detail pane explains it,
 /// paging loads more as the user scrolls, and "Verify log" says the chain is intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

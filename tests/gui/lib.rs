@@ -359,9 +359,14 @@ where
 // ---- MCP ----
 
 pub async fn mcp(url: &str) -> Mcp {
+    mcp_with_token(url, TOKEN).await
+}
+
+/// A client that presents `token` (e.g. one written into a client's config by Install).
+pub async fn mcp_with_token(url: &str, token: &str) -> Mcp {
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url.to_string())
-            .auth_header(TOKEN.to_string()),
+            .auth_header(token.to_string()),
     );
     ().serve(transport).await.expect("MCP client connects")
 }
@@ -406,6 +411,11 @@ impl DrivenApp {
     /// Starts tauri-driver with the test's environment and opens a session on the app, which
     /// opens `window` on start (the `AIRLOCK_APP_OPEN` test switch).
     pub async fn start(env: &TestEnv, window: &str) -> DrivenApp {
+        DrivenApp::start_with(env, window, &[]).await
+    }
+
+    /// Like [`DrivenApp::start`], with more environment for the app (e.g. its own HOME).
+    pub async fn start_with(env: &TestEnv, window: &str, extra: &[(&str, &str)]) -> DrivenApp {
         let port = free_port();
         let native = free_port();
         let mut cmd = Command::new("tauri-driver");
@@ -419,6 +429,9 @@ impl DrivenApp {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
         for (k, v) in env.app_env() {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
             cmd.env(k, v);
         }
         let driver = cmd.spawn().expect("tauri-driver starts");
