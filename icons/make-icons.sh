@@ -17,8 +17,12 @@ for s in 32 128 256; do convert app-1024.png -resize ${s}x${s} PNG32:${s}x${s}.p
 cp 256x256.png 128x128@2x.png
 convert app-1024.png -resize 512x512 PNG32:icon.png
 convert app-1024.png -define icon:auto-resize=256,128,64,48,32,16 icon.ico
-# macOS .icns from PNG layers (ImageMagick writes ICNS when asked by extension).
-convert app-1024.png -resize 512x512 icon.icns 2>/dev/null || cp icon.png icon.icns
+# macOS .icns (png2icns from Debian's icnsutils).
+convert app-1024.png -resize 512x512 PNG32:icon-512.png
+convert app-1024.png -resize 256x256 PNG32:icon-256.png
+convert app-1024.png -resize 16x16 PNG32:icon-16.png
+png2icns icon.icns icon-512.png icon-256.png 128x128.png 32x32.png icon-16.png >/dev/null
+rm icon-512.png icon-256.png icon-16.png
 rm app-1024.png
 
 # Tray icons, drawn at 4x and reduced. Template (black + alpha) for the macOS menu bar;
