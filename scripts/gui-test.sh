@@ -35,6 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+export NO_AT_BRIDGE=1 # no accessibility bus left behind by GTK
 Xvfb "$DISPLAY" -screen 0 1280x800x24 -nolisten tcp >"$logs/xvfb.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do [ -e "/tmp/.X11-unix/X$n" ] && break; sleep 0.1; done
