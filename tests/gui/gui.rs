@@ -743,14 +743,23 @@ async fn audit_window_live_search_paging_verify() {
 
     // Filters: by tool (the search cleared), then by decision.
     app.find("#clear").await.click().await.unwrap();
-    app.find("#f-tool").await.send_keys("read_file").await.unwrap();
+    app.find("#f-tool")
+        .await
+        .send_keys("read_file")
+        .await
+        .unwrap();
     eventually("the tool filter", SHORT, || async {
         let rows = app.texts_of_all("#spacer .rec").await;
         (rows.len() == 1 && rows[0].contains("read_file")).then_some(())
     })
     .await;
-    app.find("#f-decision").await.select_by_value("denied").await.unwrap();
-    app.wait_text("#history-status", "No calls match", SHORT).await;
+    app.find("#f-decision")
+        .await
+        .select_by_value("denied")
+        .await
+        .unwrap();
+    app.wait_text("#history-status", "No calls match", SHORT)
+        .await;
 
     // Clear; scrolling to the end loads the rest, with only the rows in view in the DOM.
     app.find("#clear").await.click().await.unwrap();
