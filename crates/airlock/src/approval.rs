@@ -161,6 +161,13 @@ impl Approvals {
     pub fn withdraw(&self, id: &str) {
         if let Some(p) = self.take(id) {
             let _ = p.tx.send(Resolution::deny(ResolvedBy::Cancelled));
+            if let Approver::Control(tx) = self.approver() {
+                let _ = tx.send(EngineMessage::ApprovalResolved {
+                    id: id.to_string(),
+                    decision: ApprovalChoice::Deny,
+                    by: ResolvedBy::Cancelled,
+                });
+            }
         }
     }
 
@@ -221,11 +228,11 @@ impl Approvals {
         let _one_at_a_time = self.tty_lock.lock().await;
         let prompt = format!(
             "\nairlock: {} wants to run {} {}\n  reason: {}\n  [y] allow once  [s] allow for session  [a] always allow ({})  [N] deny  (denied in {}s) > ",
-            request.client,
-            request.tool,
+            visible(&request.client),
+            visible(&request.tool),
             crate::engine::display_arguments(&request.arguments),
-            request.reason,
-            request.suggested_rule,
+            visible(&request.reason),
+            visible(&request.suggested_rule),
             timeout.as_secs()
         );
         let answer = tokio::task::spawn_blocking(move || read_tty_line(&prompt));
@@ -247,6 +254,11 @@ impl Approvals {
             rule: None,
         }
     }
+}
+
+/// Text for the terminal with control and bidirectional characters made visible.
+fn visible(text: &str) -> String {
+    crate::engine::visible_text(text)
 }
 
 fn read_tty_line(prompt: &str) -> std::io::Result<String> {

@@ -199,13 +199,13 @@ async fn answer(engine: &Arc<Engine>, request: Request) -> Result<Value, String>
             Ok(json!({ "names": names }))
         }
         Request::SecretSet { name, value } => {
-            crate::secrets::set_secret(engine, &name, &value)
+            crate::secrets::set_secret(&name, &value)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(json!({ "name": name }))
         }
         Request::SecretRemove { name } => {
-            crate::secrets::remove_secret(engine, &name)
+            crate::secrets::remove_secret(&name)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(json!({ "name": name }))

@@ -128,20 +128,27 @@ impl Engine {
     /// Validates, writes atomically, then applies new settings.
     pub async fn update_settings(&self, settings: Settings) -> Result<(), SettingsError> {
         let _one_writer = self.settings_write.lock().await;
+        self.write_settings(settings).await
+    }
+
+    async fn write_settings(&self, settings: Settings) -> Result<(), SettingsError> {
         settings.validate().map_err(SettingsError::Invalid)?;
         settings.save(&self.paths.config_file)?;
         self.apply_settings(settings).await;
         Ok(())
     }
 
-    /// Changes settings with `edit` on top of the current ones.
+    /// Changes settings with `edit` on top of the newest ones: the file on disk (a hand edit or
+    /// `airlock grants revoke` may not have been picked up yet), else the ones in force.
     pub async fn edit_settings(
         &self,
         edit: impl FnOnce(&mut Settings),
     ) -> Result<(), SettingsError> {
-        let mut settings = (*self.settings()).clone();
+        let _one_writer = self.settings_write.lock().await;
+        let mut settings =
+            Settings::load(&self.paths.config_file).unwrap_or_else(|_| (*self.settings()).clone());
         edit(&mut settings);
-        self.update_settings(settings).await
+        self.write_settings(settings).await
     }
 
     /// Runs one tool call through the whole pipeline. Every failure becomes a tool result
@@ -361,6 +368,12 @@ impl Engine {
         hooks: &CallHooks,
     ) -> Resolution {
         let id = uuid::Uuid::new_v4().simple().to_string();
+        let redact = self.redactor();
+        // The preview may start the sandbox: the user's time to decide starts after it.
+        let diff = tokio::select! {
+            d = self.diff_preview(caller, call, redacted_args) => d,
+            _ = hooks.cancel.cancelled() => None,
+        };
         let timeout = Duration::from_secs(settings.approval.timeout_secs);
         let expires_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -375,9 +388,9 @@ impl Engine {
             arguments: redacted_args.clone(),
             workspace: workspace.clone(),
             expires_at,
-            reason: verdict.to_string(),
-            suggested_rule: airlock_policy::suggest_allow_rule(call),
-            diff: self.diff_preview(caller, call, redacted_args).await,
+            reason: redact(&verdict.to_string()),
+            suggested_rule: redact(&airlock_policy::suggest_allow_rule(call)),
+            diff,
         };
         if let Some(progress) = &hooks.progress {
             progress("waiting for the user's approval".to_string());
@@ -434,7 +447,7 @@ impl Engine {
                 {
                     Ok(airlock_agent::Reply::Edited { diff, .. }) => Some(DiffPreview {
                         path: path.clone(),
-                        unified: diff,
+                        unified: (self.redactor())(&diff),
                         new_file: false,
                     }),
                     _ => None,
@@ -540,6 +553,8 @@ enum AuditWrite {
 
 impl CallAudit<'_> {
     async fn refuse(&mut self, by: DecidedBy, outcome: Outcome, message: String) -> ToolOutput {
+        // Refusals quote the call (paths, suggested rules): they are redacted like results.
+        let message = (self.engine.redactor())(&message);
         self.intent.decision = AuditDecision::Denied;
         self.intent.decided_by = by;
         let mut done = Completion::new(&self.call_id, outcome);
@@ -638,18 +653,21 @@ pub fn map_strings(value: &Value, f: &dyn Fn(&str) -> String) -> Value {
     match value {
         Value::String(s) => Value::String(f(s)),
         Value::Array(a) => Value::Array(a.iter().map(|v| map_strings(v, f)).collect()),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, v)| (k.clone(), map_strings(v, f)))
-                .collect(),
-        ),
+        Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, v)| (f(k), map_strings(v, f))).collect())
+        }
         other => other.clone(),
     }
 }
 
 /// Arguments on one line for a terminal prompt, control characters made visible.
 pub fn display_arguments(args: &Value) -> String {
-    let text = args.to_string();
+    visible_text(&args.to_string())
+}
+
+/// Control and bidirectional-override characters as `\u{..}` escapes, so nothing printed can
+/// rewrite what the user sees.
+pub fn visible_text(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
             if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {

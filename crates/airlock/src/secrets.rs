@@ -5,7 +5,7 @@ use crate::config::{Settings, Workspace};
 use crate::engine::Engine;
 use crate::sandbox::EnvProvider;
 use airlock_secrets::{Backend, Redactor, SecretStore, TokenRegistry};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 static STORE: OnceLock<SecretStore> = OnceLock::new();
 
@@ -34,31 +34,84 @@ pub fn tokens() -> anyhow::Result<TokenRegistry> {
     Ok(TokenRegistry::new(store()?, override_token)?)
 }
 
-/// Every named secret's value is redacted from everything that leaves the engine,
-/// whether or not a workspace is granted it.
-pub fn redactor() -> Redactor {
-    let pairs = store().and_then(|s| s.secrets()).unwrap_or_else(|e| {
-        tracing::warn!("cannot read secrets for redaction: {e}");
-        Vec::new()
-    });
-    Redactor::new(pairs)
+/// Every secret value this process has read: once seen, a value stays redacted (a sandbox
+/// started before a rotation may still hold the old one).
+static KNOWN: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+static REDACTOR: RwLock<Option<Arc<Redactor>>> = RwLock::new(None);
+
+/// Adds values to the redactor (rebuilding it only when something is new).
+fn learn(pairs: &[(String, String)]) {
+    let Ok(mut known) = KNOWN.lock() else { return };
+    let before = known.len();
+    for pair in pairs {
+        if !known.contains(pair) {
+            known.push(pair.clone());
+        }
+    }
+    if known.len() != before || REDACTOR.read().map(|r| r.is_none()).unwrap_or(true) {
+        let fresh = Arc::new(Redactor::new(
+            known.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        ));
+        if let Ok(mut r) = REDACTOR.write() {
+            *r = Some(fresh);
+        }
+    }
 }
 
-/// Installs a fresh redactor on the engine (after a secret changed).
-pub fn refresh_redactor(engine: &Engine) {
-    let redactor = Arc::new(redactor());
-    engine.set_redactor(Arc::new(move |text: &str| {
-        redactor.redact(text).into_owned()
+/// The redactor for everything that leaves the engine: every named secret seen, plus token shapes.
+pub fn current_redactor() -> Arc<Redactor> {
+    if let Some(r) = REDACTOR.read().ok().and_then(|r| r.clone()) {
+        return r;
+    }
+    learn(&[]);
+    REDACTOR
+        .read()
+        .ok()
+        .and_then(|r| r.clone())
+        .unwrap_or_else(|| Arc::new(Redactor::new(Vec::<(String, String)>::new())))
+}
+
+/// Reads every stored secret (one unreadable entry does not hide the others) into the redactor.
+pub fn refresh() {
+    let Ok(store) = store() else {
+        learn(&[]);
+        return;
+    };
+    let names = store.secret_names().unwrap_or_else(|e| {
+        tracing::warn!("cannot list secrets for redaction: {e}");
+        Vec::new()
+    });
+    let pairs: Vec<(String, String)> = names
+        .into_iter()
+        .filter_map(|name| match store.secret(&name) {
+            Ok(Some(value)) => Some((name, value)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("secret {name} cannot be read: {e}");
+                None
+            }
+        })
+        .collect();
+    learn(&pairs);
+}
+
+/// Points the engine's redaction at the process-wide redactor.
+pub fn install_redactor(engine: &Engine) {
+    refresh();
+    engine.set_redactor(Arc::new(|text: &str| {
+        current_redactor().redact(text).into_owned()
     }));
 }
 
-/// The environment of a workspace's sandbox: the secrets granted to it in settings.
+/// The environment of a workspace's sandbox: the secrets granted to it in settings. Every value
+/// injected is learned by the redactor first, so nothing injected can come back unredacted.
 pub fn env_provider() -> EnvProvider {
     Arc::new(|ws: &Workspace| {
         let Ok(store) = store() else {
             return Vec::new();
         };
-        ws.secrets
+        let pairs: Vec<(String, String)> = ws
+            .secrets
             .iter()
             .filter_map(|name| match store.secret(name) {
                 Ok(Some(value)) => Some((name.clone(), value)),
@@ -71,7 +124,9 @@ pub fn env_provider() -> EnvProvider {
                     None
                 }
             })
-            .collect()
+            .collect();
+        learn(&pairs);
+        pairs
     })
 }
 
@@ -90,16 +145,16 @@ pub fn missing_secrets(settings: &Settings) -> Vec<String> {
         .collect()
 }
 
-pub async fn set_secret(engine: &Engine, name: &str, value: &str) -> anyhow::Result<()> {
+pub async fn set_secret(name: &str, value: &str) -> anyhow::Result<()> {
     let (name, value) = (name.to_string(), value.to_string());
     tokio::task::spawn_blocking(move || store()?.set_secret(&name, &value)).await??;
-    refresh_redactor(engine);
+    tokio::task::spawn_blocking(refresh).await?;
     Ok(())
 }
 
-pub async fn remove_secret(engine: &Engine, name: &str) -> anyhow::Result<()> {
+pub async fn remove_secret(name: &str) -> anyhow::Result<()> {
     let name = name.to_string();
     tokio::task::spawn_blocking(move || store()?.remove_secret(&name)).await??;
-    refresh_redactor(engine);
+    // The value stays known to the redactor: running sandboxes may still hold it.
     Ok(())
 }

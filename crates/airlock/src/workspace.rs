@@ -155,15 +155,33 @@ pub enum Mask {
     Protected { source: PathBuf, target: String },
 }
 
+/// Why a workspace's masks could not be worked out; the sandbox is then not started.
+#[derive(Debug, thiserror::Error)]
+pub enum MaskError {
+    #[error("workspace `{workspace}`: bad hide/protect pattern: {source}")]
+    Pattern {
+        workspace: String,
+        source: globset::Error,
+    },
+    #[error("workspace `{workspace}` holds more than {MASK_SCAN_LIMIT} entries, too many to find every hidden file; choose a smaller folder")]
+    TooLarge { workspace: String },
+}
+
 /// Finds what to mask in one workspace: hidden paths, and protected paths when it is read-write.
-/// Paths created after the scan are not masked until the next sandbox (the agent refuses them).
-pub fn scan_masks(ws: &Workspace) -> Result<Vec<Mask>, globset::Error> {
-    let hide = PatternSet::new(&ws.hide)?;
+/// Fails closed: a workspace too large to scan is refused, never half-masked. Paths created
+/// after the scan are refused by the file tools, and masked for commands from the next sandbox.
+pub fn scan_masks(ws: &Workspace) -> Result<Vec<Mask>, MaskError> {
+    let pattern_err = |source| MaskError::Pattern {
+        workspace: ws.name.clone(),
+        source,
+    };
+    let hide = PatternSet::new(&ws.hide).map_err(pattern_err)?;
     let protect = PatternSet::new(if ws.access == Access::Rw {
         &ws.protect
     } else {
         &[]
-    })?;
+    })
+    .map_err(pattern_err)?;
     let mut masks = Vec::new();
     let mut stack = vec![PathBuf::new()];
     let mut seen = 0usize;
@@ -174,8 +192,9 @@ pub fn scan_masks(ws: &Workspace) -> Result<Vec<Mask>, globset::Error> {
         for entry in dir.flatten() {
             seen += 1;
             if seen > MASK_SCAN_LIMIT {
-                tracing::warn!(workspace = %ws.name, "stopped scanning for hidden files after {MASK_SCAN_LIMIT} entries");
-                return Ok(masks);
+                return Err(MaskError::TooLarge {
+                    workspace: ws.name.clone(),
+                });
             }
             let child = rel.join(entry.file_name());
             let Ok(kind) = entry.file_type() else {

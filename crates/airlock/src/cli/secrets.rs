@@ -38,7 +38,7 @@ pub async fn run(_config: Option<PathBuf>, args: SecretsArgs) -> anyhow::Result<
                     anyhow::bail!("empty value: nothing stored");
                 }
                 store.set_secret(&name, &value)?;
-                eprintln!("stored {name} in the {:?} keychain; restart the engine (or the app) to inject it", store.backend());
+                eprintln!("stored {name} in the {:?} keychain; sandboxes started from now on get it (the running engine redacts it too)", store.backend());
             }
             SecretsCommand::List => {
                 for name in store.secret_names()? {

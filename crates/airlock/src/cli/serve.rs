@@ -95,7 +95,7 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
         approvals,
         audit,
     ));
-    airlock::secrets::refresh_redactor(&engine);
+    airlock::secrets::install_redactor(&engine);
     for name in airlock::secrets::missing_secrets(&settings) {
         tracing::warn!(
             "secret {name} is granted to a workspace but not set: `airlock secrets set {name}`"
@@ -126,9 +126,16 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
         let default_token = tokens.ensure_default()?;
         let lookup: airlock::server::auth::TokenLookup = {
             let tokens = tokens.clone();
+            let last_reload = std::sync::Mutex::new(std::time::Instant::now());
             Arc::new(move |presented: &str| {
                 tokens.client_for(presented).or_else(|| {
-                    // Another process (`airlock clients --install`) may have issued a token since.
+                    // Another process (`airlock clients --install`) may have issued a token
+                    // since; re-read the keychain, at most every few seconds.
+                    let mut last = last_reload.lock().ok()?;
+                    if last.elapsed() < std::time::Duration::from_secs(3) {
+                        return None;
+                    }
+                    *last = std::time::Instant::now();
                     tokens.reload().ok()?;
                     tokens.client_for(presented)
                 })

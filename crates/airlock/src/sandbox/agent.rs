@@ -209,12 +209,18 @@ impl AgentClient {
             .insert(id, tx);
         let mut line = serde_json::to_vec(&Request { id, op }).map_err(SandboxError::internal)?;
         line.push(b'\n');
-        let written = {
+        // A stuck stream (paused container, wedged engine) must not hold the writer forever.
+        let write = async {
             let mut writer = self.writer.lock().await;
-            match writer.write_all(&line).await {
-                Ok(()) => writer.flush().await,
-                Err(e) => Err(e),
-            }
+            writer.write_all(&line).await?;
+            writer.flush().await
+        };
+        let written = match tokio::time::timeout(std::time::Duration::from_secs(30), write).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the sandbox stopped reading",
+            )),
         };
         if let Err(e) = written {
             self.forget(id);

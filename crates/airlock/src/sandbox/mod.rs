@@ -50,6 +50,8 @@ pub enum SandboxError {
     NoAnswer { seconds: u64 },
     #[error("Docker could not {action}: {detail}")]
     Docker { action: String, detail: String },
+    #[error(transparent)]
+    Masks(#[from] workspace::MaskError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -74,6 +76,10 @@ pub struct Sandbox {
     pub session: String,
     agent: AgentClient,
     last_used: Mutex<Instant>,
+    /// Calls under way: a busy sandbox is never idle.
+    in_use: Arc<std::sync::atomic::AtomicUsize>,
+    /// The engine connection it was created on (removal uses it even after settings change).
+    docker: Docker,
     /// What was mounted: a drive unplugged or plugged back since then makes the sandbox stale.
     mounts: MountFingerprint,
 }
@@ -115,7 +121,17 @@ impl Sandbox {
         }
     }
 
+    /// Marks the sandbox busy until the guard is dropped.
+    pub fn busy(&self) -> Busy {
+        self.in_use
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Busy(self.in_use.clone())
+    }
+
     fn idle_for(&self) -> Duration {
+        if self.in_use.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return Duration::ZERO;
+        }
         self.last_used
             .lock()
             .map(|t| t.elapsed())
@@ -129,6 +145,15 @@ struct Launched {
     name: String,
     agent: AgentClient,
     mounts: MountFingerprint,
+}
+
+/// Keeps a sandbox marked busy while a call runs in it.
+pub struct Busy(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Sandbox>>>>;
@@ -188,11 +213,11 @@ impl SandboxManager {
             *s = new.clone();
         }
         let shape_changed = old.runtime != new.runtime || old.workspaces != new.workspaces;
-        if old.runtime.docker_host != new.runtime.docker_host {
-            *self.docker.lock().await = None;
-        }
         if shape_changed {
             self.stop_all().await;
+        }
+        if old.runtime.docker_host != new.runtime.docker_host {
+            *self.docker.lock().await = None;
         }
     }
 
@@ -246,7 +271,7 @@ impl SandboxManager {
             } else {
                 tracing::info!(container = %existing.container_name, "a workspace drive came or went; replacing the sandbox");
             }
-            remove_container(&docker, &existing.container_id).await;
+            remove_container(&existing.docker, &existing.container_id).await;
             *guard = None;
         }
         let created = match self.create(&docker, session).await {
@@ -262,28 +287,12 @@ impl SandboxManager {
         Ok(created)
     }
 
-    /// Runs one agent operation in the session's sandbox. A call that failed because the agent
-    /// was already gone before it was sent is retried once in a fresh sandbox.
+    /// Runs one agent operation in the session's sandbox. A dead agent was already replaced by
+    /// [`Self::sandbox`]; an operation is never sent twice, so nothing runs twice.
     pub async fn call(&self, session: &str, op: Op) -> Result<Reply, SandboxError> {
         let sandbox = self.sandbox(session).await?;
-        match sandbox.agent().call(op.clone()).await {
-            Err(SandboxError::AgentGone { .. }) if !sandbox.agent.is_alive() => {
-                self.forget_dead(session).await;
-                let sandbox = self.sandbox(session).await?;
-                sandbox.agent().call(op).await
-            }
-            other => other,
-        }
-    }
-
-    async fn forget_dead(&self, session: &str) {
-        let slot = self.slot(session);
-        let mut guard = slot.lock().await;
-        if guard.as_ref().is_some_and(|s| !s.agent.is_alive()) {
-            if let (Some(sb), Ok(docker)) = (guard.take(), self.docker().await) {
-                remove_container(&docker, &sb.container_id).await;
-            }
-        }
+        let _busy = sandbox.busy();
+        sandbox.agent().call(op).await
     }
 
     /// Workspaces that are enabled and present now.
@@ -316,6 +325,8 @@ impl SandboxManager {
             session: session.to_string(),
             agent: launched.agent,
             last_used: Mutex::new(Instant::now()),
+            in_use: Arc::default(),
+            docker: docker.clone(),
             mounts: launched.mounts,
         })
     }
@@ -345,7 +356,7 @@ impl SandboxManager {
         let mut with_masks = Vec::new();
         let mut env = Vec::new();
         for ws in &workspaces {
-            let masks = workspace::scan_masks(ws).map_err(SandboxError::internal)?;
+            let masks = workspace::scan_masks(ws)?;
             with_masks.push((ws.clone(), masks));
             if role == Role::Session {
                 env.extend((self.env)(ws).into_iter().map(|(k, v)| format!("{k}={v}")));
@@ -389,10 +400,8 @@ impl SandboxManager {
         let Some(slot) = slot else { return };
         let taken = slot.lock().await.take();
         if let Some(sb) = taken {
-            if let Some(docker) = self.docker.lock().await.clone() {
-                remove_container(&docker, &sb.container_id).await;
-                tracing::info!(container = %sb.container_name, "sandbox removed");
-            }
+            remove_container(&sb.docker, &sb.container_id).await;
+            tracing::info!(container = %sb.container_name, "sandbox removed");
         }
     }
 

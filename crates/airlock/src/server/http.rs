@@ -22,6 +22,12 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub async fn bind(addr: &str) -> anyhow::Result<HttpServer> {
+        let parsed: std::net::SocketAddr = addr
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{addr:?} is not an address like 127.0.0.1:7771"))?;
+        if !parsed.ip().is_loopback() {
+            anyhow::bail!("Airlock only listens on loopback addresses, not {addr}");
+        }
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e} (is another Airlock running? `--listen 127.0.0.1:0` picks a free port)"))?;

@@ -93,9 +93,9 @@ async fn install(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolErro
         match a.manager {
         Manager::Apt => None,
         Manager::Pip => Some(format!(
-            "(test -x .venv/bin/pip || python3 -m venv .venv) && .venv/bin/pip install --disable-pip-version-check {names}"
+            "(test -x .venv/bin/python || python3 -m venv .venv) && PIP_CONFIG_FILE=/dev/null python3 -m pip --isolated --disable-pip-version-check --python .venv/bin/python install {names}"
         )),
-        Manager::Npm => Some(format!("HOME=/tmp npm install --no-fund --no-audit {names}")),
+        Manager::Npm => Some(format!("HOME=/tmp npm install --ignore-scripts --no-fund --no-audit {names}")),
         Manager::Cargo => Some(format!(
             "CARGO_HOME=$PWD/.cargo cargo add {names} && CARGO_HOME=$PWD/.cargo cargo fetch"
         )),

@@ -151,6 +151,7 @@ async fn run_command(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, Tool
 /// Runs a command through the session's agent, reporting progress and honouring cancellation.
 pub async fn run_in_sandbox(ctx: &ToolContext, spec: RunSpec) -> Result<RunResult, ToolError> {
     let sandbox = ctx.sandboxes.sandbox(&ctx.session).await?;
+    let _busy = sandbox.busy();
     let agent = sandbox.agent();
     let id = agent.reserve_id();
     let started = std::time::Instant::now();
