@@ -16,6 +16,7 @@ const COMMANDS: &[&str] = &[
     "pick_folder",
     "pick_save_path",
     "open_window",
+    "restart_engine",
 ];
 
 fn main() {

@@ -58,9 +58,14 @@ function renderRuntime() {
   const s = snap.settings && snap.settings.settings;
   const engine = Airlock.engineLine(snap);
   const docker = Airlock.dockerLine(snap.status);
-  fill($("engine-line"), h("span", { class: "badge " + engine.kind }, engine.text));
-  fill($("docker-line"), h("span", { class: "badge " + docker.kind }, docker.text));
-  $("side-engine").textContent = engine.text;
+  const failed = snap.engine && snap.engine.state === "failed";
+  fill($("engine-line"), failed
+    ? h("div", { class: "engine-failed" },
+        h("div", { class: "banner bad small" }, engine.text),
+        h("button", { class: "small-btn", id: "restart-engine", onclick: () => invoke("restart_engine").catch((e) => toast(String(e), true)) }, "Restart Engine"))
+    : h("span", { class: "badge " + engine.kind }, engine.text));
+  fill($("docker-line"), snap.status ? h("span", { class: "badge " + docker.kind }, docker.text) : h("span", { class: "muted" }, "—"));
+  $("side-engine").textContent = failed ? "Engine not running" : engine.text;
   const st = snap.status;
   $("sandboxes").textContent = st ? `${st.sandboxes} running` : "—";
   $("listen").textContent = (st && st.listen) || "—";

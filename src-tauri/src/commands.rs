@@ -125,3 +125,9 @@ pub fn open_window(app: AppHandle, name: String) -> Result<(), String> {
     windows::open(&app, win);
     Ok(())
 }
+
+/// Starts the engine again after the supervisor gave up on it.
+#[tauri::command]
+pub fn restart_engine(app: AppHandle) {
+    engine::retry(&app);
+}

@@ -41,6 +41,7 @@ fn main() {
             commands::pick_folder,
             commands::pick_save_path,
             commands::open_window,
+            commands::restart_engine,
         ])
         .setup(|app| {
             platform::setup(app);

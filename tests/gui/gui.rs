@@ -1057,9 +1057,14 @@ async fn crash_loop_shows_error_then_restart_engine_recovers() {
         good.replace("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:0\""),
     )
     .unwrap();
-    let _app = App::start(&env);
-    // 5 quick exits with 0.5 + 1 + 2 + 4 s pauses between them.
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    let app = DrivenApp::start(&env, "settings").await;
+    // 5 quick exits with 0.5 + 1 + 2 + 4 s pauses between them, then it stops trying and says why,
+    // in Settings (with a Restart button) as in the tray.
+    app.wait_text("#engine-line", "stopped 5 times in a row", LONG)
+        .await;
+    app.wait_text("#engine-line", "loopback", SHORT).await;
+    app.find("#restart-engine").await;
+    app.screenshot("settings-engine-failed").await;
     assert!(!env.data.join("server.json").exists());
 
     open_tray_menu();
@@ -1071,5 +1076,7 @@ async fn crash_loop_shows_error_then_restart_engine_recovers() {
     let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
     assert!(!is_error(&r), "{}", text(&r));
     assert_eq!(records_with(&env.audit_search(""), "read_file").len(), 1);
+    app.wait_text("#engine-line", "Engine running", SHORT).await;
     client.cancel().await.unwrap();
+    app.stop().await;
 }
