@@ -96,6 +96,9 @@ pub enum Reason {
     SessionGrant { rule: String },
     /// You chose "always allow" for a similar call earlier; `rule` is what was remembered.
     Remembered { rule: String },
+    /// `rule` allows the command, but the call also sets environment variables, which can change
+    /// what the command does (`PATH`, `GIT_CONFIG_*` …) and no rule matches: you are asked.
+    ExtraInputs { rule: String },
     /// No rule matched; the tool's own nature decided: read-only tools are allowed, all others asked.
     Default { read_only: bool },
 }
@@ -110,6 +113,10 @@ impl fmt::Display for Reason {
             Reason::Remembered { rule } => {
                 write!(f, "`{rule}`, which you chose to always allow")
             }
+            Reason::ExtraInputs { rule } => write!(
+                f,
+                "`{rule}` allows this command, but the call also sets environment variables the rule does not cover"
+            ),
             Reason::Default { read_only: true } => {
                 f.write_str("no rule matches and this tool only reads")
             }

@@ -197,9 +197,12 @@ impl Engine {
         record.intent.workspace = workspace_of(&call, &settings);
 
         // 2. Policy, then a human where it asks.
-        let verdict =
+        let verdict = escalate_env(
             self.policies()
-                .decide(&call, &self.approvals.grants_snapshot(), &caller.session);
+                .decide(&call, &self.approvals.grants_snapshot(), &caller.session),
+            &call,
+            &args,
+        );
         let decided_by = match verdict.decision {
             Decision::Deny => {
                 return record
@@ -612,11 +615,41 @@ impl Policies {
     }
 }
 
+/// A command allowed by a rule, a grant or a remembered answer still asks when the call also
+/// sets environment variables: they can change what the command does, and rules do not see them.
+fn escalate_env(verdict: Verdict, call: &Call, args: &Value) -> Verdict {
+    use airlock_policy::ToolKind::{RunCommand, StartProcess};
+    let sets_env = args
+        .get("env")
+        .and_then(Value::as_object)
+        .is_some_and(|env| !env.is_empty());
+    let rule = match &verdict.reason {
+        Reason::Rule { rule, .. } | Reason::SessionGrant { rule } | Reason::Remembered { rule } => {
+            rule.clone()
+        }
+        _ => return verdict,
+    };
+    // A bare `run_command` (or `*`) allows any command anyway; only a command pattern can be
+    // widened by the environment.
+    let has_pattern = Rule::parse(&rule).is_ok_and(|r| r.pattern().is_some());
+    if verdict.decision == Decision::Allow
+        && sets_env
+        && has_pattern
+        && matches!(call.tool(), RunCommand | StartProcess)
+    {
+        return Verdict {
+            decision: Decision::Ask,
+            reason: Reason::ExtraInputs { rule },
+        };
+    }
+    verdict
+}
+
 fn by_of(reason: &Reason) -> DecidedBy {
     match reason {
         Reason::Rule { .. } => DecidedBy::Rule,
         Reason::SessionGrant { .. } | Reason::Remembered { .. } => DecidedBy::User,
-        Reason::Default { .. } => DecidedBy::Default,
+        Reason::Default { .. } | Reason::ExtraInputs { .. } => DecidedBy::Default,
     }
 }
 

@@ -332,3 +332,23 @@ fn policy_check_explains_the_decision() {
     let out = check("read_file", r#"{"path": "hello.txt"}"#);
     assert!(out.contains("allow"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn environment_variables_do_not_ride_on_a_command_rule() {
+    let env = TestEnv::with_approval("", r#"allow = ["run_command(echo *)"]"#);
+    let server = Server::start(&env, &[]);
+    let client = server.client().await;
+    let r = call(&client, "run_command", json!({"command": "echo plain"})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let r = call(
+        &client,
+        "run_command",
+        json!({"command": "echo $X", "env": {"PATH": "/workspaces/project/bin"}}),
+    )
+    .await;
+    assert!(
+        is_error(&r) && text(&r).contains("environment variables"),
+        "{}",
+        text(&r)
+    );
+}
