@@ -606,6 +606,9 @@ async fn settings_secret_reaches_sandbox_redacted_and_client_install_works() {
         env.settings_file().contains(&name).then_some(())
     })
     .await;
+    // The engine answers with the settings it applied (its sandboxes restarted with the secret).
+    app.wait_text(".ws[data-name=project]", "secrets (1)", SHORT)
+        .await;
 
     let client2 = mcp(&url).await;
     let cmd = format!("printf %s \"${name}\" | wc -c; echo \"${name}\"");
@@ -691,7 +694,14 @@ async fn settings_secret_reaches_sandbox_redacted_and_client_install_works() {
         .trim_start_matches("Bearer ")
         .to_string();
     assert_ne!(token, TOKEN, "the client got a token of its own");
-    let installed = mcp_with_token(entry["url"].as_str().unwrap(), &token).await;
+    // The engine re-reads the keychain for new tokens at most every 3 s: a client started right
+    // after Install may be turned away once, so connect like a user retrying.
+    let installed_url = entry["url"].as_str().unwrap().to_string();
+    let installed = eventually("the installed client to be let in", SHORT, || {
+        let (u, t) = (installed_url.clone(), token.clone());
+        async move { try_mcp_with_token(&u, &t).await }
+    })
+    .await;
     let r = call(&installed, "list_workspaces", json!({})).await;
     assert!(!is_error(&r), "{}", text(&r));
     let log = env.audit_search("");
@@ -957,6 +967,8 @@ async fn tray_menu_runtime_toggle_and_quit() {
         (env.runtime_enabled_on_disk() == Some(false)).then_some(())
     })
     .await;
+    // Written first, then applied: give the engine a moment before the next call.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
     assert!(
         is_error(&r) && text(&r).contains("Docker Runtime is turned off"),
@@ -976,6 +988,8 @@ async fn tray_menu_runtime_toggle_and_quit() {
         (env.runtime_enabled_on_disk() == Some(true)).then_some(())
     })
     .await;
+    // Written first, then applied: give the engine a moment before the next call.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
     assert!(!is_error(&r), "{}", text(&r));
     assert!(!env.containers().is_empty());

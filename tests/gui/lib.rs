@@ -362,6 +362,15 @@ pub async fn mcp(url: &str) -> Mcp {
     mcp_with_token(url, TOKEN).await
 }
 
+/// Like [`mcp_with_token`], `None` when the server turns the client away.
+pub async fn try_mcp_with_token(url: &str, token: &str) -> Option<Mcp> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_string())
+            .auth_header(token.to_string()),
+    );
+    ().serve(transport).await.ok()
+}
+
 /// A client that presents `token` (e.g. one written into a client's config by Install).
 pub async fn mcp_with_token(url: &str, token: &str) -> Mcp {
     let transport = StreamableHttpClientTransport::from_config(
