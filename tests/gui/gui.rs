@@ -820,7 +820,7 @@ async fn audit_window_live_search_paging_verify() {
     app.stop().await;
 }
 
-/// A workspace on an external drive: Settings marks it; unplugged (a real tmpfs unmounted) it
+/// A workspace on an external drive (the app in dark mode): Settings marks it; unplugged (a real tmpfs unmounted) it
 /// shows as unavailable in Settings and the tray and calls to it fail clearly; plugged back in
 /// it works again without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -837,7 +837,7 @@ async fn external_drive_unplugged_shows_unavailable_and_comes_back() {
         + &format!("\n[[workspaces]]\nname = \"usb\"\npath = \"{d}\"\naccess = \"ro\"\n");
     std::fs::write(&env.config, text_).unwrap();
 
-    let app = DrivenApp::start(&env, "workspaces").await;
+    let app = DrivenApp::start_with(&env, "workspaces", &[("GTK_THEME", "Adwaita:dark")]).await;
     let (url, _) = env.wait_server(None, LONG).await;
     let client = mcp(&url).await;
     let r = call(

@@ -561,6 +561,8 @@ impl DrivenApp {
 
     /// A screenshot of the webview, saved under `target/gui-screenshots/`.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
+        // The DOM can be ahead of the last painted frame: let the webview paint first.
+        tokio::time::sleep(Duration::from_millis(600)).await;
         let png = self.client.screenshot().await.expect("screenshot");
         let path = screenshot_dir().join(format!("{name}.png"));
         std::fs::write(&path, png).unwrap();
