@@ -59,7 +59,7 @@ gui-test: setup app
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
 # Lint, the engine suites, the Python SDK suite and the GUI suite (scripts/test.sh runs them all).
 test: setup agent app

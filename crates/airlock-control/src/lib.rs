@@ -22,7 +22,10 @@ pub const CONTROL_VERSION: u32 = 1;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EngineMessage {
     /// First line on the channel.
-    Hello { version: u32, engine_version: String },
+    Hello {
+        version: u32,
+        engine_version: String,
+    },
     /// The engine's state for the tray's status line and the settings window.
     Status(Status),
     /// An audit record was written or completed (the live feed).
@@ -243,17 +246,29 @@ pub enum Request {
         limit: Option<u32>,
     },
     /// Write the log to a file.
-    AuditExport { format: ExportFormat, path: String },
+    AuditExport {
+        format: ExportFormat,
+        path: String,
+    },
     /// Check the hash chain.
     AuditVerify,
     GrantsList,
-    GrantRevoke { id: String },
+    GrantRevoke {
+        id: String,
+    },
     SecretsList,
-    SecretSet { name: String, value: String },
-    SecretRemove { name: String },
+    SecretSet {
+        name: String,
+        value: String,
+    },
+    SecretRemove {
+        name: String,
+    },
     /// Ready-to-paste snippets for each MCP client.
     ClientsConfig,
-    ClientInstall { client: String },
+    ClientInstall {
+        client: String,
+    },
     /// The current [`Status`].
     Status,
 }
@@ -333,6 +348,9 @@ mod tests {
     #[test]
     fn unknown_types_are_errors() {
         assert!(decode::<AppMessage>(r#"{"type":"format_disk"}"#).is_err());
-        assert!(decode::<AppMessage>(r#"{"type":"approval_decision","id":"a","decision":"maybe"}"#).is_err());
+        assert!(decode::<AppMessage>(
+            r#"{"type":"approval_decision","id":"a","decision":"maybe"}"#
+        )
+        .is_err());
     }
 }

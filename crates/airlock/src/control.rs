@@ -53,6 +53,21 @@ pub fn serve_stdin(engine: Arc<Engine>, outbox: Outbox, shutdown: CancellationTo
         })));
     }
     spawn_status_loop(engine.clone(), outbox.clone(), shutdown.clone());
+    {
+        // Every change of the settings in force reaches the app: its own edits, "Always
+        // Allow", hand edits, `airlock grants revoke`.
+        let (engine, outbox, shutdown) = (engine.clone(), outbox.clone(), shutdown.clone());
+        let mut changes = engine.settings_changes();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    _ = shutdown.cancelled() => return,
+                }
+                send_settings(&engine, &outbox, None);
+            }
+        });
+    }
     tokio::spawn(async move {
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         loop {
@@ -91,8 +106,9 @@ async fn handle(engine: &Arc<Engine>, outbox: &Outbox, msg: AppMessage) {
             }
         }
         AppMessage::SetRuntime { enabled } => {
-            let result = engine.edit_settings(|s| s.runtime.enabled = enabled).await;
-            send_settings(engine, outbox, result.err().map(|e| e.to_string()));
+            if let Err(e) = engine.edit_settings(|s| s.runtime.enabled = enabled).await {
+                send_settings(engine, outbox, Some(e.to_string()));
+            }
             let _ = outbox.send(EngineMessage::Status(status(engine).await));
         }
         AppMessage::UpdateSettings { settings } => {
@@ -100,7 +116,9 @@ async fn handle(engine: &Arc<Engine>, outbox: &Outbox, msg: AppMessage) {
                 Ok(s) => engine.update_settings(s).await.map_err(|e| e.to_string()),
                 Err(e) => Err(format!("settings not applied: {e}")),
             };
-            send_settings(engine, outbox, result.err());
+            if let Err(e) = result {
+                send_settings(engine, outbox, Some(e));
+            }
         }
         AppMessage::StopAll => engine.sandboxes.stop_all().await,
         AppMessage::Request { id, request } => {

@@ -44,6 +44,8 @@ pub struct Engine {
     redact: RwLock<Redact>,
     /// Serialises writers of the settings file (the engine is its only writer).
     settings_write: tokio::sync::Mutex<()>,
+    /// Bumped whenever new settings are applied (the app is told).
+    settings_changed: tokio::sync::watch::Sender<u64>,
     /// Tool calls under way, so that shutdown can let their answers go out first.
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -83,6 +85,7 @@ impl Engine {
             redact: RwLock::new(Arc::new(|s: &str| s.to_string())),
             settings_write: tokio::sync::Mutex::new(()),
             in_flight: Arc::default(),
+            settings_changed: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -123,6 +126,12 @@ impl Engine {
             }
         }
         self.sandboxes.update_settings(Arc::new(settings)).await;
+        self.settings_changed.send_modify(|v| *v += 1);
+    }
+
+    /// Notified after every change of the settings in force, whoever made it.
+    pub fn settings_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.settings_changed.subscribe()
     }
 
     /// Validates, writes atomically, then applies new settings.

@@ -49,9 +49,6 @@ pub fn watch_settings(
                 Ok(new) => {
                     tracing::info!("settings changed on disk; applied");
                     engine.apply_settings(new).await;
-                    if let Some(out) = &outbox {
-                        send_settings(&engine, out, None);
-                    }
                 }
                 Err(e) => {
                     tracing::error!("{e}; keeping the last good settings");

@@ -192,6 +192,19 @@ fn spawn_signal_watch(shutdown: CancellationToken) {
         let _ = tokio::signal::ctrl_c().await;
         eprintln!("airlock: shutting down, removing sandboxes");
         shutdown.cancel();
+        // A second signal, or a shutdown that takes too long, ends the process at once;
+        // leftover sandboxes are removed at the next start.
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            if let Ok(mut again) = signal(SignalKind::terminate()) {
+                tokio::select! {
+                    _ = again.recv() => eprintln!("airlock: second signal, exiting now"),
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(20)) => eprintln!("airlock: shutdown took too long, exiting now"),
+                }
+                std::process::exit(1);
+            }
+        }
     });
 }
 
