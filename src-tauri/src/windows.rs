@@ -104,12 +104,10 @@ pub fn show_approvals(app: &AppHandle, by_user: bool) {
     }
     if let Some(w) = app.get_webview_window(APPROVALS) {
         let _ = w.unminimize();
-        let _ = w.show();
-        if by_user {
-            let _ = w.set_focus();
-        }
+        show_prompt(&w, by_user);
         return;
     }
+    // Built hidden, so that "do not focus me" is set before the window manager first sees it.
     let result =
         WebviewWindowBuilder::new(app, APPROVALS, WebviewUrl::App("approvals.html".into()))
             .title("Airlock: Approval Needed")
@@ -118,12 +116,36 @@ pub fn show_approvals(app: &AppHandle, by_user: bool) {
             .always_on_top(true)
             .visible_on_all_workspaces(true)
             .focused(by_user)
+            .visible(false)
             .center()
             .build();
-    if let Err(e) = result {
-        eprintln!("airlock-app: cannot open the approval prompt: {e}");
+    match result {
+        Ok(w) => show_prompt(&w, by_user),
+        Err(e) => eprintln!("airlock-app: cannot open the approval prompt: {e}"),
     }
 }
+
+/// Shows the prompt; unless the user asked for it, without taking focus from their window.
+fn show_prompt(w: &tauri::WebviewWindow, by_user: bool) {
+    no_focus_on_map(w, !by_user);
+    let _ = w.show();
+    if by_user {
+        let _ = w.set_focus();
+    }
+}
+
+/// X11/Wayland: tells the window manager whether to focus the window when it is mapped.
+#[cfg(target_os = "linux")]
+fn no_focus_on_map(w: &tauri::WebviewWindow, no_focus: bool) {
+    use gtk::prelude::GtkWindowExt;
+    if let Ok(gtk_window) = w.gtk_window() {
+        gtk_window.set_focus_on_map(!no_focus);
+    }
+}
+
+/// macOS: the prompt is shown without activating the app (a menu bar app is never frontmost).
+#[cfg(not(target_os = "linux"))]
+fn no_focus_on_map(_w: &tauri::WebviewWindow, _no_focus: bool) {}
 
 /// After a decision: the prompt closes itself once nothing is pending (unless the user opened it).
 pub fn approvals_queue_changed(app: &AppHandle) {
