@@ -10,6 +10,8 @@ mkdir -p "$LOG_DIR"
 SUMMARY=()
 FAILED=0
 START_ALL=$(date +%s)
+# Containers from before this run (an earlier run cut short) are not this run's leaks.
+BEFORE=$(docker ps -aq --filter label=dev.airlock.managed=true 2>/dev/null | sort)
 
 phase() { # name, command...
   local name=$1; shift
@@ -86,9 +88,10 @@ for line in "${SUMMARY[@]}"; do
   echo "  $line"
 done
 # Leftover sandboxes from any suite are a bug: containers never leak.
-leaked=$(docker ps -aq --filter label=dev.airlock.managed=true | wc -l)
+sleep 2  # engines stopped by the last tests finish removing their sandboxes
+leaked=$(comm -13 <(echo "$BEFORE") <(docker ps -aq --filter label=dev.airlock.managed=true | sort) | grep -c . || true)
 if [ "$leaked" != 0 ]; then
-  echo "  FAILED: $leaked airlock container(s) left behind:"; docker ps -a --filter label=dev.airlock.managed=true
+  echo "  FAILED: $leaked airlock container(s) left behind by this run:"; docker ps -a --filter label=dev.airlock.managed=true
   FAILED=1
 fi
 read -r total_passed total_failed < <(printf '%s\n' "${SUMMARY[@]}" | awk '{ p += $2; f += $4 } END { print p+0, f+0 }')

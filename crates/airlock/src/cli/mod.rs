@@ -19,6 +19,9 @@ pub fn init_logging() {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // When the app reading our stderr is gone, a failed log write must not panic (tracing
+        // reports its own write errors with `eprintln!`, which panics): shutdown must go on.
+        .log_internal_errors(false)
         .with_target(false)
         .try_init();
 }

@@ -13,6 +13,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// A line on stderr that never panics: when the app that reads our stderr is gone, the write
+/// fails and shutdown (removing the sandboxes) must go on regardless.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address for the HTTP endpoint (loopback only); `127.0.0.1:0` picks a free port.
@@ -116,7 +125,7 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
     }
 
     let served = if args.stdio {
-        eprintln!("airlock: serving MCP on stdio");
+        say!("airlock: serving MCP on stdio");
         server::stdio::serve(engine.clone(), shutdown.clone()).await
     } else {
         let listen = args.listen.unwrap_or_else(|| settings.listen.clone());
@@ -147,13 +156,18 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
             pid: std::process::id(),
         };
         info.write(&paths.runtime_file())?;
-        eprintln!("airlock: listening on {url}");
+        say!("airlock: listening on {url}");
         let result = http.serve(engine.clone(), lookup, shutdown.clone()).await;
         let _ = std::fs::remove_file(paths.runtime_file());
         result
     };
     shutdown.cancel();
+    engine.approvals.approver_gone();
     sandboxes.stop_all().await;
+    // A create request sent just before a call was dropped can still land in Docker after the
+    // first sweep: sweep this instance's containers once more.
+    tokio::time::sleep(std::time::Duration::from_millis(750)).await;
+    sandboxes.remove_leftovers().await;
     if let Some((tx, writer)) = outbox {
         drop(tx);
         engine.audit.set_listener(None);
@@ -190,17 +204,18 @@ fn spawn_signal_watch(shutdown: CancellationToken) {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        eprintln!("airlock: shutting down, removing sandboxes");
+        say!("airlock: shutting down, removing sandboxes");
         shutdown.cancel();
-        // A second signal, or a shutdown that takes too long, ends the process at once;
-        // leftover sandboxes are removed at the next start.
+        // A second Ctrl-C, or a shutdown that takes too long, ends the process at once; leftover
+        // sandboxes are removed at the next start. (Not a second SIGTERM: the app and its
+        // parent-death signal may both send one, and cleanup must still run.)
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            if let Ok(mut again) = signal(SignalKind::terminate()) {
+            if let Ok(mut again) = signal(SignalKind::interrupt()) {
                 tokio::select! {
-                    _ = again.recv() => eprintln!("airlock: second signal, exiting now"),
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(20)) => eprintln!("airlock: shutdown took too long, exiting now"),
+                    _ = again.recv() => say!("airlock: interrupted again, exiting now"),
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(20)) => say!("airlock: shutdown took too long, exiting now"),
                 }
                 std::process::exit(1);
             }
