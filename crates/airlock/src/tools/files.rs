@@ -1,7 +1,7 @@
 //! File tools: read, write, edit, list, tree, search, grep, move, delete, mkdir, info —
 //! each one agent operation on container paths under `/workspaces/<name>`.
 
-use super::{parse_args, schema_of, ToolContext, ToolError, ToolOutput, ToolSpec};
+use super::{parse_args, schema_of, unexpected, ToolContext, ToolError, ToolOutput, ToolSpec};
 use crate::workspace::{self, container_path};
 use airlock_agent::{Content, Entry, EntryKind, Op, Reply, TextEdit};
 use schemars::JsonSchema;
@@ -234,10 +234,6 @@ pub async fn execute(
 
 async fn call(ctx: &ToolContext, op: Op) -> Result<Reply, ToolError> {
     Ok(ctx.sandboxes.call(&ctx.session, op).await?)
-}
-
-fn unexpected(reply: Reply) -> ToolError {
-    ToolError::Refused(format!("internal error: unexpected agent reply {reply:?}"))
 }
 
 fn list_workspaces(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {

@@ -6,7 +6,6 @@ pub mod packages;
 pub mod terminal;
 
 use crate::sandbox::{SandboxError, SandboxManager};
-use airlock_agent::ErrorKind;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -61,14 +60,9 @@ impl From<airlock_policy::PathError> for ToolError {
     }
 }
 
-impl ToolError {
-    /// The agent's error kind, when the agent refused the operation.
-    pub fn agent_kind(&self) -> Option<ErrorKind> {
-        match self {
-            ToolError::Sandbox(SandboxError::Agent(e)) => Some(e.kind),
-            _ => None,
-        }
-    }
+/// The agent answered with a reply that does not belong to the operation sent.
+pub(crate) fn unexpected(reply: airlock_agent::Reply) -> ToolError {
+    ToolError::Refused(format!("internal error: unexpected agent reply {reply:?}"))
 }
 
 /// A tool's fixed description.

@@ -2,7 +2,7 @@
 //! Commands run through `sh -c` inside the sandbox, with timeouts that kill the whole group.
 
 use super::files::container_form;
-use super::{parse_args, schema_of, ToolContext, ToolError, ToolOutput, ToolSpec};
+use super::{parse_args, schema_of, unexpected, ToolContext, ToolError, ToolOutput, ToolSpec};
 use airlock_agent::{Op, Reply, RunResult, RunSpec, SpawnSpec};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -165,7 +165,7 @@ pub async fn run_in_sandbox(ctx: &ToolContext, spec: RunSpec) -> Result<RunResul
             reply = &mut call => {
                 return match reply? {
                     Reply::Ran(result) => Ok(result),
-                    other => Err(ToolError::Refused(format!("internal error: unexpected agent reply {other:?}"))),
+                    other => Err(unexpected(other)),
                 };
             }
             _ = ticker.tick() => {
@@ -242,7 +242,7 @@ async fn start_process(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, To
             structured: Some(json!({ "handle": handle, "pid": pid })),
             ..Default::default()
         }),
-        other => Err(ToolError::Refused(format!("internal error: unexpected agent reply {other:?}"))),
+        other => Err(unexpected(other)),
     }
 }
 
@@ -278,9 +278,7 @@ async fn write_input(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, Tool
             a.handle,
             if a.close { " and closed its input" } else { "" }
         ))),
-        other => Err(ToolError::Refused(format!(
-            "internal error: unexpected agent reply {other:?}"
-        ))),
+        other => Err(unexpected(other)),
     }
 }
 
@@ -318,9 +316,7 @@ async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput, ToolError>
             })
         }
         Reply::Done { .. } => Ok(ToolOutput::text("Done")),
-        other => Err(ToolError::Refused(format!(
-            "internal error: unexpected agent reply {other:?}"
-        ))),
+        other => Err(unexpected(other)),
     }
 }
 
@@ -353,8 +349,6 @@ async fn list_processes(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, T
                 ..Default::default()
             })
         }
-        other => Err(ToolError::Refused(format!(
-            "internal error: unexpected agent reply {other:?}"
-        ))),
+        other => Err(unexpected(other)),
     }
 }
