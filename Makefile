@@ -9,7 +9,21 @@ TEST_IMAGE   ?= airlock-test-busybox:1
 export AIRLOCK_AGENT_DIR := $(CURDIR)/$(AGENT_DIR)
 export AIRLOCK_TEST_IMAGE := $(TEST_IMAGE)
 
-.PHONY: help setup deps docker test-image agent build run serve test lint bench clean app gui-test
+# A compiler cache outside the clone (sccache, installed by scripts/deps.sh), used when present:
+# a second clone on the same machine — CI right after a session — reuses compiled dependencies.
+# Evaluated per recipe (`=`), so it applies from the step after the one that installed it.
+TOOLS_DIR := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/airlock/tools
+SCCACHE   := $(TOOLS_DIR)/venv/bin/sccache
+export RUSTC_WRAPPER = $(if $(wildcard $(SCCACHE)),$(SCCACHE))
+# One build serves lint and tests: the workspace's own crates compile through clippy with warnings
+# denied (what `cargo clippy` checks, without a second, check-only build of every dependency).
+export RUSTC_WORKSPACE_WRAPPER = $(shell command -v clippy-driver)
+export CLIPPY_ARGS := -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+# Every cargo call of `make test` selects the same packages, targets and features, so no
+# dependency is compiled twice with another feature set.
+export CARGO_SELECTION := --workspace --all-targets --all-features
+
+.PHONY: help setup deps docker test-image gui-deps agent build run serve test lint bench clean app gui-test
 
 help:
 	@echo "make run    build everything and start Airlock (the app, or the headless server without a display)"
@@ -28,6 +42,9 @@ docker:
 test-image: docker
 	@scripts/test-image.sh
 
+gui-deps:
+	@scripts/gui-deps.sh
+
 # The static in-container helper, built for the gnu target so the flag stays off build scripts.
 agent:
 	@RUSTFLAGS="-C target-feature=+crt-static" cargo build --profile agent -p airlock-agent --target $(AGENT_TARGET) --quiet
@@ -44,14 +61,11 @@ serve: build docker
 run: agent docker
 	@scripts/run.sh
 
-# The tray app: its system packages, the engine built and placed as its sidecar, then the app.
-SIDECAR := src-tauri/binaries/airlock-engine-$(shell rustc -vV | sed -n 's/^host: //p')
-app: agent
-	@scripts/gui-deps.sh
-	cargo build -p airlock --quiet
-	@mkdir -p src-tauri/binaries
-	@cp target/debug/airlock $(SIDECAR)
-	cargo build -p airlock-app --quiet
+# The tray app: its system packages, then the engine and the app in one build, and the engine
+# placed beside the app as its sidecar (`target/debug/airlock-engine`).
+app: agent gui-deps
+	cargo build --workspace --all-features --bins --quiet
+	@scripts/place-sidecar.sh
 
 # The app's end-to-end tests under a virtual display (Xvfb, openbox, dunst, trayer).
 gui-test: setup app
@@ -61,8 +75,9 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
-# Lint, the engine suites, the Python SDK suite and the GUI suite (scripts/test.sh runs them all).
-test: setup agent app
+# fmt, then one build of everything (linted as it compiles), then every suite: the engine suites,
+# the Python SDK suite and the GUI suite (scripts/test.sh).
+test: setup gui-deps agent
 	@scripts/test.sh
 
 bench: setup

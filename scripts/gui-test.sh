@@ -3,7 +3,7 @@
 # (openbox), a notification daemon (dunst), a tray host (trayer) and a D-Bus session, then runs
 # the GUI tests one at a time (each starts its own tauri-driver, the real app, and through it
 # the real engine), and tears everything down. Fails loudly when a prerequisite is missing.
-# Extra arguments go to the test binary (e.g. a test name).
+# Extra arguments go to cargo-nextest (e.g. a test name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,5 +58,8 @@ for p in "${pids[@]}"; do
 done
 
 echo "gui-test: display $DISPLAY ready (openbox, dunst, trayer, D-Bus); running the GUI tests one at a time" >&2
-cargo test -p airlock-gui-tests --features gui --test gui -- --test-threads=1 "$@"
+# The same package/target/feature selection as `make test`'s build, so nothing is compiled again.
+read -r -a selection <<<"${CARGO_SELECTION:---workspace --all-targets --all-features}"
+cargo nextest run "${selection[@]}" -E 'package(airlock-gui-tests)' --test-threads 1 \
+  --run-ignored all --no-fail-fast --status-level pass --failure-output final "$@"
 echo "gui-test: screenshots in target/gui-screenshots/" >&2

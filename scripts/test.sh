@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# `make test` after set-up: lint, then every engine suite (real Docker), then the official
-# Python SDK suite. Prints the tests each suite ran and each phase's time; fails if a suite ran
-# none, if any test failed, or if any test is ignored.
+# `make test` after set-up: fmt, one build of everything (the workspace's crates linted by clippy
+# as they compile, warnings denied), then every suite: the engine suites (cargo-nextest, all
+# crates at once), doc tests, the official Python SDK suite and the GUI suite. Prints each
+# phase's time, the tests each suite ran and a total; fails if a suite ran none, if any test
+# failed or was skipped, or if a sandbox container was left behind.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# The Makefile exports these; a direct call gets the same selection (a different one would
+# compile dependencies again with other feature sets).
+read -r -a SELECTION <<<"${CARGO_SELECTION:---workspace --all-targets --all-features}"
 LOG_DIR=target/test-logs
 mkdir -p "$LOG_DIR"
 SUMMARY=()
@@ -13,57 +18,75 @@ START_ALL=$(date +%s)
 # Containers from before this run (an earlier run cut short) are not this run's leaks.
 BEFORE=$(docker ps -aq --filter label=dev.airlock.managed=true 2>/dev/null | sort)
 
-phase() { # name, command...
-  local name=$1; shift
-  local t0=$(date +%s)
-  echo "==> $name"
-  "$@"
-  local rc=$?
-  local dt=$(( $(date +%s) - t0 ))
-  echo "<== $name: ${dt}s (exit $rc)"
-  return $rc
+elapsed() { echo $(( $(date +%s) - $1 )); }
+
+record() { # suite, passed, failed, skipped, seconds, exit code
+  local suite=$1 passed=$2 failed=$3 skipped=$4 secs=$5 rc=$6 verdict=ok
+  if [ "$rc" != 0 ] || [ "$failed" != 0 ]; then verdict=FAILED; fi
+  if [ "$passed" = 0 ]; then verdict="FAILED (ran no test)"; fi
+  if [ "$skipped" != 0 ]; then verdict="FAILED ($skipped skipped)"; fi
+  [ "$verdict" = ok ] || FAILED=1
+  SUMMARY+=("$(printf '%-22s %5s passed %3s failed %3s skipped %5ss  %s' "$suite" "$passed" "$failed" "$skipped" "$secs" "$verdict")")
 }
 
-# Sums cargo's "test result:" lines of a log: passed failed ignored.
+# Sums cargo test's "test result:" lines of a log: passed failed ignored.
 cargo_counts() {
   awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
        END { printf "%d %d %d\n", p, f, g }' "$1"
 }
 
-record() { # suite, passed, failed, ignored, seconds, exit code
-  local suite=$1 passed=$2 failed=$3 ignored=$4 secs=$5 rc=$6 verdict=ok
-  if [ "$rc" != 0 ] || [ "$failed" != 0 ]; then verdict=FAILED; fi
-  if [ "$passed" = 0 ]; then verdict="FAILED (ran no test)"; fi
-  if [ "$ignored" != 0 ]; then verdict="FAILED ($ignored ignored)"; fi
-  [ "$verdict" = ok ] || FAILED=1
-  SUMMARY+=("$(printf '%-22s %5s passed %3s failed %3s ignored %5ss  %s' "$suite" "$passed" "$failed" "$ignored" "$secs" "$verdict")")
+# Records one line per crate from a nextest log ("PASS [ 0.1s] crate::binary test").
+nextest_record() { # log, seconds, exit code, crate...
+  local log=$1 secs=$2 rc=$3; shift 3
+  for crate in "$@"; do
+    local passed failed
+    passed=$(grep -cE "^\s+PASS \[.*\] (\([^)]*\) )?${crate}(::| )" "$log")
+    failed=$(grep -cE "^\s+(FAIL|TIMEOUT|SIGSEGV|SIGABRT|SIGKILL|ABORT|LEAK-FAIL)[^ ]* \[.*\] (\([^)]*\) )?${crate}(::| )" "$log")
+    record "$crate" "$passed" "$failed" 0 "$secs" "$rc"
+  done
 }
 
-cargo_suite() { # package, extra cargo args...
-  local pkg=$1; shift
-  local log="$LOG_DIR/$pkg.log" t0=$(date +%s)
-  echo "==> tests: $pkg"
-  cargo test -p "$pkg" --all-targets "$@" 2>&1 | tee "$log" | grep -E '^(test result:|     Running|failures:|---- )' 
-  local rc=${PIPESTATUS[0]}
-  if cargo metadata --no-deps --format-version 1 2>/dev/null | python3 -c "import json,sys; m=json.load(sys.stdin); sys.exit(0 if any(t['kind']==['lib'] and t['doctest'] for p in m['packages'] if p['name']=='$pkg' for t in p['targets']) else 1)"; then
-    cargo test -p "$pkg" --doc 2>&1 | tee -a "$log" | grep -E '^test result:'
-    rc=$(( rc | ${PIPESTATUS[0]} ))
-  fi
-  read -r passed failed ignored < <(cargo_counts "$log")
-  if [ "$rc" != 0 ]; then
-    echo "---- $pkg failed; the end of its log ($log):"
-    tail -n 60 "$log"
-  fi
-  record "$pkg" "$passed" "$failed" "$ignored" $(( $(date +%s) - t0 )) "$rc"
+phase() { # name, command...
+  local name=$1 t0; shift
+  t0=$(date +%s)
+  echo "==> $name"
+  "$@"
+  local rc=$?
+  echo "<== $name: $(elapsed "$t0")s (exit $rc)"
+  return $rc
 }
 
-phase "lint (fmt + clippy, warnings denied)" make --no-print-directory lint || { echo "lint failed"; exit 1; }
+phase "fmt" cargo fmt --all -- --check || { echo "fmt: run \`cargo fmt --all\`"; exit 1; }
+# Builds the engine, the app, every test binary and the benches once; clippy (warnings denied)
+# runs on the workspace's crates as they compile, through RUSTC_WORKSPACE_WRAPPER.
+if [ -z "${RUSTC_WORKSPACE_WRAPPER:-}" ]; then
+  echo "test: RUSTC_WORKSPACE_WRAPPER is not set (run through \`make test\`); clippy would not run" >&2
+  exit 1
+fi
+phase "build + clippy (warnings denied)" cargo build "${SELECTION[@]}" --quiet || { echo "build or lint failed"; exit 1; }
+scripts/place-sidecar.sh || exit 1
 
+# The engine suites: every crate but the GUI one, in one nextest run (ignored tests run too).
+ENGINE_CRATES=(airlock-control airlock-policy airlock-audit airlock-secrets airlock-agent airlock)
 T0=$(date +%s)
-for pkg in airlock-control airlock-policy airlock-audit airlock-secrets airlock-agent airlock; do
-  cargo_suite "$pkg"
-done
-echo "<== engine suites: $(( $(date +%s) - T0 ))s"
+echo "==> tests: engine suites (${ENGINE_CRATES[*]})"
+cargo nextest run "${SELECTION[@]}" --run-ignored all --no-fail-fast --failure-output final \
+  --status-level pass --final-status-level none -E 'not package(airlock-gui-tests)' \
+  >"$LOG_DIR/engine.log" 2>&1
+rc=$?
+grep -E '^\s+(FAIL|TIMEOUT|SIGSEGV|SIGABRT|SIGKILL|ABORT)|Summary|tests run' "$LOG_DIR/engine.log"
+[ "$rc" = 0 ] || tail -n 120 "$LOG_DIR/engine.log"
+nextest_record "$LOG_DIR/engine.log" "$(elapsed "$T0")" "$rc" "${ENGINE_CRATES[@]}"
+echo "<== engine suites: $(elapsed "$T0")s"
+
+# Doc tests (nextest does not run them).
+T0=$(date +%s)
+echo "==> tests: doc tests"
+cargo test --workspace --all-features --doc 2>&1 | tee "$LOG_DIR/doc.log" | grep -E '^(test result:|---- )'
+rc=${PIPESTATUS[0]}
+read -r passed failed ignored < <(cargo_counts "$LOG_DIR/doc.log")
+[ "$rc" = 0 ] || tail -n 60 "$LOG_DIR/doc.log"
+record doc-tests "$passed" "$failed" 0 "$(elapsed "$T0")" "$rc"
 
 T0=$(date +%s)
 echo "==> tests: python-sdk (the official mcp package)"
@@ -72,24 +95,28 @@ rc=${PIPESTATUS[0]}
 py_passed=$(grep -Eo '[0-9]+ passed' "$LOG_DIR/python-sdk.log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
 py_failed=$(grep -Eo '[0-9]+ failed' "$LOG_DIR/python-sdk.log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
 py_skipped=$(grep -Eo '[0-9]+ skipped' "$LOG_DIR/python-sdk.log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
-record python-sdk "${py_passed:-0}" "${py_failed:-0}" "${py_skipped:-0}" $(( $(date +%s) - T0 )) "$rc"
+record python-sdk "${py_passed:-0}" "${py_failed:-0}" "${py_skipped:-0}" "$(elapsed "$T0")" "$rc"
 
 T0=$(date +%s)
 echo "==> tests: gui (the tray app under a virtual display)"
-scripts/gui-test.sh 2>&1 | tee "$LOG_DIR/gui.log" | grep -E '^(test |test result:|---- |gui-test:)'
+scripts/gui-test.sh 2>&1 | tee "$LOG_DIR/gui.log" | grep -E '^\s+(PASS|FAIL|TIMEOUT|SIGKILL)|^gui-test:'
 rc=${PIPESTATUS[0]}
-read -r passed failed ignored < <(cargo_counts "$LOG_DIR/gui.log")
-[ "$rc" = 0 ] || tail -n 80 "$LOG_DIR/gui.log"
-record gui "$passed" "$failed" "$ignored" $(( $(date +%s) - T0 )) "$rc"
+[ "$rc" = 0 ] || tail -n 120 "$LOG_DIR/gui.log"
+nextest_record "$LOG_DIR/gui.log" "$(elapsed "$T0")" "$rc" airlock-gui-tests
 
 echo
-echo "Summary ($(( $(date +%s) - START_ALL ))s):"
+echo "Summary ($(elapsed "$START_ALL")s):"
 for line in "${SUMMARY[@]}"; do
   echo "  $line"
 done
-# Leftover sandboxes from any suite are a bug: containers never leak.
-sleep 2  # engines stopped by the last tests finish removing their sandboxes
-leaked=$(comm -13 <(echo "$BEFORE") <(docker ps -aq --filter label=dev.airlock.managed=true | sort) | grep -c . || true)
+# Leftover sandboxes from any suite are a bug: containers never leak. Engines stopped by the last
+# tests may still be removing theirs: wait for that, with a deadline.
+leaked=0
+for _ in $(seq 1 40); do
+  leaked=$(comm -13 <(echo "$BEFORE") <(docker ps -aq --filter label=dev.airlock.managed=true | sort) | grep -c . || true)
+  [ "$leaked" = 0 ] && break
+  sleep 0.25
+done
 if [ "$leaked" != 0 ]; then
   echo "  FAILED: $leaked airlock container(s) left behind by this run:"; docker ps -a --filter label=dev.airlock.managed=true
   FAILED=1

@@ -967,14 +967,12 @@ async fn tray_menu_runtime_toggle_and_quit() {
         (env.runtime_enabled_on_disk() == Some(false)).then_some(())
     })
     .await;
-    // Written first, then applied: give the engine a moment before the next call.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
-    assert!(
-        is_error(&r) && text(&r).contains("Docker Runtime is turned off"),
-        "{}",
-        text(&r)
-    );
+    // Written first, then applied: calls are refused once the engine has applied it.
+    eventually("calls refused with the runtime off", SHORT, || async {
+        let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
+        (is_error(&r) && text(&r).contains("Docker Runtime is turned off")).then_some(())
+    })
+    .await;
     eventually("sandboxes stopped", SHORT, || async {
         env.containers().is_empty().then_some(())
     })
@@ -988,10 +986,12 @@ async fn tray_menu_runtime_toggle_and_quit() {
         (env.runtime_enabled_on_disk() == Some(true)).then_some(())
     })
     .await;
-    // Written first, then applied: give the engine a moment before the next call.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
-    assert!(!is_error(&r), "{}", text(&r));
+    // Written first, then applied: calls run again once the engine has applied it.
+    eventually("calls served with the runtime back on", SHORT, || async {
+        let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
+        (!is_error(&r)).then_some(())
+    })
+    .await;
     assert!(!env.containers().is_empty());
 
     // Quit (the last item): the engine shuts down cleanly and takes its sandboxes with it.

@@ -79,7 +79,7 @@ fn image() -> String {
 
 fn settings_text(project: &Path) -> String {
     format!(
-        "listen = \"127.0.0.1:0\"\n[runtime]\nimage = \"{}\"\n[approval]\nallow = [\"*\"]\n[[workspaces]]\nname = \"project\"\npath = \"{}\"\naccess = \"rw\"\n",
+        "listen = \"127.0.0.1:0\"\n[runtime]\nimage = \"{}\"\nmax_sandboxes = 32\n[approval]\nallow = [\"*\"]\n[[workspaces]]\nname = \"project\"\npath = \"{}\"\naccess = \"rw\"\n",
         image(),
         project.display()
     )
@@ -118,7 +118,11 @@ async fn main() {
         image()
     );
     println!("-- one read of the file in a warm sandbox");
-    let manager = Arc::new(SandboxManager::new(settings.clone(), "bench".into()));
+    let manager = Arc::new(SandboxManager::new(
+        settings.clone(),
+        "bench".into(),
+        dir.path().join("agent"),
+    ));
     let sandbox = manager.sandbox("bench").await.unwrap();
     let agent = measure("agent read (engine → agent stream)", 50, 2000, || {
         let m = manager.clone();

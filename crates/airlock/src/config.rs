@@ -39,6 +39,9 @@ pub struct Runtime {
     pub docker_host: String,
     /// A session's sandbox is removed after this long without a call.
     pub idle_timeout_secs: u64,
+    /// Sandboxes this engine runs at once; a session that would start one more gets a clear
+    /// error naming this setting (idle sandboxes go after `idle_timeout_secs`).
+    pub max_sandboxes: usize,
 }
 
 /// Whether sandboxes may reach the network.
@@ -129,10 +132,29 @@ pub fn default_hide() -> Vec<String> {
     .to_vec()
 }
 
+/// Files and folders the host runs or reads as configuration later (git hooks and config,
+/// direnv, editor tasks and settings, dev containers, husky hooks, shell start-up files at the
+/// root): read-only inside a read-write workspace, nested copies too.
 pub fn default_protect() -> Vec<String> {
-    [".git/hooks", ".git/config", ".envrc", ".vscode/tasks.json"]
-        .map(String::from)
-        .to_vec()
+    [
+        ".git/hooks",
+        ".git/config",
+        ".envrc",
+        ".vscode/tasks.json",
+        ".vscode/settings.json",
+        ".vscode/launch.json",
+        ".idea",
+        ".devcontainer",
+        ".husky",
+        "/.bashrc",
+        "/.bash_profile",
+        "/.profile",
+        "/.zshrc",
+        "/.zprofile",
+        "/.zshenv",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 impl Default for Settings {
@@ -161,6 +183,7 @@ impl Default for Runtime {
             installers: true,
             docker_host: String::new(),
             idle_timeout_secs: 30 * 60,
+            max_sandboxes: 8,
         }
     }
 }

@@ -42,6 +42,11 @@ impl Paths {
         self.data_dir.join("audit.sqlite3")
     }
 
+    /// Where the agent binary is kept for sandboxes to bind read-only (engine-owned).
+    pub fn agent_store(&self) -> PathBuf {
+        self.data_dir.join("agent")
+    }
+
     pub fn runtime_file(&self) -> PathBuf {
         self.data_dir.join("server.json")
     }

@@ -1,15 +1,11 @@
-//! Workspace folders as sandboxes see them: container paths, availability (drives come and go),
-//! and the masks that hide and protect paths inside each mount.
+//! Workspace folders as sandboxes see them: container paths and availability (drives come and
+//! go). Hidden and protected paths are masked by the agent inside each sandbox, not here.
 
-use crate::config::{Access, Workspace};
-use globset::{Glob, GlobSet, GlobSetBuilder};
-use std::path::{Path, PathBuf};
+use crate::config::Workspace;
+use std::path::PathBuf;
 
 /// Where every workspace is mounted inside a sandbox.
 pub const CONTAINER_ROOT: &str = "/workspaces";
-
-/// Stop looking for hidden or protected files after this many entries per workspace.
-const MASK_SCAN_LIMIT: usize = 200_000;
 
 pub fn container_path(ws: &Workspace) -> String {
     format!("{CONTAINER_ROOT}/{}", ws.name)
@@ -105,125 +101,11 @@ fn resolve_symlinks(ws: &Workspace, rel: &str) -> Option<String> {
     })
 }
 
-/// Gitignore-like patterns: without a `/` a pattern matches a name at any depth,
-/// with one it matches the path relative to the workspace root.
-#[derive(Debug, Clone)]
-pub struct PatternSet {
-    by_name: GlobSet,
-    by_path: GlobSet,
-    empty: bool,
-}
-
-impl PatternSet {
-    pub fn new(patterns: &[String]) -> Result<PatternSet, globset::Error> {
-        let mut by_name = GlobSetBuilder::new();
-        let mut by_path = GlobSetBuilder::new();
-        for p in patterns {
-            let p = p.trim_start_matches('/').trim_end_matches('/');
-            if p.contains('/') {
-                by_path.add(Glob::new(p)?);
-            } else {
-                by_name.add(Glob::new(p)?);
-            }
-        }
-        Ok(PatternSet {
-            by_name: by_name.build()?,
-            by_path: by_path.build()?,
-            empty: patterns.is_empty(),
-        })
-    }
-
-    /// Whether `rel` (relative to the workspace root, `/`-separated) itself matches.
-    pub fn matches(&self, rel: &Path) -> bool {
-        if self.empty {
-            return false;
-        }
-        rel.file_name()
-            .is_some_and(|name| self.by_name.is_match(Path::new(name)))
-            || self.by_path.is_match(rel)
-    }
-}
-
-/// A path inside a workspace that needs a mount of its own.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mask {
-    /// A hidden file: `/dev/null` is mounted over it.
-    HiddenFile { target: String },
-    /// A hidden directory: an empty tmpfs nobody may enter is mounted over it.
-    HiddenDir { target: String },
-    /// A protected path in a read-write workspace: itself, mounted read-only.
-    Protected { source: PathBuf, target: String },
-}
-
-/// Why a workspace's masks could not be worked out; the sandbox is then not started.
-#[derive(Debug, thiserror::Error)]
-pub enum MaskError {
-    #[error("workspace `{workspace}`: bad hide/protect pattern: {source}")]
-    Pattern {
-        workspace: String,
-        source: globset::Error,
-    },
-    #[error("workspace `{workspace}` holds more than {MASK_SCAN_LIMIT} entries, too many to find every hidden file; choose a smaller folder")]
-    TooLarge { workspace: String },
-}
-
-/// Finds what to mask in one workspace: hidden paths, and protected paths when it is read-write.
-/// Fails closed: a workspace too large to scan is refused, never half-masked. Paths created
-/// after the scan are refused by the file tools, and masked for commands from the next sandbox.
-pub fn scan_masks(ws: &Workspace) -> Result<Vec<Mask>, MaskError> {
-    let pattern_err = |source| MaskError::Pattern {
-        workspace: ws.name.clone(),
-        source,
-    };
-    let hide = PatternSet::new(&ws.hide).map_err(pattern_err)?;
-    let protect = PatternSet::new(if ws.access == Access::Rw {
-        &ws.protect
-    } else {
-        &[]
-    })
-    .map_err(pattern_err)?;
-    let mut masks = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    let mut seen = 0usize;
-    while let Some(rel) = stack.pop() {
-        let Ok(dir) = std::fs::read_dir(ws.path.join(&rel)) else {
-            continue;
-        };
-        for entry in dir.flatten() {
-            seen += 1;
-            if seen > MASK_SCAN_LIMIT {
-                return Err(MaskError::TooLarge {
-                    workspace: ws.name.clone(),
-                });
-            }
-            let child = rel.join(entry.file_name());
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            let target = format!("{}/{}", container_path(ws), child.to_string_lossy());
-            if hide.matches(&child) {
-                masks.push(if kind.is_dir() {
-                    Mask::HiddenDir { target }
-                } else {
-                    Mask::HiddenFile { target }
-                });
-            } else if protect.matches(&child) && !kind.is_symlink() {
-                masks.push(Mask::Protected {
-                    source: ws.path.join(&child),
-                    target,
-                });
-            } else if kind.is_dir() {
-                stack.push(child);
-            }
-        }
-    }
-    Ok(masks)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{default_hide, default_protect};
+    use crate::config::{default_hide, default_protect, Access};
+    use std::path::Path;
 
     fn ws(path: &Path, access: Access) -> Workspace {
         Workspace {
@@ -283,50 +165,5 @@ mod tests {
             canonical_path(&gone, "x"),
             Err(PathError::Unavailable { .. })
         ));
-    }
-
-    #[test]
-    fn patterns_match_names_anywhere_and_paths_from_root() {
-        let set = PatternSet::new(&[".env".into(), ".git/hooks".into(), "*.pem".into()]).unwrap();
-        assert!(set.matches(Path::new(".env")));
-        assert!(set.matches(Path::new("a/b/.env")));
-        assert!(set.matches(Path::new("keys/server.pem")));
-        assert!(set.matches(Path::new(".git/hooks")));
-        assert!(!set.matches(Path::new("sub/.git/hooks")));
-        assert!(!set.matches(Path::new("env")));
-        assert!(!PatternSet::new(&[]).unwrap().matches(Path::new(".env")));
-    }
-
-    #[test]
-    fn scan_finds_hidden_and_protected_paths() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("app/.ssh")).unwrap();
-        std::fs::create_dir_all(root.join(".git/hooks")).unwrap();
-        std::fs::write(root.join(".env"), "SECRET=1").unwrap();
-        std::fs::write(root.join("app/.env.local"), "SECRET=2").unwrap();
-        std::fs::write(root.join("app/main.rs"), "fn main(){}").unwrap();
-        let mut masks = scan_masks(&ws(root, Access::Rw)).unwrap();
-        masks.sort_by_key(|m| format!("{m:?}"));
-        assert_eq!(
-            masks,
-            vec![
-                Mask::HiddenDir {
-                    target: "/workspaces/p/app/.ssh".into()
-                },
-                Mask::HiddenFile {
-                    target: "/workspaces/p/.env".into()
-                },
-                Mask::HiddenFile {
-                    target: "/workspaces/p/app/.env.local".into()
-                },
-                Mask::Protected {
-                    source: root.join(".git/hooks"),
-                    target: "/workspaces/p/.git/hooks".into()
-                },
-            ]
-        );
-        let ro = scan_masks(&ws(root, Access::Ro)).unwrap();
-        assert!(ro.iter().all(|m| !matches!(m, Mask::Protected { .. })));
     }
 }

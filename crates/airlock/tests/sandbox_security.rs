@@ -16,7 +16,11 @@ fn manager(env: &TestEnv) -> Arc<SandboxManager> {
         config_file: env.config.clone(),
         data_dir: env.data.clone(),
     };
-    Arc::new(SandboxManager::new(Arc::new(settings), paths.instance_id()))
+    Arc::new(SandboxManager::new(
+        Arc::new(settings),
+        paths.instance_id(),
+        paths.agent_store(),
+    ))
 }
 
 async fn run(m: &SandboxManager, command: &str) -> RunResult {
@@ -61,12 +65,25 @@ async fn docker_inspect_shows_every_hardening_setting() {
         "{}",
         hc["SecurityOpt"]
     );
-    assert_eq!(hc["Init"], true);
+    assert_eq!(hc["Init"], false, "the agent is PID 1 and reaps");
+    assert_eq!(hc["CapAdd"], serde_json::json!(["SYS_ADMIN", "SETPCAP"]));
     assert_eq!(hc["Memory"], 256 * 1024 * 1024);
     assert_eq!(hc["PidsLimit"], 64);
     assert_eq!(hc["NanoCpus"], 1_000_000_000i64);
     assert_eq!(hc["NetworkMode"], "none");
-    assert_eq!(c["Config"]["User"], "65532:65532");
+    // The main process starts as root only to give its capabilities up (checked by the
+    // boundary tests); the agent and the workload run as the sandbox user.
+    assert_eq!(c["Config"]["User"], "0:0");
+    let top = std::process::Command::new("docker")
+        .args(["top", &sandbox.container_id, "-o", "uid,args"])
+        .output()
+        .unwrap();
+    let top = String::from_utf8_lossy(&top.stdout);
+    let serving = top
+        .lines()
+        .find(|l| l.contains("serve"))
+        .unwrap_or_default();
+    assert!(serving.trim_start().starts_with("65532"), "{top}");
     assert_eq!(c["Config"]["Labels"]["dev.airlock.managed"], "true");
     let mounts = c["Mounts"].as_array().unwrap();
     let data = mounts

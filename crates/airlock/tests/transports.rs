@@ -216,7 +216,7 @@ async fn http_requires_the_token_a_local_host_and_no_foreign_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_clients_at_once_each_in_their_own_sandbox() {
-    let env = TestEnv::new("");
+    let env = TestEnv::new("max_sandboxes = 16");
     let server = Server::start(&env, &[]);
     let mut tasks = Vec::new();
     for i in 0..16 {
@@ -282,15 +282,21 @@ async fn hand_edits_of_the_settings_apply_and_bad_ones_keep_the_last_good() {
     );
     // ...a typo keeps the last good settings (still off) and the engine keeps running...
     std::fs::write(&env.config, "[runtime]\nenabeld = true\n").unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let reported = || {
+        server
+            .stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("enabeld") && l.contains("line 2"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !reported() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reported(), "the typo is reported with its line and key");
     let r = call(&client, "run_command", json!({"command": "echo on"})).await;
     assert!(is_error(&r));
-    assert!(server
-        .stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("enabeld") && l.contains("line 2")));
     // ...and turning it back on brings calls back.
     env.write_settings("enabled = true");
     let back = wait_for(false).await;
@@ -503,4 +509,127 @@ async fn doctor_reports_each_check_and_what_to_fix() {
         report.contains("FAIL  docker") && report.contains("fix:"),
         "{report}"
     );
+}
+
+/// Reads TCP_NODELAY on the server's end of the connection whose peer is `client`: the server's
+/// socket descriptors are copied into this process with `pidfd_getfd` (the tests run as root).
+fn server_nodelay(server_pid: u32, client: std::net::SocketAddr) -> Option<bool> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, server_pid as libc::pid_t, 0) };
+    assert!(
+        pidfd >= 0,
+        "pidfd_open: {}",
+        std::io::Error::last_os_error()
+    );
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    for entry in std::fs::read_dir(format!("/proc/{server_pid}/fd")).unwrap() {
+        let entry = entry.unwrap();
+        let is_socket = std::fs::read_link(entry.path())
+            .map(|l| l.to_string_lossy().starts_with("socket:"))
+            .unwrap_or(false);
+        let Ok(target) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if !is_socket {
+            continue;
+        }
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) };
+        if fd < 0 {
+            continue;
+        }
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let got = unsafe {
+            libc::getpeername(
+                fd.as_raw_fd(),
+                &mut addr as *mut _ as *mut libc::sockaddr,
+                &mut len,
+            )
+        };
+        if got != 0
+            || addr.sin_family != libc::AF_INET as libc::sa_family_t
+            || u16::from_be(addr.sin_port) != client.port()
+        {
+            continue;
+        }
+        let mut on: libc::c_int = 0;
+        let mut olen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let got = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                &mut on as *mut _ as *mut libc::c_void,
+                &mut olen,
+            )
+        };
+        assert_eq!(got, 0, "getsockopt: {}", std::io::Error::last_os_error());
+        return Some(on != 0);
+    }
+    None
+}
+
+/// An SSE response goes out in more than one write; with Nagle's algorithm on, the second waits
+/// for the client's delayed ACK (~40 ms a call for the TypeScript SDK). Accepted connections
+/// must have TCP_NODELAY set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn accepted_http_connections_send_small_writes_at_once() {
+    use std::io::{Read, Write};
+    let env = TestEnv::new("");
+    let server = Server::start(&env, &[]);
+    let addr: std::net::SocketAddr = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .parse()
+        .unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    // An answered request proves the server has accepted (and configured) the connection.
+    write!(stream, "GET /mcp HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert!(
+        head.starts_with(b"HTTP/1.1 "),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    let local = stream.local_addr().unwrap();
+    assert_eq!(
+        server_nodelay(server.child.id(), local),
+        Some(true),
+        "the server's end of {local} has TCP_NODELAY set"
+    );
+}
+
+/// Sessions cannot pile up sandboxes: past `runtime.max_sandboxes` a call gets a clear error
+/// naming the setting, and a session that ends makes room for the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sandboxes_are_capped_per_engine() {
+    let env = TestEnv::new("max_sandboxes = 2");
+    let server = Server::start(&env, &[]);
+    let first = server.client().await;
+    let second = server.client().await;
+    let third = server.client().await;
+    for c in [&first, &second] {
+        let r = call(c, "run_command", json!({"command": "echo in"})).await;
+        assert!(!is_error(&r), "{}", text(&r));
+    }
+    let r = call(&third, "run_command", json!({"command": "echo in"})).await;
+    assert!(
+        is_error(&r) && text(&r).contains("runtime.max_sandboxes"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(env.containers().len(), 2);
+    first.cancel().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = call(&third, "run_command", json!({"command": "echo in"})).await;
+        if !is_error(&r) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no room made: {}", text(&r));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -504,6 +504,11 @@ pub fn rename(roots: &Roots, from: &str, to: &str, overwrite: bool) -> AgentResu
         let mut rel = sp.rel.clone();
         rel.push(src.name().unwrap_or_default().to_string());
         guard_subtree(&src, fd.as_fd(), &mut rel)?;
+        // The same entries where they would land: a folder staged elsewhere must not become
+        // `.git/hooks` (or anything else guarded) by being moved into place.
+        let mut landing = dp.rel.clone();
+        landing.push(dst.name().unwrap_or_default().to_string());
+        guard_subtree(&dst, fd.as_fd(), &mut landing)?;
     }
     let flags = if overwrite { 0 } else { libc::RENAME_NOREPLACE };
     let mut result = sys::renameat2(sp.fd.as_fd(), &sname, dp.fd.as_fd(), &dname, flags);

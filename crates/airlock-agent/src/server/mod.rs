@@ -4,6 +4,8 @@
 mod diff;
 mod errors;
 mod files;
+pub mod masks;
+pub mod mounts;
 mod patterns;
 mod process;
 mod resolve;
@@ -80,6 +82,9 @@ pub fn serve(config_json: &str) -> i32 {
             return 2;
         }
     };
+    // The channel is the agent's: processes of the workload's uid cannot open our stdin/stdout
+    // through /proc/<pid>/fd (children start dumpable again when they execute).
+    mounts::make_undumpable();
     let roots = match resolve::Roots::new(&config) {
         Ok(r) => r,
         Err(e) => {

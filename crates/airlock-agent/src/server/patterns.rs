@@ -14,7 +14,19 @@ pub struct Patterns {
 }
 
 impl Patterns {
+    /// Patterns as a user glob filter reads them: one with a slash is anchored at the root.
     pub fn new(patterns: &[String]) -> Result<Self, String> {
+        Self::build(patterns, false)
+    }
+
+    /// Patterns as `hide` and `protect` read them: one with a slash but none in front
+    /// (`.git/hooks`) also matches at any depth (`sub/.git/hooks`), so nested copies of a
+    /// guarded path are guarded too; `/.git/hooks` stays anchored at the root.
+    pub fn guard(patterns: &[String]) -> Result<Self, String> {
+        Self::build(patterns, true)
+    }
+
+    fn build(patterns: &[String], any_depth: bool) -> Result<Self, String> {
         let mut names = GlobSetBuilder::new();
         let mut paths = GlobSetBuilder::new();
         let mut empty = true;
@@ -35,6 +47,14 @@ impl Patterns {
                 .map_err(|e| format!("bad pattern `{raw}`: {e}"))?;
             if anchored || p.contains('/') {
                 paths.add(glob);
+                if any_depth && !anchored && !p.starts_with("**/") {
+                    let deep = GlobBuilder::new(&format!("**/{p}"))
+                        .literal_separator(true)
+                        .backslash_escape(true)
+                        .build()
+                        .map_err(|e| format!("bad pattern `{raw}`: {e}"))?;
+                    paths.add(deep);
+                }
             } else {
                 names.add(glob);
             }

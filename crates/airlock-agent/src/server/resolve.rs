@@ -131,8 +131,8 @@ impl Roots {
             roots.push(Root {
                 path,
                 read_only: spec.read_only,
-                hide: Patterns::new(&spec.hide)?,
-                protect: Patterns::new(&spec.protect)?,
+                hide: Patterns::guard(&spec.hide)?,
+                protect: Patterns::guard(&spec.protect)?,
                 fd,
                 real,
             });

@@ -18,6 +18,10 @@ const GREP_DEFAULT: u32 = 500;
 const VISIT_CAP: usize = 1_000_000;
 /// Characters of a matching line that `grep` returns.
 const LINE_CHARS: usize = 500;
+/// The most items any one listing or search returns, whatever the caller asks for.
+const MAX_ITEMS: u32 = 10_000;
+/// The most text `grep` returns in one answer (its lines together).
+const MAX_TEXT: usize = 1 << 20;
 
 /// One entry met during a walk.
 struct Seen<'a> {
@@ -159,7 +163,7 @@ pub fn list(roots: &Roots, path: &str) -> AgentResult<Reply> {
 
 pub fn tree(roots: &Roots, path: &str, depth: u32, max_entries: Option<u32>) -> AgentResult<Reply> {
     let (fd, mut w, shown) = start(roots, path)?;
-    let max = max_entries.unwrap_or(TREE_DEFAULT) as usize;
+    let max = max_entries.unwrap_or(TREE_DEFAULT).min(MAX_ITEMS) as usize;
     let mut entries = Vec::new();
     let mut truncated = false;
     w.walk(fd.as_fd(), "", 0, depth.max(1), &mut |seen| {
@@ -185,7 +189,7 @@ pub fn glob(
 ) -> AgentResult<Reply> {
     let matcher = UserGlob::new(pattern).map_err(errors::invalid)?;
     let (fd, mut w, shown) = start(roots, path)?;
-    let max = max_results.unwrap_or(GLOB_DEFAULT) as usize;
+    let max = max_results.unwrap_or(GLOB_DEFAULT).min(MAX_ITEMS) as usize;
     let mut matches = Vec::new();
     let mut truncated = false;
     w.walk(fd.as_fd(), "", 0, u32::MAX, &mut |seen| {
@@ -223,7 +227,8 @@ pub fn grep(
         .map(UserGlob::new)
         .transpose()
         .map_err(errors::invalid)?;
-    let max = max_results.unwrap_or(GREP_DEFAULT) as usize;
+    let max = max_results.unwrap_or(GREP_DEFAULT).min(MAX_ITEMS) as usize;
+    let mut text = 0usize;
     let t = roots.target(path)?;
     let opened = roots.open(&t, libc::O_RDONLY | libc::O_NONBLOCK)?;
     let st = sys::fstat(opened.fd.as_fd()).map_err(|e| t.err(e))?;
@@ -233,7 +238,7 @@ pub fn grep(
         // A single file: search it, naming it by its last component.
         let shown = t.container_path();
         if sys::is_reg(&st) {
-            truncated = grep_file(opened.fd, &shown, &re, &mut matches, max);
+            truncated = grep_file(opened.fd, &shown, &re, &mut matches, max, &mut text);
         }
         return Ok(Reply::GrepMatches {
             path: shown,
@@ -265,7 +270,8 @@ pub fn grep(
         ) else {
             return Flow::Go;
         };
-        if grep_file(fd, &join_under(&shown, &[seen.rel]), &re, &mut matches, max) {
+        let named = join_under(&shown, &[seen.rel]);
+        if grep_file(fd, &named, &re, &mut matches, max, &mut text) {
             truncated = true;
             return Flow::Stop;
         }
@@ -279,13 +285,15 @@ pub fn grep(
 }
 
 /// Appends `fd`'s matching lines, naming the file `shown`; skips binary files (a NUL in the first 8 KiB).
-/// Returns true when `max` was reached with more to find.
+/// Returns true when `max` matches or [`MAX_TEXT`] bytes of lines (`text`, shared across
+/// files) were reached with more to find.
 fn grep_file(
     fd: OwnedFd,
     shown: &str,
     re: &regex::Regex,
     out: &mut Vec<GrepMatch>,
     max: usize,
+    text_bytes: &mut usize,
 ) -> bool {
     let Ok(st) = sys::fstat(fd.as_fd()) else {
         return false;
@@ -312,13 +320,15 @@ fn grep_file(
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\n', '\r']);
         if re.is_match(text) {
-            if out.len() >= max {
+            if out.len() >= max || *text_bytes >= MAX_TEXT {
                 return true;
             }
+            let clipped = clip(text);
+            *text_bytes += clipped.len() + shown.len();
             out.push(GrepMatch {
                 path: shown.to_string(),
                 line: number,
-                text: clip(text),
+                text: clipped,
             });
         }
     }

@@ -77,7 +77,8 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
     };
     let progress_out = outbox.as_ref().map(|(tx, _)| tx.clone());
     let sandboxes = Arc::new(
-        SandboxManager::new(settings.clone(), paths.instance_id())
+        SandboxManager::new(settings.clone(), paths.instance_id(), paths.agent_store())
+            .with_private_paths(paths.config_file.clone(), paths.data_dir.clone())
             .with_env(airlock::secrets::env_provider())
             .with_progress(Arc::new(move |line: &str| {
                 tracing::info!("{line}");

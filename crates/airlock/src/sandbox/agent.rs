@@ -1,5 +1,5 @@
-//! The engine's side of the agent stream: the agent binary for the engine's architecture,
-//! copying it in, starting it with an attached exec, and matching responses to requests by id.
+//! The engine's side of the agent stream: the agent binary for the engine's architecture, kept
+//! in the engine's data dir, the setup step, the attached exec, and replies matched by id.
 
 use super::SandboxError;
 use airlock_agent::{AgentConfig, Op, Outcome, Reply, Request, Response};
@@ -7,7 +7,7 @@ use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::Docker;
 use futures::StreamExt;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,27 +66,161 @@ pub fn find_agent_binary(arch: &str) -> Result<PathBuf, SandboxError> {
         })
 }
 
-/// A tar archive holding the agent at [`super::spec::AGENT_PATH`], for the upload-archive API.
-pub fn agent_archive(binary: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut dir = tar::Header::new_gnu();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_mode(0o755);
-    dir.set_size(0);
-    builder.append_data(&mut dir, ".airlock/", std::io::empty())?;
-    let mut header = tar::Header::new_gnu();
-    header.set_mode(0o755);
-    header.set_size(binary.len() as u64);
-    builder.append_data(&mut header, ".airlock/airlock-agent", binary)?;
-    builder.into_inner()
+/// Copies the agent binary into `store` (an engine-owned directory) under a name that carries
+/// its content hash, so a sandbox binds exactly this build read-only; reused while unchanged.
+pub fn install_agent(store: &Path, source: &Path, arch: &str) -> Result<PathBuf, SandboxError> {
+    use sha2::Digest;
+    let failed = |what: &str, e: std::io::Error| SandboxError::internal(format!("{what}: {e}"));
+    let binary = std::fs::read(source)
+        .map_err(|e| failed(&format!("read the agent {}", source.display()), e))?;
+    let digest = sha2::Sha256::digest(&binary);
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let installed = store.join(format!("airlock-agent-linux-{arch}-{hex}"));
+    if std::fs::metadata(&installed).is_ok_and(|m| m.len() == binary.len() as u64) {
+        return Ok(installed);
+    }
+    std::fs::create_dir_all(store)
+        .map_err(|e| failed(&format!("create {}", store.display()), e))?;
+    let partial = store.join(format!(".partial-{}", uuid::Uuid::new_v4().simple()));
+    let write = || -> std::io::Result<()> {
+        std::fs::write(&partial, &binary)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))?;
+        }
+        std::fs::rename(&partial, &installed)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        failed(&format!("install the agent in {}", store.display()), e)
+    })?;
+    Ok(installed)
+}
+
+/// Runs the agent's setup step as root (with only the setup capabilities) and waits for it:
+/// hidden and protected paths are masked before any workload process exists.
+pub async fn run_setup(
+    docker: &Docker,
+    container: &str,
+    config: &AgentConfig,
+) -> Result<(), SandboxError> {
+    let config_json = serde_json::to_string(config).map_err(SandboxError::internal)?;
+    let exec = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                user: Some("0:0".to_string()),
+                cmd: Some(vec![
+                    super::spec::AGENT_PATH.to_string(),
+                    "setup".to_string(),
+                    "--config".to_string(),
+                    config_json,
+                ]),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| SandboxError::docker("start the sandbox setup", e))?;
+    let run = async {
+        let mut said = String::new();
+        if let StartExecResults::Attached { mut output, .. } = docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|e| SandboxError::docker("run the sandbox setup", e))?
+        {
+            while let Some(Ok(chunk)) = output.next().await {
+                if said.len() < 4096 {
+                    said.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                }
+            }
+        }
+        let code = docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| SandboxError::docker("inspect the sandbox setup", e))?
+            .exit_code;
+        Ok::<_, SandboxError>((code, said))
+    };
+    let (code, said) = tokio::time::timeout(SETUP_DEADLINE, run)
+        .await
+        .map_err(|_| {
+            SandboxError::Setup(format!("no answer within {} s", SETUP_DEADLINE.as_secs()))
+        })??;
+    match code {
+        Some(0) => {
+            tracing::debug!(container, "sandbox setup: {}", said.trim());
+            Ok(())
+        }
+        _ => Err(SandboxError::Setup(
+            said.lines()
+                .rfind(|l| !l.trim().is_empty())
+                .unwrap_or("the setup step failed")
+                .trim()
+                .to_string(),
+        )),
+    }
+}
+
+/// How long the setup step may take (it walks the workspaces once).
+const SETUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The longest line the engine accepts from an agent: above the largest reply (a capped
+/// read, base64-encoded). Longer lines are dropped and counted, never buffered whole.
+const MAX_LINE: usize = 64 * 1024 * 1024;
+
+/// Cuts the agent's stdout into lines in linear time with a bounded buffer: each byte is
+/// looked at once, and a line over [`MAX_LINE`] is skipped up to its newline.
+#[derive(Default)]
+struct LineFramer {
+    buf: Vec<u8>,
+    skipping: bool,
+    dropped: u64,
+}
+
+impl LineFramer {
+    fn push(&mut self, mut chunk: &[u8], mut on_line: impl FnMut(&[u8])) {
+        while !chunk.is_empty() {
+            match chunk.iter().position(|b| *b == b'\n') {
+                Some(pos) => {
+                    if self.skipping {
+                        self.skipping = false;
+                    } else if self.buf.len() + pos <= MAX_LINE {
+                        self.buf.extend_from_slice(&chunk[..pos]);
+                        on_line(&self.buf);
+                    } else {
+                        self.dropped += 1;
+                    }
+                    self.buf.clear();
+                    chunk = &chunk[pos + 1..];
+                }
+                None => {
+                    if !self.skipping {
+                        if self.buf.len() + chunk.len() > MAX_LINE {
+                            self.buf = Vec::new();
+                            self.skipping = true;
+                            self.dropped += 1;
+                        } else {
+                            self.buf.extend_from_slice(chunk);
+                        }
+                    }
+                    chunk = &[];
+                }
+            }
+        }
+    }
 }
 
 impl AgentClient {
     /// Starts `airlock-agent serve` in `container` and waits for its hello.
+    /// The agent (and every process it starts) runs as `user`, with no capabilities.
     pub async fn start(
         docker: &Docker,
         container: &str,
         config: &AgentConfig,
+        user: (u32, u32),
     ) -> Result<AgentClient, SandboxError> {
         let config_json = serde_json::to_string(config).map_err(SandboxError::internal)?;
         let exec = docker
@@ -97,6 +231,7 @@ impl AgentClient {
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     tty: Some(false),
+                    user: Some(format!("{}:{}", user.0, user.1)),
                     cmd: Some(vec![
                         super::spec::AGENT_PATH.to_string(),
                         "serve".to_string(),
@@ -130,18 +265,22 @@ impl AgentClient {
             let pending = pending.clone();
             let alive = alive.clone();
             tokio::spawn(async move {
-                let mut buf: Vec<u8> = Vec::new();
+                let mut framer = LineFramer::default();
                 while let Some(chunk) = output.next().await {
                     match chunk {
                         Ok(bollard::container::LogOutput::StdOut { message }) => {
-                            buf.extend_from_slice(&message);
-                            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                                let line: Vec<u8> = buf.drain(..=pos).collect();
-                                deliver(&pending, &line);
+                            let before = framer.dropped;
+                            framer.push(&message, |line| deliver(&pending, line));
+                            if framer.dropped > before {
+                                tracing::warn!(
+                                    "dropped an over-long line from the sandbox's agent ({} so far); its content is not logged",
+                                    framer.dropped
+                                );
                             }
                         }
                         Ok(bollard::container::LogOutput::StdErr { message }) => {
-                            tracing::debug!(target: "airlock::agent", "{}", String::from_utf8_lossy(&message).trim_end());
+                            // The agent's own notes; never content of the workload's.
+                            tracing::debug!(target: "airlock::agent", "agent stderr: {} bytes", message.len());
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -275,9 +414,11 @@ fn deliver(pending: &Pending, line: &[u8]) {
                 let _ = tx.send(resp.outcome);
             }
         }
+        // The line may hold anything a workload managed to write: never log its content.
         Err(e) => tracing::warn!(
-            "unreadable agent line ({e}): {}",
-            String::from_utf8_lossy(line)
+            "dropped an unreadable line from the sandbox's agent ({} bytes, {}); its content is not logged",
+            line.len(),
+            format!("{:?}", e.classify())
         ),
     }
 }
@@ -287,26 +428,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn archive_holds_executable_agent() {
-        let tar_bytes = agent_archive(b"\x7fELF-fake").unwrap();
-        let mut archive = tar::Archive::new(&tar_bytes[..]);
-        let entries: Vec<(String, u32)> = archive
-            .entries()
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (
-                    e.path().unwrap().to_string_lossy().into_owned(),
-                    e.header().mode().unwrap(),
-                )
-            })
-            .collect();
+    fn lines_are_framed_in_any_chunking_and_overlong_ones_dropped() {
+        let input = b"{\"a\":1}\n{\"b\":2}\nlast\n";
+        for split in 0..input.len() {
+            let mut framer = LineFramer::default();
+            let mut lines = Vec::new();
+            framer.push(&input[..split], |l| lines.push(l.to_vec()));
+            framer.push(&input[split..], |l| lines.push(l.to_vec()));
+            assert_eq!(
+                lines,
+                vec![
+                    b"{\"a\":1}".to_vec(),
+                    b"{\"b\":2}".to_vec(),
+                    b"last".to_vec()
+                ]
+            );
+        }
+        // A line past the limit, fed in pieces, is skipped to its newline; the next one arrives.
+        let mut framer = LineFramer::default();
+        let mut lines = Vec::new();
+        let piece = vec![b'x'; 1 << 20];
+        for _ in 0..(MAX_LINE / piece.len() + 2) {
+            framer.push(&piece, |l| lines.push(l.to_vec()));
+        }
+        assert!(framer.buf.capacity() <= MAX_LINE + piece.len());
+        framer.push(b"tail\nok\n", |l| lines.push(l.to_vec()));
+        assert_eq!(lines, vec![b"ok".to_vec()]);
+        assert_eq!(framer.dropped, 1);
+    }
+
+    #[test]
+    fn the_agent_is_installed_once_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("airlock-agent-linux-amd64");
+        std::fs::write(&source, b"\x7fELF-one").unwrap();
+        let store = dir.path().join("store");
+        let first = install_agent(&store, &source, "amd64").unwrap();
+        assert_eq!(std::fs::read(&first).unwrap(), b"\x7fELF-one");
+        assert_eq!(install_agent(&store, &source, "amd64").unwrap(), first);
+        std::fs::write(&source, b"\x7fELF-two!").unwrap();
+        let second = install_agent(&store, &source, "amd64").unwrap();
+        assert_ne!(second, first, "a new build gets a new name");
+        use std::os::unix::fs::PermissionsExt;
         assert_eq!(
-            entries,
-            vec![
-                (".airlock/".to_string(), 0o755),
-                (".airlock/airlock-agent".to_string(), 0o755)
-            ]
+            std::fs::metadata(&second).unwrap().permissions().mode() & 0o777,
+            0o755
         );
     }
 

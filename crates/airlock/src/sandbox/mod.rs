@@ -42,6 +42,14 @@ pub enum SandboxError {
     NoWorkspaces,
     #[error("workspace `{name}` is unavailable: {path} is not there (is the drive plugged in?)")]
     WorkspaceUnavailable { name: String, path: PathBuf },
+    #[error("workspace `{name}` contains Airlock's own {what} ({path}), which no sandbox may reach; choose a folder that does not contain it, or move Airlock's {what} (`--config` / AIRLOCK_CONFIG, AIRLOCK_DATA_DIR)")]
+    HoldsAirlock {
+        name: String,
+        what: &'static str,
+        path: PathBuf,
+    },
+    #[error("{max} sandboxes are running already, the most `runtime.max_sandboxes` allows; close an idle session (its sandbox goes with it) or raise the setting")]
+    TooManySandboxes { max: usize },
     #[error("the sandbox's agent stopped: {detail}; the next call starts a fresh sandbox")]
     AgentGone { detail: String },
     #[error("{0}")]
@@ -50,8 +58,8 @@ pub enum SandboxError {
     NoAnswer { seconds: u64 },
     #[error("Docker could not {action}: {detail}")]
     Docker { action: String, detail: String },
-    #[error(transparent)]
-    Masks(#[from] workspace::MaskError),
+    #[error("could not hide and protect paths in the sandbox, so it was not used: {0}")]
+    Setup(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -165,19 +173,32 @@ pub type EnvProvider = Arc<dyn Fn(&Workspace) -> Vec<(String, String)> + Send + 
 pub struct SandboxManager {
     settings: RwLock<Arc<Settings>>,
     instance: String,
+    /// Engine-owned directory the agent binary is copied to and bound from.
+    agent_store: PathBuf,
+    /// Airlock's own files (settings file, data dir) that no workspace may contain.
+    private: Vec<(&'static str, PathBuf)>,
     docker: tokio::sync::Mutex<Option<Docker>>,
     slots: Mutex<HashMap<String, Slot>>,
+    /// Held for writing while new settings are applied (and sandboxes built from the old ones
+    /// removed), for reading while a call finds its sandbox: a call sees the old settings and
+    /// their sandbox, or the new settings with those sandboxes gone — never a mix.
+    reconfiguring: tokio::sync::RwLock<()>,
     env: EnvProvider,
     progress: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 impl SandboxManager {
-    pub fn new(settings: Arc<Settings>, instance: String) -> SandboxManager {
+    /// `agent_store` is a directory the engine owns (in its data dir, never inside a workspace)
+    /// where the agent binary is kept for sandboxes to bind read-only.
+    pub fn new(settings: Arc<Settings>, instance: String, agent_store: PathBuf) -> SandboxManager {
         SandboxManager {
             settings: RwLock::new(settings),
             instance,
+            agent_store,
+            private: Vec::new(),
             docker: tokio::sync::Mutex::new(None),
             slots: Mutex::new(HashMap::new()),
+            reconfiguring: tokio::sync::RwLock::new(()),
             env: Arc::new(|_| Vec::new()),
             progress: Arc::new(|line| tracing::info!("{line}")),
         }
@@ -186,6 +207,17 @@ impl SandboxManager {
     /// Sets where secret environment variables come from.
     pub fn with_env(mut self, env: EnvProvider) -> SandboxManager {
         self.env = env;
+        self
+    }
+
+    /// Names Airlock's settings file and data dir: a workspace that contains either is refused,
+    /// so nothing in a sandbox can rewrite the rules it runs under or reach the audit log.
+    pub fn with_private_paths(
+        mut self,
+        settings_file: PathBuf,
+        data_dir: PathBuf,
+    ) -> SandboxManager {
+        self.private = vec![("settings file", settings_file), ("data folder", data_dir)];
         self
     }
 
@@ -208,6 +240,7 @@ impl SandboxManager {
 
     /// Applies new settings; sandboxes built from the old ones are removed (and rebuilt on use).
     pub async fn update_settings(&self, new: Arc<Settings>) {
+        let _applying = self.reconfiguring.write().await;
         let old = self.settings();
         if let Ok(mut s) = self.settings.write() {
             *s = new.clone();
@@ -257,6 +290,7 @@ impl SandboxManager {
 
     /// The session's sandbox, created (or re-created after a crash) on demand.
     pub async fn sandbox(&self, session: &str) -> Result<Arc<Sandbox>, SandboxError> {
+        let _settled = self.reconfiguring.read().await;
         let docker = self.docker().await?;
         let slot = self.slot(session);
         let mut guard = slot.lock().await;
@@ -273,6 +307,19 @@ impl SandboxManager {
             }
             remove_container(&existing.docker, &existing.container_id).await;
             *guard = None;
+        }
+        let others = {
+            let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots
+                .iter()
+                .filter(|(name, _)| name.as_str() != session)
+                // A slot being filled right now counts: its sandbox is on the way.
+                .filter(|(_, s)| s.try_lock().map(|g| g.is_some()).unwrap_or(true))
+                .count()
+        };
+        let max = self.settings().runtime.max_sandboxes;
+        if others >= max {
+            return Err(SandboxError::TooManySandboxes { max });
         }
         let created = match self.create(&docker, session).await {
             Ok(sb) => Arc::new(sb),
@@ -307,6 +354,18 @@ impl SandboxManager {
             .filter(|ws| workspace::is_available(ws))
             .cloned()
             .collect();
+        for ws in &available {
+            let root = real_path(&ws.path);
+            for (what, private) in &self.private {
+                if real_path(private).starts_with(&root) {
+                    return Err(SandboxError::HoldsAirlock {
+                        name: ws.name.clone(),
+                        what,
+                        path: private.clone(),
+                    });
+                }
+            }
+        }
         match (available.is_empty(), all.first()) {
             (true, Some(first)) => Err(SandboxError::WorkspaceUnavailable {
                 name: first.name.clone(),
@@ -351,20 +410,19 @@ impl SandboxManager {
         let arch_name =
             agent::agent_arch(&arch).ok_or_else(|| SandboxError::UnsupportedArch(arch.clone()))?;
         let agent_path = agent::find_agent_binary(arch_name)?;
+        let agent_binary = agent::install_agent(&self.agent_store, &agent_path, arch_name)?;
         image::ensure_image(docker, &settings.runtime.image, self.progress.as_ref()).await?;
 
-        let mut with_masks = Vec::new();
         let mut env = Vec::new();
-        for ws in &workspaces {
-            let masks = workspace::scan_masks(ws)?;
-            with_masks.push((ws.clone(), masks));
-            if role == Role::Session {
+        if role == Role::Session {
+            for ws in &workspaces {
                 env.extend((self.env)(ws).into_iter().map(|(k, v)| format!("{k}={v}")));
             }
         }
         let spec = SandboxSpec {
             runtime: &settings.runtime,
-            workspaces: &with_masks,
+            workspaces: &workspaces,
+            agent_binary: &agent_binary,
             instance: &self.instance,
             session,
             role,
@@ -375,14 +433,7 @@ impl SandboxManager {
             Role::Session => container_name(&self.instance, session),
             Role::Installer => format!("{}-install", container_name(&self.instance, session)),
         };
-        let (id, agent) = start_container(
-            docker,
-            &spec,
-            &name,
-            &agent_path,
-            &agent_config(&workspaces),
-        )
-        .await?;
+        let (id, agent) = start_container(docker, &spec, &name, &agent_config(&workspaces)).await?;
         Ok(Launched {
             id,
             name,
@@ -519,7 +570,14 @@ impl SandboxManager {
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     user: Some("0:0".to_string()),
-                    cmd: Some(command.iter().map(|s| s.to_string()).collect()),
+                    // Root, but without the setup step's capabilities (or any other).
+                    cmd: Some(
+                        [spec::AGENT_PATH, "drop-caps", "--"]
+                            .iter()
+                            .chain(command)
+                            .map(|s| s.to_string())
+                            .collect(),
+                    ),
                     ..Default::default()
                 },
             )
@@ -555,6 +613,25 @@ impl SandboxManager {
     }
 }
 
+/// `path` with symlinks resolved as far as it exists (the rest appended), for containment checks
+/// of the user's own folders (none of these paths is inside a sandbox's reach).
+fn real_path(path: &std::path::Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut tail = Vec::new();
+    while existing.canonicalize().is_err() {
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                tail.push(name.to_owned());
+                existing = parent.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+    let mut real = existing.canonicalize().unwrap_or(existing);
+    real.extend(tail.iter().rev());
+    real
+}
+
 /// The agent's view of the mounted workspaces.
 fn agent_config(workspaces: &[Workspace]) -> AgentConfig {
     AgentConfig {
@@ -581,17 +658,15 @@ fn container_name(instance: &str, session: &str) -> String {
     format!("airlock-{instance}-{short}-{}", &nonce[..6])
 }
 
-/// Creates the container, copies the agent in, starts it and attaches to the agent.
+/// Creates the container, starts it, masks hidden and protected paths from inside it (the
+/// setup step), and only then starts the agent the workload talks to.
 async fn start_container(
     docker: &Docker,
     spec: &SandboxSpec<'_>,
     name: &str,
-    agent_path: &std::path::Path,
     config: &AgentConfig,
 ) -> Result<(String, AgentClient), SandboxError> {
-    use bollard::query_parameters::{
-        CreateContainerOptionsBuilder, UploadToContainerOptionsBuilder,
-    };
+    use bollard::query_parameters::CreateContainerOptionsBuilder;
     let created = docker
         .create_container(
             Some(CreateContainerOptionsBuilder::default().name(name).build()),
@@ -609,18 +684,6 @@ async fn start_container(
         })?;
     let id = created.id;
     let result = async {
-        let binary = tokio::fs::read(agent_path)
-            .await
-            .map_err(|e| SandboxError::internal(format!("read {}: {e}", agent_path.display())))?;
-        let archive = agent::agent_archive(&binary).map_err(SandboxError::internal)?;
-        docker
-            .upload_to_container(
-                &id,
-                Some(UploadToContainerOptionsBuilder::default().path("/").build()),
-                bollard::body_full(archive.into()),
-            )
-            .await
-            .map_err(|e| SandboxError::docker("copy the agent into the sandbox", e))?;
         docker
             .start_container(
                 &id,
@@ -628,7 +691,8 @@ async fn start_container(
             )
             .await
             .map_err(|e| SandboxError::docker("start the sandbox container", e))?;
-        AgentClient::start(docker, &id, config).await
+        agent::run_setup(docker, &id, config).await?;
+        AgentClient::start(docker, &id, config, spec.user).await
     }
     .await;
     match result {

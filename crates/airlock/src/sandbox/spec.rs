@@ -1,10 +1,15 @@
 //! The shape of a sandbox container: hardening, limits, mounts and labels.
 //! A pure function of the settings, so every setting can be checked without Docker.
+//!
+//! Bind sources are only what the engine owns or the user chose: each workspace root, and the
+//! agent binary from the engine's data dir. Nothing inside a workspace is ever named to Docker;
+//! hidden and protected paths are masked by the agent's setup step inside the container.
 
 use crate::config::{Access, Network, Runtime, Workspace};
-use crate::workspace::{container_path, Mask};
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountType};
+use crate::workspace::container_path;
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use std::collections::HashMap;
+use std::path::Path;
 
 /// Label keys every Airlock container carries.
 pub const LABEL_MANAGED: &str = "dev.airlock.managed";
@@ -15,6 +20,9 @@ pub const LABEL_ROLE: &str = "dev.airlock.role";
 /// Where the agent binary is placed inside every container.
 pub const AGENT_DIR: &str = "/.airlock";
 pub const AGENT_PATH: &str = "/.airlock/airlock-agent";
+
+/// What the setup step needs: the mount API, and dropping the bounding set in `drop-caps`.
+pub const SETUP_CAPABILITIES: &[&str] = &["SYS_ADMIN", "SETPCAP"];
 
 /// The uid:gid sandboxes use when the host user is root (never uid 0 inside).
 pub const FALLBACK_UID: u32 = 65532;
@@ -40,7 +48,9 @@ impl Role {
 /// Everything needed to describe one container.
 pub struct SandboxSpec<'a> {
     pub runtime: &'a Runtime,
-    pub workspaces: &'a [(Workspace, Vec<Mask>)],
+    pub workspaces: &'a [Workspace],
+    /// The agent binary in the engine's data dir, bound read-only at [`AGENT_PATH`].
+    pub agent_binary: &'a Path,
     pub instance: &'a str,
     pub session: &'a str,
     pub role: Role,
@@ -72,31 +82,13 @@ impl SandboxSpec<'_> {
     }
 
     pub fn mounts(&self) -> Vec<Mount> {
-        let mut mounts = Vec::new();
-        for (ws, masks) in self.workspaces {
+        let mut mounts = vec![bind(&self.agent_binary.to_string_lossy(), AGENT_PATH, true)];
+        for ws in self.workspaces {
             mounts.push(bind(
                 &ws.path.to_string_lossy(),
                 &container_path(ws),
                 ws.access == Access::Ro,
             ));
-            for mask in masks {
-                mounts.push(match mask {
-                    Mask::HiddenFile { target } => bind("/dev/null", target, true),
-                    Mask::HiddenDir { target } => Mount {
-                        target: Some(target.clone()),
-                        typ: Some(MountType::TMPFS),
-                        tmpfs_options: Some(MountTmpfsOptions {
-                            size_bytes: Some(4096),
-                            mode: Some(0),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                    Mask::Protected { source, target } => {
-                        bind(&source.to_string_lossy(), target, true)
-                    }
-                });
-            }
         }
         mounts
     }
@@ -112,8 +104,14 @@ impl SandboxSpec<'_> {
         let host_config = HostConfig {
             mounts: Some(self.mounts()),
             cap_drop: Some(vec!["ALL".to_string()]),
+            // Only for the agent's setup step, an exec as root that masks paths in the
+            // container's own mount namespace before any workload runs. The workload's uid gets
+            // no capability at all, and root commands run through `drop-caps`.
+            cap_add: Some(SETUP_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
             security_opt: Some(vec!["no-new-privileges:true".to_string()]),
-            init: Some(true),
+            // The agent is PID 1 and reaps orphans itself: no init binary is needed from the
+            // engine (Podman's is a separate package), and none runs with privileges.
+            init: Some(false),
             memory: Some((rt.memory_mb * 1024 * 1024) as i64),
             memory_swap: Some((rt.memory_mb * 1024 * 1024) as i64),
             nano_cpus: Some((rt.cpus * 1e9) as i64),
@@ -123,14 +121,16 @@ impl SandboxSpec<'_> {
         };
         ContainerCreateBody {
             image: Some(rt.image.clone()),
-            user: Some(format!("{}:{}", self.user.0, self.user.1)),
+            // Root only for the main process (which drops every capability at once) and the
+            // setup step; the agent the workload talks to runs as `self.user`.
+            user: Some("0:0".to_string()),
             entrypoint: Some(vec![AGENT_PATH.to_string(), "idle".to_string()]),
             cmd: Some(vec![]),
             env: Some(self.env.clone()),
             working_dir: Some(
                 self.workspaces
                     .first()
-                    .map(|(ws, _)| container_path(ws))
+                    .map(container_path)
                     .unwrap_or_else(|| "/".to_string()),
             ),
             labels: Some(self.labels()),
@@ -167,15 +167,11 @@ mod tests {
             secrets: vec![],
             enabled: true,
         };
-        let list = vec![(
-            ws,
-            vec![Mask::HiddenFile {
-                target: "/workspaces/p/.env".into(),
-            }],
-        )];
+        let list = vec![ws];
         let spec = SandboxSpec {
             runtime: &runtime,
             workspaces: &list,
+            agent_binary: Path::new("/data/agent/airlock-agent-linux-amd64-0123"),
             instance: "abc",
             session: "s1",
             role: Role::Session,
@@ -185,15 +181,22 @@ mod tests {
         let body = spec.create_body();
         let hc = body.host_config.unwrap();
         assert_eq!(hc.cap_drop.unwrap(), vec!["ALL"]);
+        assert_eq!(hc.cap_add.unwrap(), vec!["SYS_ADMIN", "SETPCAP"]);
         assert_eq!(hc.network_mode.as_deref(), Some("none"));
-        assert_eq!(hc.init, Some(true));
+        assert_eq!(hc.init, Some(false));
         assert_eq!(hc.pids_limit, Some(256));
         assert_eq!(hc.memory, Some(1024 * 1024 * 1024));
-        assert_eq!(body.user.as_deref(), Some("1000:1000"));
+        assert_eq!(body.user.as_deref(), Some("0:0"));
         let mounts = hc.mounts.unwrap();
-        assert_eq!(mounts[0].target.as_deref(), Some("/workspaces/p"));
+        assert_eq!(mounts[0].target.as_deref(), Some(AGENT_PATH));
         assert_eq!(mounts[0].read_only, Some(true));
-        assert_eq!(mounts[1].source.as_deref(), Some("/dev/null"));
+        assert_eq!(mounts[1].target.as_deref(), Some("/workspaces/p"));
+        assert_eq!(mounts[1].read_only, Some(true));
+        assert_eq!(
+            mounts.len(),
+            2,
+            "only the agent and the workspace roots are bound"
+        );
         assert_eq!(body.labels.unwrap()[LABEL_INSTANCE], "abc");
     }
 }
