@@ -40,8 +40,9 @@ nextest_record() { # log, seconds, exit code, crate...
   local log=$1 secs=$2 rc=$3; shift 3
   for crate in "$@"; do
     local passed failed
-    passed=$(grep -cE "^\s+PASS \[.*\] (\([^)]*\) )?${crate}(::| )" "$log")
-    failed=$(grep -cE "^\s+(FAIL|TIMEOUT|SIGSEGV|SIGABRT|SIGKILL|ABORT|LEAK-FAIL)[^ ]* \[.*\] (\([^)]*\) )?${crate}(::| )" "$log")
+    # A failure is listed again at the end of the run: count each test once.
+    passed=$(grep -E "^\s+PASS \[.*\] (\([^)]*\) )?${crate}(::| )" "$log" | sed 's/.*\] //' | sort -u | grep -c .)
+    failed=$(grep -E "^\s+(FAIL|TIMEOUT|SIGSEGV|SIGABRT|SIGKILL|ABORT|LEAK-FAIL)[^ ]* \[.*\] (\([^)]*\) )?${crate}(::| )" "$log" | sed 's/.*\] //' | sort -u | grep -c .)
     record "$crate" "$passed" "$failed" 0 "$secs" "$rc"
   done
 }

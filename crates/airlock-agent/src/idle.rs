@@ -1,12 +1,22 @@
 //! `airlock-agent idle`: the container's main process (PID 1). It gives up every capability,
-//! reaps orphaned processes, and exits 0 on SIGTERM or SIGINT.
+//! reaps orphaned processes, and ends the container when its engine is gone.
+//!
+//! The engine talks to `airlock-agent serve`, an attached exec: when the engine exits or is
+//! killed, that stream closes and the serving agent exits. Once a serving agent has run and
+//! none is left — or none ever came within [`FIRST_SERVE_GRACE`] — this process exits, so the
+//! container stops (and, created with auto-remove, is removed) without the engine's help.
+
+use std::time::{Duration, Instant};
+
+/// How long a new container may wait for its first serving agent.
+const FIRST_SERVE_GRACE: Duration = Duration::from_secs(120);
+/// How often the process table is looked at.
+const TICK: libc::time_t = 1;
 
 extern "C" fn stop(_signal: libc::c_int) {
     // SAFETY: `_exit` is async-signal-safe and ends the process at once.
     unsafe { libc::_exit(0) };
 }
-
-extern "C" fn wake(_signal: libc::c_int) {}
 
 pub fn idle() -> i32 {
     // Started as root so that the setup step's exec has its capabilities; this process needs
@@ -19,18 +29,19 @@ pub fn idle() -> i32 {
         return 1;
     }
     let handler = stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    let on_child = wake as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: installs handlers that only call the async-signal-safe `_exit`, or nothing; then
-    // blocks SIGCHLD so that it is only taken inside `sigsuspend` (no reap is ever missed).
-    unsafe {
+    // SAFETY: installs handlers that only call the async-signal-safe `_exit`; blocks SIGCHLD so
+    // that it is only taken by `sigtimedwait` below (no reap is ever missed).
+    let children = unsafe {
         libc::signal(libc::SIGTERM, handler);
         libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGCHLD, on_child);
-        let mut block: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut block);
-        libc::sigaddset(&mut block, libc::SIGCHLD);
-        libc::sigprocmask(libc::SIG_BLOCK, &block, std::ptr::null_mut());
-    }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let started = Instant::now();
+    let mut served = false;
     loop {
         // Orphans of the workload are re-parented to this process: reap every one.
         loop {
@@ -41,11 +52,37 @@ pub fn idle() -> i32 {
                 break;
             }
         }
-        // SAFETY: waits with SIGCHLD unblocked until a signal is handled; `empty` is valid.
-        unsafe {
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigsuspend(&empty);
+        let serving = serving_agent_running();
+        served |= serving;
+        if !serving && (served || started.elapsed() > FIRST_SERVE_GRACE) {
+            return 0;
         }
+        let tick = libc::timespec {
+            tv_sec: TICK,
+            tv_nsec: 0,
+        };
+        // SAFETY: `children` is a valid set; waits for SIGCHLD or the tick, whichever is first.
+        unsafe { libc::sigtimedwait(&children, std::ptr::null_mut(), &tick) };
     }
+}
+
+/// Whether an `airlock-agent serve` runs in this container now.
+fn serving_agent_running() -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true; // cannot tell: keep the container
+    };
+    dir.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .any(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|cmd| {
+                let mut args = cmd.split(|b| *b == 0);
+                let program = args.next().unwrap_or_default();
+                program.ends_with(b"airlock-agent") && args.next() == Some(b"serve".as_slice())
+            })
+        })
 }

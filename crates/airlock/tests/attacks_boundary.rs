@@ -268,7 +268,7 @@ async fn workloads_have_no_capabilities_and_cannot_open_the_agents_channel() {
         &m,
         "s1",
         "grep -E '^Cap(Eff|Prm|Amb)' /proc/self/status; umount .env; echo umount=$?; \
-         for p in /proc/[0-9]*; do if grep -q serve $p/cmdline 2>/dev/null; then \
+         for p in /proc/[0-9]*; do if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^/.airlock/airlock-agent serve'; then \
          echo agent; ls $p/fd >/dev/null 2>&1 && echo OPENED; cat $p/fd/0 </dev/null >/dev/null 2>&1 && echo READ; fi; done",
     )
     .await;

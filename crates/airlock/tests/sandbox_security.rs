@@ -75,7 +75,7 @@ async fn docker_inspect_shows_every_hardening_setting() {
     // boundary tests); the agent and the workload run as the sandbox user.
     assert_eq!(c["Config"]["User"], "0:0");
     let top = std::process::Command::new("docker")
-        .args(["top", &sandbox.container_id, "-o", "uid,args"])
+        .args(["top", &sandbox.container_id])
         .output()
         .unwrap();
     let top = String::from_utf8_lossy(&top.stdout);

@@ -629,7 +629,39 @@ async fn sandboxes_are_capped_per_engine() {
         if !is_error(&r) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no room made: {}", text(&r));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no room made: {}",
+            text(&r)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// An engine killed with SIGKILL cannot clean up: its sandboxes end themselves (the agent sees
+/// its stream close) and Docker removes them, within 10 s, not at the engine's next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sandboxes_of_a_killed_engine_are_gone_within_ten_seconds() {
+    let env = TestEnv::new("");
+    let mut server = Server::start(&env, &[]);
+    let client = server.client().await;
+    let r = call(
+        &client,
+        "run_command",
+        json!({"command": "sleep 300 & echo started"}),
+    )
+    .await;
+    assert!(text(&r).contains("started"), "{}", text(&r));
+    assert_eq!(env.containers().len(), 1);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !env.containers().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        env.containers().is_empty(),
+        "sandboxes outlived their killed engine: {:?}",
+        env.containers()
+    );
 }

@@ -713,8 +713,9 @@ pub async fn remove_container(docker: &Docker, id: &str) {
     if let Err(e) = docker.remove_container(id, Some(options)).await {
         if !matches!(
             e,
+            // Gone already, or Docker is removing it (auto-remove after its agent ended).
             bollard::errors::Error::DockerResponseServerError {
-                status_code: 404,
+                status_code: 404 | 409,
                 ..
             }
         ) {

@@ -112,6 +112,9 @@ impl SandboxSpec<'_> {
             // The agent is PID 1 and reaps orphans itself: no init binary is needed from the
             // engine (Podman's is a separate package), and none runs with privileges.
             init: Some(false),
+            // The agent ends the container when its engine is gone (SIGKILL, crash): removed
+            // by Docker then, not at the engine's next start.
+            auto_remove: Some(true),
             memory: Some((rt.memory_mb * 1024 * 1024) as i64),
             memory_swap: Some((rt.memory_mb * 1024 * 1024) as i64),
             nano_cpus: Some((rt.cpus * 1e9) as i64),
