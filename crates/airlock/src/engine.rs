@@ -194,7 +194,16 @@ impl Engine {
             started,
         };
 
-        // 1. Normalise: the call in canonical container form (symlinks inside workspaces resolved).
+        // 1. Admit: parsed once against the tool's schema (a call that cannot run is never
+        // put to policy or a human), then in canonical container form for the rules.
+        let typed = match tools::ToolCall::parse(tool, &args) {
+            Ok(typed) => typed,
+            Err(e) => {
+                return record
+                    .refuse(DecidedBy::Policy, Outcome::Refused, e.to_string())
+                    .await
+            }
+        };
         let call = match self.normalise(tool, &args, &settings) {
             Ok(call) => call,
             Err(e) => {
@@ -238,6 +247,7 @@ impl Engine {
                     .ask_human(
                         caller,
                         &call,
+                        &typed,
                         &verdict,
                         &redacted_args,
                         &settings,
@@ -288,7 +298,7 @@ impl Engine {
             cancel: hooks.cancel,
             progress: hooks.progress,
         };
-        let result = tools::execute(&ctx, tool, &args).await;
+        let result = tools::execute(&ctx, typed).await;
 
         // 5. Audit completion; redact what goes back.
         let redact = self.redactor();
@@ -373,6 +383,7 @@ impl Engine {
         &self,
         caller: &Caller,
         call: &Call,
+        typed: &tools::ToolCall,
         verdict: &Verdict,
         redacted_args: &Value,
         settings: &Settings,
@@ -383,7 +394,7 @@ impl Engine {
         let redact = self.redactor();
         // The preview may start the sandbox: the user's time to decide starts after it.
         let diff = tokio::select! {
-            d = self.diff_preview(caller, call, redacted_args) => d,
+            d = self.diff_preview(caller, call, typed) => d,
             _ = hooks.cancel.cancelled() => None,
         };
         let timeout = Duration::from_secs(settings.approval.timeout_secs);
@@ -422,29 +433,15 @@ impl Engine {
         &self,
         caller: &Caller,
         call: &Call,
-        args: &Value,
+        typed: &tools::ToolCall,
     ) -> Option<DiffPreview> {
         let airlock_policy::Target::Path(path) = call.target() else {
             return None;
         };
         let ctx_session = &caller.session;
-        match call.tool() {
-            airlock_policy::ToolKind::EditFile => {
-                let edits = args
-                    .get("edits")?
-                    .as_array()?
-                    .iter()
-                    .filter_map(|e| {
-                        Some(airlock_agent::TextEdit {
-                            old: e.get("old_text")?.as_str()?.to_string(),
-                            new: e.get("new_text")?.as_str()?.to_string(),
-                            replace_all: e
-                                .get("replace_all")
-                                .and_then(Value::as_bool)
-                                .unwrap_or(false),
-                        })
-                    })
-                    .collect();
+        match typed {
+            tools::ToolCall::EditFile(a) => {
+                let edits = tools::files::agent_edits(&a.edits);
                 match self
                     .sandboxes
                     .call(
@@ -465,8 +462,8 @@ impl Engine {
                     _ => None,
                 }
             }
-            airlock_policy::ToolKind::WriteFile => {
-                let new = args.get("content")?.as_str()?;
+            tools::ToolCall::WriteFile(a) if a.encoding != Some(tools::files::Encoding::Base64) => {
+                let new = a.content.as_str();
                 let old = match self
                     .sandboxes
                     .call(

@@ -352,3 +352,41 @@ async fn environment_variables_do_not_ride_on_a_command_rule() {
         text(&r)
     );
 }
+
+/// A call whose arguments the tool cannot take is refused where it enters: the user is never
+/// asked to approve something that cannot run, and the log records the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_that_cannot_run_are_refused_before_anyone_is_asked() {
+    let env = TestEnv::with_approval("", "ask = [\"edit_file\"]\nallow = [\"read_file\"]");
+    let c = Controlled::start(&env);
+    let client = c.server.client().await;
+    let r = call(
+        &client,
+        "edit_file",
+        json!({"path": "hello.txt", "old_text": "hello", "new_text": "bye"}),
+    )
+    .await;
+    assert!(is_error(&r), "{}", text(&r));
+    assert!(
+        text(&r).contains("invalid arguments for edit_file"),
+        "{}",
+        text(&r)
+    );
+    // The refusal is in the live feed, and no approval request came before it.
+    loop {
+        match c.messages.recv_timeout(Duration::from_secs(20)) {
+            Ok(EngineMessage::ApprovalRequest(r)) => panic!("the user was asked: {r:?}"),
+            Ok(EngineMessage::Audit { record })
+                if record.tool == "edit_file" && record.outcome.is_some() =>
+            {
+                break
+            }
+            Ok(_) => continue,
+            Err(e) => panic!("no audit record for the refused call: {e}"),
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.project.join("hello.txt")).unwrap(),
+        "hello from the host\n"
+    );
+}

@@ -1,7 +1,7 @@
 //! File tools: read, write, edit, list, tree, search, grep, move, delete, mkdir, info —
 //! each one agent operation on container paths under `/workspaces/<name>`.
 
-use super::{parse_args, schema_of, unexpected, ToolContext, ToolError, ToolOutput, ToolSpec};
+use super::{schema_of, unexpected, ToolContext, ToolError, ToolOutput, ToolSpec};
 use crate::workspace::{self, container_path};
 use airlock_agent::{Content, Entry, EntryKind, Op, Reply, TextEdit};
 use schemars::JsonSchema;
@@ -73,6 +73,18 @@ pub struct EditItem {
     /// Replace every occurrence instead of requiring exactly one.
     #[serde(default)]
     pub replace_all: bool,
+}
+
+/// The agent's form of a call's edits (for the edit itself and for its preview).
+pub fn agent_edits(items: &[EditItem]) -> Vec<TextEdit> {
+    items
+        .iter()
+        .map(|e| TextEdit {
+            old: e.old_text.clone(),
+            new: e.new_text.clone(),
+            replace_all: e.replace_all,
+        })
+        .collect()
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -208,36 +220,11 @@ pub fn container_form(ctx: &ToolContext, path: &str) -> Result<String, ToolError
         .map_err(|e| ToolError::Refused(e.to_string()))
 }
 
-/// Runs a file tool; `None` when `tool` is not one.
-pub async fn execute(
-    ctx: &ToolContext,
-    tool: &str,
-    args: &Value,
-) -> Option<Result<ToolOutput, ToolError>> {
-    let result = match tool {
-        "list_workspaces" => list_workspaces(ctx, args),
-        "read_file" => read_file(ctx, args).await,
-        "write_file" => write_file(ctx, args).await,
-        "edit_file" => edit_file(ctx, args).await,
-        "list_directory" => list_directory(ctx, args).await,
-        "directory_tree" => directory_tree(ctx, args).await,
-        "search_files" => search_files(ctx, args).await,
-        "grep" => grep(ctx, args).await,
-        "move_path" => move_path(ctx, args).await,
-        "delete_path" => delete_path(ctx, args).await,
-        "create_directory" => simple_path_op(ctx, tool, args, |path| Op::Mkdir { path }).await,
-        "file_info" => file_info(ctx, args).await,
-        _ => return None,
-    };
-    Some(result)
-}
-
 async fn call(ctx: &ToolContext, op: Op) -> Result<Reply, ToolError> {
     Ok(ctx.sandboxes.call(&ctx.session, op).await?)
 }
 
-fn list_workspaces(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    parse_args::<NoArgs>("list_workspaces", args)?;
+pub(super) fn list_workspaces(ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
     let settings = ctx.sandboxes.settings();
     let list: Vec<Value> = settings
         .enabled_workspaces()
@@ -274,8 +261,7 @@ fn list_workspaces(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolEr
     })
 }
 
-async fn read_file(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: ReadArgs = parse_args("read_file", args)?;
+pub(super) async fn read_file(ctx: &ToolContext, a: ReadArgs) -> Result<ToolOutput, ToolError> {
     let path = container_form(ctx, &a.path)?;
     match call(
         ctx,
@@ -318,8 +304,7 @@ async fn read_file(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolEr
     }
 }
 
-async fn write_file(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: WriteArgs = parse_args("write_file", args)?;
+pub(super) async fn write_file(ctx: &ToolContext, a: WriteArgs) -> Result<ToolOutput, ToolError> {
     let path = container_form(ctx, &a.path)?;
     let content = match a.encoding.unwrap_or(Encoding::Text) {
         Encoding::Text => Content::Text(a.content),
@@ -351,18 +336,9 @@ async fn write_file(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolE
     }
 }
 
-async fn edit_file(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: EditArgs = parse_args("edit_file", args)?;
+pub(super) async fn edit_file(ctx: &ToolContext, a: EditArgs) -> Result<ToolOutput, ToolError> {
     let path = container_form(ctx, &a.path)?;
-    let edits = a
-        .edits
-        .into_iter()
-        .map(|e| TextEdit {
-            old: e.old_text,
-            new: e.new_text,
-            replace_all: e.replace_all,
-        })
-        .collect();
+    let edits = agent_edits(&a.edits);
     match call(
         ctx,
         Op::Edit {
@@ -417,8 +393,7 @@ fn entries_output(path: String, entries: Vec<Entry>, truncated: bool) -> ToolOut
     }
 }
 
-async fn list_directory(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: PathArg = parse_args("list_directory", args)?;
+pub(super) async fn list_directory(ctx: &ToolContext, a: PathArg) -> Result<ToolOutput, ToolError> {
     let path = container_form(ctx, &a.path)?;
     match call(ctx, Op::List { path }).await? {
         Reply::Entries {
@@ -430,8 +405,10 @@ async fn list_directory(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, T
     }
 }
 
-async fn directory_tree(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: TreeArgs = parse_args("directory_tree", args)?;
+pub(super) async fn directory_tree(
+    ctx: &ToolContext,
+    a: TreeArgs,
+) -> Result<ToolOutput, ToolError> {
     let path = container_form(ctx, &a.path)?;
     let depth = a.depth.unwrap_or(3).min(20);
     match call(
@@ -453,8 +430,10 @@ async fn directory_tree(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, T
     }
 }
 
-async fn search_files(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: SearchArgs = parse_args("search_files", args)?;
+pub(super) async fn search_files(
+    ctx: &ToolContext,
+    a: SearchArgs,
+) -> Result<ToolOutput, ToolError> {
     let path = container_form(ctx, &a.path)?;
     match call(
         ctx,
@@ -478,8 +457,7 @@ async fn search_files(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, Too
     }
 }
 
-async fn grep(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: GrepArgs = parse_args("grep", args)?;
+pub(super) async fn grep(ctx: &ToolContext, a: GrepArgs) -> Result<ToolOutput, ToolError> {
     let path = container_form(ctx, &a.path)?;
     let op = Op::Grep {
         path,
@@ -520,8 +498,7 @@ fn matches_output(path: String, lines: Vec<String>, matches: Value, truncated: b
     }
 }
 
-async fn move_path(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: MoveArgs = parse_args("move_path", args)?;
+pub(super) async fn move_path(ctx: &ToolContext, a: MoveArgs) -> Result<ToolOutput, ToolError> {
     let from = container_form(ctx, &a.source)?;
     let to = container_form(ctx, &a.destination)?;
     match call(
@@ -539,8 +516,7 @@ async fn move_path(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolEr
     }
 }
 
-async fn delete_path(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: DeleteArgs = parse_args("delete_path", args)?;
+pub(super) async fn delete_path(ctx: &ToolContext, a: DeleteArgs) -> Result<ToolOutput, ToolError> {
     let path = container_form(ctx, &a.path)?;
     match call(
         ctx,
@@ -556,13 +532,11 @@ async fn delete_path(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, Tool
     }
 }
 
-async fn simple_path_op(
+pub(super) async fn simple_path_op(
     ctx: &ToolContext,
-    tool: &str,
-    args: &Value,
+    a: PathArg,
     op: impl FnOnce(String) -> Op,
 ) -> Result<ToolOutput, ToolError> {
-    let a: PathArg = parse_args(tool, args)?;
     let path = container_form(ctx, &a.path)?;
     match call(ctx, op(path)).await? {
         Reply::Done { path } => Ok(ToolOutput::text(format!("Created {path}"))),
@@ -570,8 +544,7 @@ async fn simple_path_op(
     }
 }
 
-async fn file_info(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: PathArg = parse_args("file_info", args)?;
+pub(super) async fn file_info(ctx: &ToolContext, a: PathArg) -> Result<ToolOutput, ToolError> {
     let path = container_form(ctx, &a.path)?;
     match call(ctx, Op::Stat { path }).await? {
         Reply::Stat(e) => Ok(ToolOutput {

@@ -1,9 +1,12 @@
 //! The MCP tool set: names, argument schemas written for a model to read, and how each tool
 //! turns into agent operations. One file per family: files, terminal, packages.
 
+pub mod call;
 pub mod files;
 pub mod packages;
 pub mod terminal;
+
+pub use call::ToolCall;
 
 use crate::sandbox::{SandboxError, SandboxManager};
 use schemars::JsonSchema;
@@ -109,17 +112,33 @@ pub fn specs() -> Vec<ToolSpec> {
 }
 
 /// Runs one tool (after policy and approval have let it through).
-pub async fn execute(ctx: &ToolContext, tool: &str, args: &Value) -> Result<ToolOutput, ToolError> {
-    if let Some(result) = files::execute(ctx, tool, args).await {
-        return result;
+pub async fn execute(ctx: &ToolContext, call: ToolCall) -> Result<ToolOutput, ToolError> {
+    use airlock_agent::Op;
+    match call {
+        ToolCall::ListWorkspaces => files::list_workspaces(ctx),
+        ToolCall::ReadFile(a) => files::read_file(ctx, a).await,
+        ToolCall::WriteFile(a) => files::write_file(ctx, a).await,
+        ToolCall::EditFile(a) => files::edit_file(ctx, a).await,
+        ToolCall::ListDirectory(a) => files::list_directory(ctx, a).await,
+        ToolCall::DirectoryTree(a) => files::directory_tree(ctx, a).await,
+        ToolCall::SearchFiles(a) => files::search_files(ctx, a).await,
+        ToolCall::Grep(a) => files::grep(ctx, a).await,
+        ToolCall::MovePath(a) => files::move_path(ctx, a).await,
+        ToolCall::DeletePath(a) => files::delete_path(ctx, a).await,
+        ToolCall::CreateDirectory(a) => {
+            files::simple_path_op(ctx, a, |path| Op::Mkdir { path }).await
+        }
+        ToolCall::FileInfo(a) => files::file_info(ctx, a).await,
+        ToolCall::RunCommand(a) => terminal::run_command(ctx, a).await,
+        ToolCall::StartProcess(a) => terminal::start_process(ctx, a).await,
+        ToolCall::ReadProcessOutput(a) => terminal::read_output(ctx, a).await,
+        ToolCall::WriteProcessInput(a) => terminal::write_input(ctx, a).await,
+        ToolCall::KillProcess(a) => {
+            terminal::proc_output(ctx, Op::ProcKill { handle: a.handle }).await
+        }
+        ToolCall::ListProcesses => terminal::list_processes(ctx).await,
+        ToolCall::InstallPackages(a) => packages::install(ctx, a).await,
     }
-    if let Some(result) = terminal::execute(ctx, tool, args).await {
-        return result;
-    }
-    if let Some(result) = packages::execute(ctx, tool, args).await {
-        return result;
-    }
-    Err(ToolError::UnknownTool(tool.to_string()))
 }
 
 #[cfg(test)]

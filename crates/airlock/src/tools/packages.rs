@@ -1,13 +1,12 @@
 //! `install_packages`: apt in the sandbox itself (needs `network = "egress"`), pip / npm / cargo
 //! in a short-lived installer container with egress and the same workspace mounts.
 
-use super::{parse_args, schema_of, terminal, ToolContext, ToolError, ToolOutput, ToolSpec};
+use super::{schema_of, terminal, ToolContext, ToolError, ToolOutput, ToolSpec};
 use crate::config::Network;
 use crate::workspace::container_path;
 use airlock_agent::RunSpec;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 use std::time::Duration;
 
 #[derive(Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,17 +63,7 @@ fn quoted(names: &[String]) -> String {
         .join(" ")
 }
 
-pub async fn execute(
-    ctx: &ToolContext,
-    tool: &str,
-    args: &Value,
-) -> Option<Result<ToolOutput, ToolError>> {
-    (tool == "install_packages").then_some(())?;
-    Some(install(ctx, args).await)
-}
-
-async fn install(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: InstallArgs = parse_args("install_packages", args)?;
+pub(super) async fn install(ctx: &ToolContext, a: InstallArgs) -> Result<ToolOutput, ToolError> {
     if a.packages.is_empty() {
         return Err(ToolError::InvalidArguments {
             tool: "install_packages".into(),

@@ -2,11 +2,11 @@
 //! Commands run through `sh -c` inside the sandbox, with timeouts that kill the whole group.
 
 use super::files::container_form;
-use super::{parse_args, schema_of, unexpected, ToolContext, ToolError, ToolOutput, ToolSpec};
+use super::{schema_of, unexpected, ToolContext, ToolError, ToolOutput, ToolSpec};
 use airlock_agent::{Op, Reply, RunResult, RunSpec, SpawnSpec};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -106,31 +106,11 @@ pub fn specs() -> Vec<ToolSpec> {
     ]
 }
 
-pub async fn execute(
-    ctx: &ToolContext,
-    tool: &str,
-    args: &Value,
-) -> Option<Result<ToolOutput, ToolError>> {
-    Some(match tool {
-        "run_command" => run_command(ctx, args).await,
-        "start_process" => start_process(ctx, args).await,
-        "read_process_output" => read_output(ctx, args).await,
-        "write_process_input" => write_input(ctx, args).await,
-        "kill_process" => match parse_args::<HandleArgs>(tool, args) {
-            Ok(a) => proc_output(ctx, Op::ProcKill { handle: a.handle }).await,
-            Err(e) => Err(e),
-        },
-        "list_processes" => list_processes(ctx, args).await,
-        _ => return None,
-    })
-}
-
 fn cwd_form(ctx: &ToolContext, cwd: Option<String>) -> Result<Option<String>, ToolError> {
     cwd.map(|c| container_form(ctx, &c)).transpose()
 }
 
-async fn run_command(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: RunArgs = parse_args("run_command", args)?;
+pub(super) async fn run_command(ctx: &ToolContext, a: RunArgs) -> Result<ToolOutput, ToolError> {
     let runtime = ctx.sandboxes.settings().runtime.clone();
     let timeout_secs = a
         .timeout_secs
@@ -227,8 +207,10 @@ pub fn run_output(r: RunResult) -> ToolOutput {
     }
 }
 
-async fn start_process(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: StartArgs = parse_args("start_process", args)?;
+pub(super) async fn start_process(
+    ctx: &ToolContext,
+    a: StartArgs,
+) -> Result<ToolOutput, ToolError> {
     let command = a.command.clone();
     let spec = SpawnSpec {
         command: a.command,
@@ -246,8 +228,10 @@ async fn start_process(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, To
     }
 }
 
-async fn read_output(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: ReadOutputArgs = parse_args("read_process_output", args)?;
+pub(super) async fn read_output(
+    ctx: &ToolContext,
+    a: ReadOutputArgs,
+) -> Result<ToolOutput, ToolError> {
     proc_output(
         ctx,
         Op::ProcRead {
@@ -258,8 +242,10 @@ async fn read_output(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, Tool
     .await
 }
 
-async fn write_input(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    let a: WriteInputArgs = parse_args("write_process_input", args)?;
+pub(super) async fn write_input(
+    ctx: &ToolContext,
+    a: WriteInputArgs,
+) -> Result<ToolOutput, ToolError> {
     let bytes = a.input.len();
     match ctx
         .sandboxes
@@ -282,7 +268,7 @@ async fn write_input(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, Tool
     }
 }
 
-async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput, ToolError> {
+pub(super) async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput, ToolError> {
     match ctx.sandboxes.call(&ctx.session, op).await? {
         Reply::ProcOutput {
             handle,
@@ -320,8 +306,7 @@ async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput, ToolError>
     }
 }
 
-async fn list_processes(ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-    parse_args::<super::files::NoArgs>("list_processes", args)?;
+pub(super) async fn list_processes(ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
     match ctx.sandboxes.call(&ctx.session, Op::ProcList).await? {
         Reply::Processes { processes } => {
             let mut text: String = processes
