@@ -297,6 +297,7 @@ impl Engine {
             session: caller.session.clone(),
             cancel: hooks.cancel,
             progress: hooks.progress,
+            denied: Some(self.denied_paths(call.tool())),
         };
         let result = tools::execute(&ctx, typed).await;
 
@@ -339,6 +340,23 @@ impl Engine {
         }
         tracing::info!(client = %caller.client, session = %caller.session, tool, ?outcome, ms = started.elapsed().as_millis() as u64, "call");
         output
+    }
+
+    /// "Do the rules deny this container path to `tool`?", by the same decision a call of the
+    /// tool on that path would meet. Grep reads what it finds, so `read_file` denials count too.
+    fn denied_paths(&self, tool: airlock_policy::ToolKind) -> tools::DeniedPaths {
+        use airlock_policy::ToolKind;
+        let policies = self.policies();
+        let tools: Vec<ToolKind> = match tool {
+            ToolKind::Grep => vec![ToolKind::Grep, ToolKind::ReadFile],
+            other => vec![other],
+        };
+        Arc::new(move |path: &str| {
+            tools.iter().any(|t| {
+                Call::path(*t, path)
+                    .is_ok_and(|c| policies.rules.decide(&c).decision == Decision::Deny)
+            })
+        })
     }
 
     /// Writes audit entries off the async workers (a commit may wait on the disk).

@@ -256,3 +256,62 @@ async fn every_tool_works_through_http() {
 
     client.cancel().await.unwrap();
 }
+
+/// Rules hold for everything a tool touches: a recursive tool called on a folder above a denied
+/// path leaves out what lies there, and says how much it left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recursive_tools_leave_out_what_the_rules_deny_below_their_argument() {
+    let secret = "/workspaces/project/secret/**";
+    let env = TestEnv::with_approval(
+        "",
+        &format!(
+            "allow = [\"*\"]\ndeny = [\"read_file({secret})\", \"grep({secret})\", \"search_files({secret})\", \"directory_tree({secret})\", \"list_directory({secret})\"]"
+        ),
+    );
+    std::fs::create_dir_all(env.project.join("secret")).unwrap();
+    std::fs::write(env.project.join("secret/key.txt"), "TOPSECRET-42\n").unwrap();
+    std::fs::write(env.project.join("notes.txt"), "TOPSECRET-42 is not here\n").unwrap();
+    give_to_sandbox(&env.project);
+    let server = Server::start(&env, &[]);
+    let client = server.client().await;
+
+    let r = call(
+        &client,
+        "grep",
+        json!({"path": "/workspaces/project", "regex": "TOPSECRET"}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert!(text(&r).contains("notes.txt"), "{}", text(&r));
+    assert!(!text(&r).contains("key.txt"), "{}", text(&r));
+    assert!(text(&r).contains("1 not shown"), "{}", text(&r));
+
+    let r = call(
+        &client,
+        "search_files",
+        json!({"path": "/workspaces/project", "pattern": "*.txt"}),
+    )
+    .await;
+    assert!(
+        text(&r).contains("notes.txt") && !text(&r).contains("key.txt"),
+        "{}",
+        text(&r)
+    );
+
+    let r = call(
+        &client,
+        "directory_tree",
+        json!({"path": "/workspaces/project"}),
+    )
+    .await;
+    assert!(!text(&r).contains("key.txt"), "{}", text(&r));
+    assert!(text(&r).contains("not shown"), "{}", text(&r));
+
+    // The denied path itself is refused outright, as before.
+    let r = call(&client, "read_file", json!({"path": "secret/key.txt"})).await;
+    assert!(
+        is_error(&r) && !text(&r).contains("TOPSECRET"),
+        "{}",
+        text(&r)
+    );
+}

@@ -377,7 +377,15 @@ fn entry_line(e: &Entry) -> String {
     }
 }
 
-fn entries_output(path: String, entries: Vec<Entry>, truncated: bool) -> ToolOutput {
+/// Entries below `path`, less those the caller's rules deny to this tool.
+fn entries_output(
+    ctx: &ToolContext,
+    path: String,
+    entries: Vec<Entry>,
+    truncated: bool,
+) -> ToolOutput {
+    let (entries, skipped) =
+        without_denied(ctx, entries, |e| super::join_container_path(&path, &e.path));
     let mut text: String = entries.iter().map(|e| entry_line(e) + "\n").collect();
     if entries.is_empty() {
         text = format!("{path} is empty\n");
@@ -385,7 +393,9 @@ fn entries_output(path: String, entries: Vec<Entry>, truncated: bool) -> ToolOut
     if truncated {
         text.push_str("[truncated: more entries exist]\n");
     }
-    let structured = json!({ "path": path, "entries": entries, "truncated": truncated });
+    text.push_str(&skipped_note(skipped));
+    let structured =
+        json!({ "path": path, "entries": entries, "truncated": truncated, "skipped": skipped });
     ToolOutput {
         text,
         structured: Some(structured),
@@ -400,7 +410,7 @@ pub(super) async fn list_directory(ctx: &ToolContext, a: PathArg) -> Result<Tool
             path,
             entries,
             truncated,
-        } => Ok(entries_output(path, entries, truncated)),
+        } => Ok(entries_output(ctx, path, entries, truncated)),
         other => Err(unexpected(other)),
     }
 }
@@ -425,7 +435,7 @@ pub(super) async fn directory_tree(
             path,
             entries,
             truncated,
-        } => Ok(entries_output(path, entries, truncated)),
+        } => Ok(entries_output(ctx, path, entries, truncated)),
         other => Err(unexpected(other)),
     }
 }
@@ -450,8 +460,15 @@ pub(super) async fn search_files(
             matches,
             truncated,
         } => {
+            let (matches, skipped) = without_denied(ctx, matches, String::clone);
             let lines = matches.iter().map(|m| m.to_string()).collect();
-            Ok(matches_output(path, lines, json!(matches), truncated))
+            Ok(matches_output(
+                path,
+                lines,
+                json!(matches),
+                truncated,
+                skipped,
+            ))
         }
         other => Err(unexpected(other)),
     }
@@ -472,18 +489,56 @@ pub(super) async fn grep(ctx: &ToolContext, a: GrepArgs) -> Result<ToolOutput, T
             matches,
             truncated,
         } => {
+            let (matches, skipped) = without_denied(ctx, matches, |m| m.path.clone());
             let lines = matches
                 .iter()
                 .map(|m| format!("{}:{}: {}", m.path, m.line, m.text))
                 .collect();
-            Ok(matches_output(path, lines, json!(matches), truncated))
+            Ok(matches_output(
+                path,
+                lines,
+                json!(matches),
+                truncated,
+                skipped,
+            ))
         }
         other => Err(unexpected(other)),
     }
 }
 
+/// Drops the items whose container path the caller's rules deny to this tool; returns the
+/// rest and how many were dropped. (A recursive tool must not show below its argument what a
+/// rule denies on its own.)
+fn without_denied<T>(
+    ctx: &ToolContext,
+    items: Vec<T>,
+    path: impl Fn(&T) -> String,
+) -> (Vec<T>, usize) {
+    let Some(denied) = &ctx.denied else {
+        return (items, 0);
+    };
+    let before = items.len();
+    let kept: Vec<T> = items.into_iter().filter(|i| !denied(&path(i))).collect();
+    let skipped = before - kept.len();
+    (kept, skipped)
+}
+
+fn skipped_note(skipped: usize) -> String {
+    if skipped == 0 {
+        String::new()
+    } else {
+        format!("[{skipped} not shown: the user's rules deny them to this tool]\n")
+    }
+}
+
 /// Search results: one line each, or "No matches", and a note when there are more.
-fn matches_output(path: String, lines: Vec<String>, matches: Value, truncated: bool) -> ToolOutput {
+fn matches_output(
+    path: String,
+    lines: Vec<String>,
+    matches: Value,
+    truncated: bool,
+    skipped: usize,
+) -> ToolOutput {
     let mut text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     if lines.is_empty() {
         text = "No matches\n".into();
@@ -491,9 +546,12 @@ fn matches_output(path: String, lines: Vec<String>, matches: Value, truncated: b
     if truncated {
         text.push_str("[truncated: more matches exist]\n");
     }
+    text.push_str(&skipped_note(skipped));
     ToolOutput {
         text,
-        structured: Some(json!({ "path": path, "matches": matches, "truncated": truncated })),
+        structured: Some(
+            json!({ "path": path, "matches": matches, "truncated": truncated, "skipped": skipped }),
+        ),
         ..Default::default()
     }
 }

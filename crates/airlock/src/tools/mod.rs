@@ -22,6 +22,21 @@ pub struct ToolContext {
     pub cancel: CancellationToken,
     /// Called with a human-readable status while a long call runs.
     pub progress: Option<Arc<dyn Fn(String) + Send + Sync>>,
+    /// Whether the user's rules deny a container path to this call's tool: what a recursive
+    /// tool finds there is left out of its result.
+    pub denied: Option<DeniedPaths>,
+}
+
+/// Answers "do the user's rules deny this container path to this tool?".
+pub type DeniedPaths = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// `dir` joined with a path relative to it (an entry of a listing).
+pub fn join_container_path(dir: &str, rel: &str) -> String {
+    if rel.starts_with('/') {
+        rel.to_string()
+    } else {
+        format!("{}/{rel}", dir.trim_end_matches('/'))
+    }
 }
 
 /// A finished tool call as the client will see it.
