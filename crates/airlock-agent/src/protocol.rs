@@ -13,6 +13,11 @@ pub struct Request {
     pub id: u64,
     #[serde(flatten)]
     pub op: Op,
+    /// Resolve every path of this request without following any symlink: the engine sends
+    /// paths it has had the agent resolve ([`Op::Resolve`]) and decided on, so a symlink found
+    /// now means the path changed since, and the request is refused instead of following it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
 }
 
 /// The agent's answer to the request with the same id.
@@ -109,6 +114,9 @@ pub enum Op {
     Mkdir { path: String },
     /// Metadata of one path (not following a final symlink).
     Stat { path: String },
+    /// The canonical container path of each path: symlinks inside the root resolved for the
+    /// part that exists, the rest appended. Refused if any leaves its root or is hidden.
+    Resolve { paths: Vec<String> },
     /// Run `sh -c command` to completion.
     Run(RunSpec),
     /// Start `sh -c command` in the background; returns a handle.
@@ -184,6 +192,10 @@ pub struct SpawnSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reply {
+    /// Answers [`Op::Resolve`], in the same order.
+    Resolved {
+        paths: Vec<String>,
+    },
     Hello {
         version: u32,
         roots: Vec<String>,

@@ -214,13 +214,37 @@ impl Engine {
         };
         record.intent.workspace = workspace_of(&call, &settings);
 
-        // 2. Policy, then a human where it asks.
-        let verdict = escalate_env(
-            self.policies()
-                .decide(&call, &self.approvals.grants_snapshot(), &caller.session),
-            &call,
-            &args,
-        );
+        // 2. Policy, then a human where it asks. A call refused as written (denied, or asked
+        // with nobody to ask) needs no sandbox to say so; any other has its paths resolved by
+        // the agent, and is decided on (and later run on, following no symlink) what they are.
+        let mut typed = typed;
+        let mut verdict = self.verdict(&call, caller, &args);
+        let refused_as_written = verdict.decision == Decision::Deny
+            || (verdict.decision == Decision::Ask && !self.approvals.has_human());
+        let call = if refused_as_written {
+            call
+        } else {
+            match self
+                .resolve_paths(caller, call, &mut typed, &settings)
+                .await
+            {
+                Ok((call, resolved)) => {
+                    if resolved.as_object().is_some_and(|m| !m.is_empty()) {
+                        if let Value::Object(map) = &mut record.intent.arguments {
+                            map.insert("resolved_paths".into(), self.redact_json(&resolved));
+                        }
+                    }
+                    record.intent.workspace = workspace_of(&call, &settings);
+                    verdict = self.verdict(&call, caller, &args);
+                    call
+                }
+                Err(e) => {
+                    return record
+                        .refuse(DecidedBy::Policy, Outcome::Refused, e.to_string())
+                        .await
+                }
+            }
+        };
         let decided_by = match verdict.decision {
             Decision::Deny => {
                 return record
@@ -373,6 +397,55 @@ impl Engine {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+    }
+
+    /// The one decision for a call: rules, session grants, remembered answers, and the
+    /// environment a command sets.
+    fn verdict(&self, call: &Call, caller: &Caller, args: &Value) -> Verdict {
+        escalate_env(
+            self.policies()
+                .decide(call, &self.approvals.grants_snapshot(), &caller.session),
+            call,
+            args,
+        )
+    }
+
+    /// Has the agent resolve every path of the call beneath its workspace and puts the
+    /// results into both forms of the call. Returns the paths whose meaning differed from
+    /// their spelling (`{ "as written": "as resolved" }`), for the audit log.
+    async fn resolve_paths(
+        &self,
+        caller: &Caller,
+        call: Call,
+        typed: &mut tools::ToolCall,
+        settings: &Settings,
+    ) -> Result<(Call, Value), ToolError> {
+        let mut paths = typed.paths_mut();
+        if paths.is_empty() {
+            return Ok((call, Value::Object(Default::default())));
+        }
+        let lexical = paths
+            .iter()
+            .map(|p| workspace::canonical_path(&settings.workspaces, p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ToolError::Refused(e.to_string()))?;
+        let resolved = self
+            .sandboxes
+            .resolve(&caller.session, lexical.clone())
+            .await?;
+        let mut changed = serde_json::Map::new();
+        let mut by_spelling = std::collections::HashMap::new();
+        for ((path, lexical), resolved) in paths.iter_mut().zip(lexical).zip(resolved) {
+            if lexical != resolved {
+                changed.insert(path.to_string(), Value::String(resolved.clone()));
+            }
+            **path = resolved.clone();
+            by_spelling.insert(lexical, resolved);
+        }
+        let call = call.try_map_paths(|p| {
+            Ok::<_, ToolError>(by_spelling.get(p).cloned().unwrap_or_else(|| p.to_string()))
+        })?;
+        Ok((call, Value::Object(changed)))
     }
 
     fn normalise(&self, tool: &str, args: &Value, settings: &Settings) -> Result<Call, ToolError> {

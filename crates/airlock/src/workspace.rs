@@ -58,16 +58,17 @@ pub fn locate<'a>(workspaces: &'a [Workspace], normal: &str) -> Option<(&'a Work
     Some((ws, rel.to_string()))
 }
 
-/// The canonical container form of `path`: normalised, with symlinks inside the workspace
-/// resolved (so every spelling of one file matches rules alike), and the workspace checked
-/// to be available. Paths outside any workspace are refused here, before anything runs.
+/// The lexical container form of `path` (normalised, under a workspace that is available now),
+/// refused here if it lies outside every workspace. Symlinks are not looked at: the agent
+/// resolves them inside the sandbox ([`crate::sandbox::SandboxManager::resolve`]), since
+/// anything below a workspace root may be the sandbox's own making.
 pub fn canonical_path(workspaces: &[Workspace], path: &str) -> Result<String, PathError> {
     let first = workspaces
         .iter()
         .find(|w| w.enabled)
         .ok_or(PathError::NoWorkspace)?;
     let normal = normalize(path, &container_path(first))?;
-    let (ws, rel) =
+    let (ws, _) =
         locate(workspaces, &normal).ok_or_else(|| PathError::Outside(path.to_string()))?;
     if !is_available(ws) {
         return Err(PathError::Unavailable {
@@ -75,30 +76,7 @@ pub fn canonical_path(workspaces: &[Workspace], path: &str) -> Result<String, Pa
             path: ws.path.clone(),
         });
     }
-    Ok(resolve_symlinks(ws, &rel).unwrap_or(normal))
-}
-
-/// Resolves the longest existing prefix of `rel` on the host; `None` if it leaves the workspace
-/// (the agent refuses such a path itself, this only decides how the path is named).
-fn resolve_symlinks(ws: &Workspace, rel: &str) -> Option<String> {
-    let root = ws.path.canonicalize().ok()?;
-    let mut existing = root.join(rel);
-    let mut tail = Vec::new();
-    while existing.symlink_metadata().is_err() {
-        tail.push(existing.file_name()?.to_owned());
-        existing = existing.parent()?.to_path_buf();
-    }
-    let mut real = existing.canonicalize().ok()?;
-    for part in tail.iter().rev() {
-        real.push(part);
-    }
-    let inside = real.strip_prefix(&root).ok()?;
-    let inside = inside.to_string_lossy();
-    Some(if inside.is_empty() {
-        container_path(ws)
-    } else {
-        format!("{}/{inside}", container_path(ws))
-    })
+    Ok(normal)
 }
 
 #[cfg(test)]
@@ -139,18 +117,19 @@ mod tests {
     }
 
     #[test]
-    fn canonical_path_resolves_symlinks_and_refuses_outside() {
+    fn canonical_path_is_lexical_and_refuses_outside() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("real")).unwrap();
-        std::os::unix::fs::symlink("real", dir.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("link")).unwrap();
         let list = vec![ws(dir.path(), Access::Rw)];
+        // The host never follows a link inside a workspace: the agent resolves those.
         assert_eq!(
-            canonical_path(&list, "link/new.txt").unwrap(),
-            "/workspaces/p/real/new.txt"
+            canonical_path(&list, "link/passwd").unwrap(),
+            "/workspaces/p/link/passwd"
         );
         assert_eq!(
             canonical_path(&list, "/workspaces/p/real/../link").unwrap(),
-            "/workspaces/p/real"
+            "/workspaces/p/link"
         );
         assert!(matches!(
             canonical_path(&list, "/etc/passwd"),

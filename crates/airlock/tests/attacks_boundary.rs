@@ -1,8 +1,8 @@
 //! The boundary under attack, on real Docker: a workload that races renames and symlink swaps
 //! while sandboxes start, renames the parents of guarded paths, carries a rename across
-//! sessions, or reaches for Airlock's own settings. Each test is one break of the threat model
-//! in the README's Security section; race tests loop many sandbox starts and then check the
-//! host's mount table.
+//! sessions, or reaches for Airlock's own settings; and one that flips a symlink between the
+//! decision on a path and the operation on it. Each test is one break of the threat model in
+//! the README's Security section; race tests loop many times per run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -301,4 +301,62 @@ async fn workloads_have_no_capabilities_and_cannot_open_the_agents_channel() {
         "{code} {out}"
     );
     m.stop_all().await;
+}
+
+/// A symlink flipped between "allowed" and "denied" targets while the model reads through it:
+/// the call is decided on what the agent resolved, and the read follows no symlink, so it reads
+/// what was decided on or is refused — never the denied file. The audit log records the path
+/// as resolved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_symlink_flipped_between_decision_and_read_never_reaches_a_denied_file() {
+    let env = TestEnv::with_approval(
+        "",
+        "allow = [\"*\"]\ndeny = [\"read_file(/workspaces/project/secret/**)\"]",
+    );
+    std::fs::create_dir_all(env.project.join("ok")).unwrap();
+    std::fs::create_dir_all(env.project.join("secret")).unwrap();
+    std::fs::write(env.project.join("ok/key.txt"), "fine\n").unwrap();
+    std::fs::write(env.project.join("secret/key.txt"), "DENIED-CONTENT\n").unwrap();
+    std::os::unix::fs::symlink("ok", env.project.join("L")).unwrap();
+    give_to_sandbox(&env.project);
+    let server = Server::start(&env, &[]);
+    let client = server.client().await;
+    let r = call(
+        &client,
+        "start_process",
+        serde_json::json!({"command": "while :; do ln -sfn secret L; ln -sfn ok L; done"}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let (mut read, mut refused) = (0, 0);
+    for _ in 0..500 {
+        let r = call(
+            &client,
+            "read_file",
+            serde_json::json!({"path": "L/key.txt"}),
+        )
+        .await;
+        let t = text(&r);
+        assert!(!t.contains("DENIED-CONTENT"), "a denied file was read: {t}");
+        if is_error(&r) {
+            refused += 1;
+        } else {
+            assert!(t.contains("fine"), "{t}");
+            read += 1;
+        }
+    }
+    assert!(
+        read > 0,
+        "the allowed file was never read ({refused} refused)"
+    );
+    // What was allowed is logged with the path the agent resolved.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["audit", "search", "resolved_paths", "--config"])
+        .arg(&env.config)
+        .env("AIRLOCK_DATA_DIR", &env.data)
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("/workspaces/project/ok/key.txt"), "{log}");
 }

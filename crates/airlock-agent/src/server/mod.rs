@@ -137,7 +137,8 @@ pub fn serve(config_json: &str) -> i32 {
         let spawned = std::thread::Builder::new()
             .name(format!("req-{id}"))
             .spawn(move || {
-                let outcome = match handle(&worker, request) {
+                let exact = request.exact;
+                let outcome = match resolve::exactly(exact, || handle(&worker, request)) {
                     Ok(reply) => Outcome::Ok(reply),
                     Err(e) => Outcome::Err(e),
                 };
@@ -230,6 +231,12 @@ fn handle(ctx: &Ctx, request: Request) -> Result<Reply, AgentError> {
         Op::Delete { path, recursive } => files::delete(roots, &path, recursive),
         Op::Mkdir { path } => files::mkdir(roots, &path),
         Op::Stat { path } => files::stat(roots, &path),
+        Op::Resolve { paths } => Ok(Reply::Resolved {
+            paths: paths
+                .iter()
+                .map(|p| roots.canonical(p))
+                .collect::<Result<_, _>>()?,
+        }),
         Op::Run(spec) => ctx.procs.run(roots, request.id, &spec),
         Op::Spawn(spec) => ctx.procs.spawn(roots, &spec),
         Op::ProcRead { handle, wait_ms } => ctx.procs.read(handle, wait_ms),

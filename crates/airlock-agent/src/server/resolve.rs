@@ -12,6 +12,23 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 /// How many symlinks one resolution may follow (the kernel's own limit).
 const MAX_LINKS: u32 = 40;
 
+std::thread_local! {
+    /// Set while this thread serves an exact request: no symlink is followed anywhere.
+    static EXACT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every resolution on this thread exact (or not), as the request says.
+pub fn exactly<R>(exact: bool, f: impl FnOnce() -> R) -> R {
+    EXACT.with(|e| e.set(exact));
+    let result = f();
+    EXACT.with(|e| e.set(false));
+    result
+}
+
+fn is_exact() -> bool {
+    EXACT.with(|e| e.get())
+}
+
 /// Which confinement mechanism resolves paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -255,8 +272,41 @@ impl Roots {
         Ok((Opened { fd, rel }, cname))
     }
 
+    /// The canonical container path of `user`: in-root symlinks of its existing part
+    /// resolved, the rest appended. Hidden results are refused like hidden requests.
+    pub fn canonical(&self, user: &str) -> AgentResult<String> {
+        let t = self.target(user)?;
+        for keep in (0..=t.comps.len()).rev() {
+            match self.resolve(t.root, &t.comps[..keep], libc::O_PATH) {
+                Ok(fd) => {
+                    let mut rel = match real_rel(t.root, fd.as_fd()) {
+                        Some(rel) => rel,
+                        // Cannot tell where it is: keep the spelling; an exact request on it
+                        // refuses any symlink on the way.
+                        None => t.comps[..keep].to_vec(),
+                    };
+                    rel.extend(t.comps[keep..].iter().cloned());
+                    if t.root.hide.matches_path(&rel) {
+                        return Err(errors::hidden(user));
+                    }
+                    return Ok(join_under(&t.root.path, &rel));
+                }
+                Err(Fail::Errno(libc::ENOENT)) | Err(Fail::Errno(libc::ENOTDIR)) => continue,
+                Err(f) => return Err(self.fail(&t, f)),
+            }
+        }
+        Ok(t.container_path())
+    }
+
     fn fail(&self, t: &Target<'_>, f: Fail) -> AgentError {
         match f {
+            Fail::Errno(libc::ELOOP) if is_exact() => errors::err(
+                ErrorKind::Invalid,
+                format!(
+                    "`{}` changed after it was checked (a symlink is on its way now); nothing was done",
+                    t.display
+                ),
+            ),
             Fail::Escape => self.escape(&t.display),
             Fail::Errno(libc::EXDEV) => self.escape(&t.display),
             Fail::Errno(e) => t.err(e),
@@ -272,7 +322,10 @@ impl Roots {
                 comps.join("/")
             };
             let c = sys::cstring(path.as_bytes())?;
-            let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+            let mut resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+            if is_exact() {
+                resolve |= libc::RESOLVE_NO_SYMLINKS;
+            }
             for _ in 0..8 {
                 match sys::openat2(root.fd.as_fd(), &c, flags, resolve) {
                     // A concurrent rename made the kernel unsure; try again, then walk.
@@ -395,6 +448,9 @@ fn walk(root: BorrowedFd<'_>, comps: &[String], flags: i32) -> Result<OwnedFd, F
         let fd = sys::openat(cur.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
         let st = sys::fstat(fd.as_fd())?;
         if sys::is_lnk(&st) {
+            if is_exact() {
+                return Err(Fail::Errno(libc::ELOOP));
+            }
             links += 1;
             if links > MAX_LINKS {
                 return Err(Fail::Errno(libc::ELOOP));

@@ -155,7 +155,12 @@ impl Agent {
     pub fn send(&mut self, op: Op) -> u64 {
         let id = self.next;
         self.next += 1;
-        let line = serde_json::to_string(&Request { id, op }).unwrap();
+        let line = serde_json::to_string(&Request {
+            id,
+            op,
+            exact: false,
+        })
+        .unwrap();
         self.send_raw(&line);
         id
     }

@@ -326,7 +326,14 @@ impl AgentClient {
     /// Sends one operation and waits for its reply.
     pub async fn call(&self, op: Op) -> Result<Reply, SandboxError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.call_with_id(id, op).await
+        self.call_with_id(id, op, false).await
+    }
+
+    /// Like [`Self::call`] for an operation on paths the agent resolved before the decision
+    /// ([`Op::Resolve`]): no symlink is followed, so what runs is what was decided on.
+    pub async fn call_exact(&self, op: Op) -> Result<Reply, SandboxError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.call_with_id(id, op, true).await
     }
 
     /// Reserves an id so that the caller can cancel the request it is about to send.
@@ -334,7 +341,7 @@ impl AgentClient {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub async fn call_with_id(&self, id: u64, op: Op) -> Result<Reply, SandboxError> {
+    pub async fn call_with_id(&self, id: u64, op: Op, exact: bool) -> Result<Reply, SandboxError> {
         let deadline = answer_deadline(&op);
         if !self.is_alive() {
             return Err(SandboxError::AgentGone {
@@ -346,7 +353,8 @@ impl AgentClient {
             .lock()
             .map_err(|_| SandboxError::internal("agent table poisoned"))?
             .insert(id, tx);
-        let mut line = serde_json::to_vec(&Request { id, op }).map_err(SandboxError::internal)?;
+        let mut line =
+            serde_json::to_vec(&Request { id, op, exact }).map_err(SandboxError::internal)?;
         line.push(b'\n');
         // A stuck stream (paused container, wedged engine) must not hold the writer forever.
         let write = async {

@@ -342,6 +342,28 @@ impl SandboxManager {
         sandbox.agent().call(op).await
     }
 
+    /// [`Self::call`] on paths resolved and decided on before: no symlink is followed.
+    pub async fn call_exact(&self, session: &str, op: Op) -> Result<Reply, SandboxError> {
+        let sandbox = self.sandbox(session).await?;
+        let _busy = sandbox.busy();
+        sandbox.agent().call_exact(op).await
+    }
+
+    /// The canonical container form of `paths`, resolved by the agent beneath the workspace
+    /// roots (the engine never resolves a sandbox-writable path on the host).
+    pub async fn resolve(
+        &self,
+        session: &str,
+        paths: Vec<String>,
+    ) -> Result<Vec<String>, SandboxError> {
+        match self.call(session, Op::Resolve { paths }).await? {
+            Reply::Resolved { paths } => Ok(paths),
+            other => Err(SandboxError::internal(format!(
+                "unexpected reply {other:?}"
+            ))),
+        }
+    }
+
     /// Workspaces that are enabled and present now.
     pub fn available_workspaces(&self) -> Result<Vec<Workspace>, SandboxError> {
         let settings = self.settings();

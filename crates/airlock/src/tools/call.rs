@@ -67,6 +67,32 @@ impl ToolCall {
         })
     }
 
+    /// Every path the call names (files, folders, working directories), to be replaced by
+    /// their canonical form once the agent has resolved them.
+    pub fn paths_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            ToolCall::ReadFile(a) => vec![&mut a.path],
+            ToolCall::WriteFile(a) => vec![&mut a.path],
+            ToolCall::EditFile(a) => vec![&mut a.path],
+            ToolCall::ListDirectory(a) | ToolCall::CreateDirectory(a) | ToolCall::FileInfo(a) => {
+                vec![&mut a.path]
+            }
+            ToolCall::DirectoryTree(a) => vec![&mut a.path],
+            ToolCall::SearchFiles(a) => vec![&mut a.path],
+            ToolCall::Grep(a) => vec![&mut a.path],
+            ToolCall::MovePath(a) => vec![&mut a.source, &mut a.destination],
+            ToolCall::DeletePath(a) => vec![&mut a.path],
+            ToolCall::RunCommand(a) => a.cwd.iter_mut().collect(),
+            ToolCall::StartProcess(a) => a.cwd.iter_mut().collect(),
+            ToolCall::ListWorkspaces
+            | ToolCall::ReadProcessOutput(_)
+            | ToolCall::WriteProcessInput(_)
+            | ToolCall::KillProcess(_)
+            | ToolCall::ListProcesses
+            | ToolCall::InstallPackages(_) => Vec::new(),
+        }
+    }
+
     /// The tool's name as clients call it.
     pub fn name(&self) -> &'static str {
         match self {

@@ -221,7 +221,7 @@ pub fn container_form(ctx: &ToolContext, path: &str) -> Result<String, ToolError
 }
 
 async fn call(ctx: &ToolContext, op: Op) -> Result<Reply, ToolError> {
-    Ok(ctx.sandboxes.call(&ctx.session, op).await?)
+    Ok(ctx.sandboxes.call_exact(&ctx.session, op).await?)
 }
 
 pub(super) fn list_workspaces(ctx: &ToolContext) -> Result<ToolOutput, ToolError> {

@@ -135,7 +135,7 @@ pub async fn run_in_sandbox(ctx: &ToolContext, spec: RunSpec) -> Result<RunResul
     let agent = sandbox.agent();
     let id = agent.reserve_id();
     let started = std::time::Instant::now();
-    let call = agent.call_with_id(id, Op::Run(spec));
+    let call = agent.call_with_id(id, Op::Run(spec), true);
     tokio::pin!(call);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
@@ -218,7 +218,7 @@ pub(super) async fn start_process(
         env: a.env,
         output_cap: ctx.sandboxes.settings().runtime.output_cap_bytes,
     };
-    match ctx.sandboxes.call(&ctx.session, Op::Spawn(spec)).await? {
+    match ctx.sandboxes.call_exact(&ctx.session, Op::Spawn(spec)).await? {
         Reply::Spawned { handle, pid } => Ok(ToolOutput {
             text: format!("Started `{command}` as handle {handle} (pid {pid}). Read its output with read_process_output."),
             structured: Some(json!({ "handle": handle, "pid": pid })),
@@ -269,7 +269,7 @@ pub(super) async fn write_input(
 }
 
 pub(super) async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput, ToolError> {
-    match ctx.sandboxes.call(&ctx.session, op).await? {
+    match ctx.sandboxes.call_exact(&ctx.session, op).await? {
         Reply::ProcOutput {
             handle,
             stdout,
@@ -307,7 +307,7 @@ pub(super) async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput,
 }
 
 pub(super) async fn list_processes(ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
-    match ctx.sandboxes.call(&ctx.session, Op::ProcList).await? {
+    match ctx.sandboxes.call_exact(&ctx.session, Op::ProcList).await? {
         Reply::Processes { processes } => {
             let mut text: String = processes
                 .iter()
