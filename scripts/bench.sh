@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p airlock --quiet
+# The TypeScript SDK client and a plain TypeScript server, pinned in bench/ts (Node.js 18+).
+command -v npm >/dev/null 2>&1 || { echo "bench: npm is missing (Node.js 18 or newer): apt-get install nodejs npm" >&2; exit 1; }
+npm ci --prefix bench/ts --silent --no-audit --no-fund
 cargo bench -p airlock --bench airlock_bench --quiet
 echo
 echo "-- the audit log (crates/airlock-audit/examples/audit_bench.rs)"

@@ -271,6 +271,7 @@ async fn main() {
     })
     .await;
     client.cancel().await.unwrap();
+    ts_sdk_reads(&url, &project);
 
     // Throughput with 16 clients, each in its own session (and sandbox).
     let mut clients = Vec::new();
@@ -328,5 +329,56 @@ async fn main() {
         ms(http.p50()),
         ms(stdio.p50()),
         ms(http.p50()) - ms(agent.p50())
+    );
+}
+
+/// The same warm read as the official TypeScript SDK client sees it (what Claude Code, Cursor
+/// and VS Code use), against Airlock and against a plain TypeScript-SDK server reading the same
+/// file natively, in this run (`bench/ts/read_bench.mjs`; `scripts/bench.sh` installs it).
+fn ts_sdk_reads(airlock_url: &str, project: &Path) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/ts");
+    assert!(
+        dir.join("node_modules/@modelcontextprotocol/sdk").is_dir(),
+        "the TypeScript SDK bench is not installed: run `make bench` (npm ci in {})",
+        dir.display()
+    );
+    let script = dir.join("read_bench.mjs");
+    let mut native = Command::new("node")
+        .arg(&script)
+        .arg("serve")
+        .arg(project)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs (Node.js 18 or newer)");
+    let mut line = String::new();
+    BufReader::new(native.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let native_url = line.trim().to_string();
+    let run = |name: &str, url: &str, token: &str| -> f64 {
+        let out = Command::new("node")
+            .arg(&script)
+            .args(["measure", name, url, token, "file.txt", "500"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        let p50: f64 = fields[fields.len() - 5].parse().unwrap();
+        let p99: f64 = fields[fields.len() - 3].parse().unwrap();
+        println!("{name:<44} n=500   p50 {p50:>9.3} ms   p99 {p99:>9.3} ms");
+        p50
+    };
+    let ours = run("TS SDK client → Airlock read_file (HTTP)", airlock_url, TOKEN);
+    let theirs = run("TS SDK client → plain TS-SDK server (fs)", &native_url, "-");
+    let _ = native.kill();
+    let _ = native.wait();
+    println!(
+        "\n     TS SDK client: Airlock {:.2}x a native TypeScript server's read at p50 (target ≤ 1.5x)\n",
+        ours / theirs
     );
 }
