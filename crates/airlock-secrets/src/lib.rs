@@ -8,12 +8,18 @@
 //!   until reboot); `AIRLOCK_KEYRING=mock|keyutils|secret-service` overrides. Keychain calls
 //!   may block: the engine makes them from `tokio::task::spawn_blocking`.
 //! * [`TokenRegistry`] — HTTP bearer tokens per client, checked in constant time.
-//! * [`Redactor`] / [`StreamRedactor`] — replace named values (`[redacted:NAME]`) and well-known
-//!   token shapes (`[redacted:github-token]`, …) in strings, JSON and chunked streams.
+//! * [`Redactor`] / [`StreamRedactor`] — replace named values (`[redacted:NAME]`), their
+//!   encoded forms (base64, hex, URL-encoding, JSON escaping: `[redacted:NAME:base64]`, …) and
+//!   well-known token shapes (`[redacted:github-token]`, …) in strings, JSON and chunked streams.
+//! * Windows of one source — [`Redactor::redact_mapped`] / [`Redacted::window`],
+//!   [`Redactor::redact_then_window`], [`Redactor::clip`], [`Redactor::redact_fragment`] with
+//!   [`Cuts`]: redact the whole text first, then cut, never inside a marker; mask the part of a
+//!   secret at a cut end.
 //!
-//! What redaction does **not** catch: encoded forms of a secret (base64, hex, URL-encoding, …),
-//! and named values shorter than [`MIN_SECRET_CHARS`] characters, which are ignored on purpose
-//! (they would match all over ordinary text). See [`Redactor`] for details.
+//! What redaction does **not** catch: other transformations of a secret (reversed,
+//! case-changed, split by line breaks, encodings of encodings, …), and named values shorter than
+//! [`MIN_SECRET_CHARS`] characters, which are ignored on purpose (they would match all over
+//! ordinary text). See [`Redactor`] for details.
 //!
 //! ```
 //! use airlock_secrets::{Redactor, SecretStore, TokenRegistry};
@@ -39,14 +45,20 @@
 //! # Ok::<(), airlock_secrets::Error>(())
 //! ```
 
+mod encode;
 mod error;
 mod keychain;
 mod redact;
 mod store;
 mod tokens;
+mod window;
 
+pub use encode::{Form, MIN_ENCODED_CHARS};
 pub use error::{Error, Result};
 pub use keychain::{Backend, KEYRING_ENV};
-pub use redact::{Redactor, StreamRedactor, MIN_SECRET_CHARS, SHAPES};
+pub use redact::{
+    Cuts, Redactor, RedactorBuilder, StreamRedactor, MIN_FRAGMENT_BYTES, MIN_SECRET_CHARS, SHAPES,
+};
 pub use store::{is_valid_secret_name, SecretStore, DEFAULT_SERVICE};
 pub use tokens::{is_valid_client_name, TokenRegistry, DEFAULT_CLIENT};
+pub use window::{line_range, Redacted};

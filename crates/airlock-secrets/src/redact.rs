@@ -2,11 +2,15 @@
 //! Named values become `[redacted:NAME]`, token shapes `[redacted:github-token]` and the like.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use regex::Regex;
 use serde_json::{Map, Value};
+
+use crate::encode::{encoded_forms, Form};
+use crate::window::{Redacted, Span};
 
 /// Named values shorter than this many characters are not redacted (see the [`Redactor`] docs).
 pub const MIN_SECRET_CHARS: usize = 4;
@@ -127,17 +131,45 @@ static BUILTIN_SHAPES: LazyLock<Vec<Shape>> = LazyLock::new(|| {
         .collect()
 });
 
-/// One named value to look for.
+/// One pattern to look for: a named value or one of its encoded forms.
 struct Literal {
+    /// `[redacted:NAME]` or `[redacted:NAME:FORM]`.
     marker: String,
     value: String,
+    /// Index into [`Inner::secrets`].
+    secret: usize,
+    form: Form,
 }
 
+/// A secret (or decoy) the literals come from.
+struct Secret {
+    name: String,
+    decoy: bool,
+}
+
+/// Literals per automaton: up to 64 patterns, a leftmost search gets a SIMD prefilter (Teddy),
+/// several times faster than walking the automaton byte by byte.
+const AUTOMATON_PATTERNS: usize = 64;
+
+/// How many bytes a fragment's edge must share with a pattern before it is masked as a part of
+/// it (see [`Cuts`]).
+pub const MIN_FRAGMENT_BYTES: usize = 4;
+
+/// A fragment's end shorter than this is not taken for the beginning of a token shape (`sk-` +
+/// 5 characters): the lead alone occurs in ordinary words (`task-list`).
+const MIN_SHAPE_FRAGMENT: usize = 8;
+
 struct Inner {
+    secrets: Vec<Secret>,
     literals: Vec<Literal>,
-    automaton: Option<AhoCorasick>,
+    /// One automaton per [`AUTOMATON_PATTERNS`] literals, in order.
+    automata: Vec<AhoCorasick>,
     max_literal_len: usize,
     first_bytes: [bool; 256],
+    /// Literals longer than [`MIN_FRAGMENT_BYTES`] by their first and last 4 bytes.
+    by_prefix: HashMap<[u8; MIN_FRAGMENT_BYTES], Vec<usize>>,
+    by_suffix: HashMap<[u8; MIN_FRAGMENT_BYTES], Vec<usize>>,
+    has_decoys: bool,
 }
 
 /// Replaces secrets in text. Cheap to clone; build one whenever the set of secrets changes.
@@ -145,10 +177,26 @@ struct Inner {
 /// # What is matched
 ///
 /// * **Named values** — the `(name, value)` pairs a [`Redactor`] is built from (user secrets,
-///   bearer tokens). A value is matched literally, byte for byte; if it has leading or trailing
-///   whitespace, its trimmed form is matched too. Values shorter than [`MIN_SECRET_CHARS`]
-///   characters are ignored: a 1-3 character "secret" would match all over ordinary text
-///   (redacting every `e`, or every `true`-ish short word) and make outputs useless.
+///   bearer tokens, [decoys](RedactorBuilder::decoy)). A value is matched literally, byte for
+///   byte; if it has leading or trailing whitespace, its trimmed form is matched too. Values
+///   shorter than [`MIN_SECRET_CHARS`] characters are ignored: a 1-3 character "secret" would
+///   match all over ordinary text (redacting every `e`, or every `true`-ish short word) and
+///   make outputs useless.
+/// * **Encoded forms of named values** ([`Form`]), computed once when the redactor is built:
+///   - base64 in the standard and URL-safe alphabets, with and without `=` padding, at each of
+///     the three byte alignments — so the value is found inside a longer encoded stream too
+///     (`base64("user:" + secret)`, an HTTP Basic header). Inside a longer stream the first
+///     and last base64 characters of the value also carry bits of its neighbours; those one or
+///     two characters (at most 4 bits of the value each) stay visible;
+///   - hex, lower and upper case;
+///   - percent-encoding as done by the common encoders (RFC 3986, `encodeURIComponent`,
+///     Python's `quote` and `quote_plus`, HTML forms), `%2F` and `%2f` alike;
+///   - JSON string escaping (minimal, `\u00e9` for non-ASCII in either case, `\/`).
+///
+///   A form equal to the value is not repeated, and forms shorter than
+///   [`MIN_ENCODED_CHARS`](crate::MIN_ENCODED_CHARS) characters are skipped (a 4-character value has no base64 form long enough to be told
+///   from chance). Replacements name the secret and the form: `[redacted:NAME:base64]`,
+///   `[redacted:NAME:hex]`, `[redacted:NAME:url]`, `[redacted:NAME:json]`.
 /// * **Token shapes** ([`SHAPES`]): GitHub tokens `gh[pousr]_[A-Za-z0-9]{36,}` and
 ///   `github_pat_[A-Za-z0-9_]{20,}`, OpenAI-style keys `sk-[A-Za-z0-9_-]{20,}`, Anthropic keys
 ///   `sk-ant-[A-Za-z0-9_-]{20,}`, AWS access key ids `AKIA[0-9A-Z]{16}`, Slack tokens
@@ -160,19 +208,39 @@ struct Inner {
 ///
 /// Matches may overlap (two secrets sharing characters, a named value that is also a token
 /// shape): every byte covered by any match is hidden. Overlapping matches collapse into one
-/// `[redacted:…]` marker named after the longest of them (on a tie, named values before shapes,
-/// then the order given).
+/// `[redacted:…]` marker named after the longest of them (on a tie, named values before their
+/// encoded forms before shapes, then the order given).
 ///
-/// **Not caught**: encoded or transformed forms of a secret — base64, hex, URL-encoding, JSON
-/// string escapes of unusual characters, a value split by a line break or with its case
-/// changed. Redaction is a last line of defence for accidental echoes, not a guarantee against
-/// a tool that deliberately disguises a secret.
+/// # Pieces of a longer text
+///
+/// A window of a file, a clipped line, one chunk of a process's output: a secret may straddle
+/// its edge. Redact the whole text first and then cut it ([`redact_mapped`],
+/// [`Redacted::window`], [`Redactor::redact_then_window`] with some context around a window,
+/// [`Redactor::clip`], [`StreamRedactor`] for chunks). When only the piece is at hand, say which
+/// of its ends are cuts ([`redact_fragment`]): an end that is a part of a pattern (at least
+/// [`MIN_FRAGMENT_BYTES`] bytes of a named value or an encoded form, 8 characters of a token
+/// shape, a PEM END line with its BEGIN cut off) is masked as `[redacted:NAME…]` (the
+/// beginning of NAME) or `[redacted:…NAME]` (its end), a piece from inside one as
+/// `[redacted:…NAME…]`. That is a fallback: up to `MIN_FRAGMENT_BYTES - 1` bytes at a cut
+/// are still shown, so windows that small, read one after the other, would spell a secret out.
+///
+/// [`redact_mapped`]: Redactor::redact_mapped
+/// [`redact_fragment`]: Redactor::redact_fragment
+///
+/// # Not caught
+///
+/// Other transformations of a secret: reversed (`rev`), case-changed, split by line breaks
+/// (including `base64` output wrapped at 76 columns inside the value's encoding), spaced-out
+/// hex dumps (`xxd`, `hexdump -C`), encodings of encodings, compression, encryption.
+/// Redaction is a last line of defence for accidental echoes, not a guarantee against a tool
+/// that deliberately disguises a secret; [decoys](RedactorBuilder::decoy) help notice one.
 ///
 /// ```
 /// use airlock_secrets::Redactor;
 ///
 /// let r = Redactor::new([("DB_PASSWORD", "hunter2-hunter2")]);
 /// assert_eq!(r.redact("pw=hunter2-hunter2"), "pw=[redacted:DB_PASSWORD]");
+/// assert_eq!(r.redact("pw: aHVudGVyMi1odW50ZXIy\n"), "pw: [redacted:DB_PASSWORD:base64]\n");
 /// assert_eq!(r.redact("AKIAABCDEFGHIJKLMNOP"), "[redacted:aws-access-key-id]");
 /// ```
 #[derive(Clone)]
@@ -184,14 +252,16 @@ impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self
             .inner
-            .literals
+            .secrets
             .iter()
-            .map(|l| l.marker.as_str())
+            .filter(|s| !s.decoy)
+            .map(|s| s.name.as_str())
             .collect();
         f.debug_struct("Redactor")
             .field("named", &names)
+            .field("patterns", &self.inner.literals.len())
             .field("shapes", &SHAPES.len())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -202,17 +272,261 @@ impl Default for Redactor {
     }
 }
 
+/// Which ends of a piece of text are cuts through a longer text (see [`Redactor`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cuts {
+    /// The text begins in the middle of its source.
+    pub start: bool,
+    /// The text ends in the middle of its source.
+    pub end: bool,
+}
+
+impl Cuts {
+    /// A whole text.
+    pub const NONE: Cuts = Cuts {
+        start: false,
+        end: false,
+    };
+    /// The beginning of a longer text (a clipped line, a first window).
+    pub const END: Cuts = Cuts {
+        start: false,
+        end: true,
+    };
+    /// The end of a longer text.
+    pub const START: Cuts = Cuts {
+        start: true,
+        end: false,
+    };
+    /// A piece from the middle of a longer text.
+    pub const BOTH: Cuts = Cuts {
+        start: true,
+        end: true,
+    };
+
+    /// The cuts of the byte range `range` of a source of `len` bytes.
+    pub fn of(range: &std::ops::Range<u64>, len: u64) -> Cuts {
+        Cuts {
+            start: range.start > 0,
+            end: range.end < len,
+        }
+    }
+}
+
+/// Which part of a pattern a hit covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Part {
+    Whole,
+    /// The beginning of the pattern, at the end of a cut text.
+    Head,
+    /// The end of the pattern, at the start of a cut text.
+    Tail,
+    /// A middle part of the pattern: all of a text cut at both ends.
+    Middle,
+}
+
 /// A match: byte range and pattern index (literals first, then shapes).
 #[derive(Clone, Copy, Debug)]
-struct Hit {
-    start: usize,
-    end: usize,
+pub(crate) struct Hit {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
     pattern: usize,
+    part: Part,
 }
 
 impl Hit {
+    fn new(start: usize, end: usize, pattern: usize) -> Hit {
+        Hit {
+            start,
+            end,
+            pattern,
+            part: Part::Whole,
+        }
+    }
+
     fn len(&self) -> usize {
         self.end - self.start
+    }
+}
+
+/// Collects secrets and decoys for a [`Redactor`].
+///
+/// ```
+/// use airlock_secrets::Redactor;
+///
+/// let r = Redactor::builder()
+///     .secret("DB_PASSWORD", "hunter2-hunter2")
+///     .decoy("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY")
+///     .build();
+/// assert_eq!(r.find_decoy("curl -d wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"), Some("AWS_SECRET_ACCESS_KEY"));
+/// assert_eq!(r.find_decoy("pw=hunter2-hunter2"), None);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct RedactorBuilder {
+    entries: Vec<Entry>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct Entry {
+    name: String,
+    value: String,
+    decoy: bool,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("name", &self.name)
+            .field("decoy", &self.decoy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedactorBuilder {
+    /// An empty builder (token shapes only).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a named value (see [`Redactor`] for what is ignored).
+    pub fn secret(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
+        self.add(name.as_ref(), value.as_ref(), false);
+        self
+    }
+
+    /// Adds named values.
+    pub fn secrets<I, N, V>(mut self, secrets: I) -> Self
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<str>,
+        V: AsRef<str>,
+    {
+        for (name, value) in secrets {
+            self.add(name.as_ref(), value.as_ref(), false);
+        }
+        self
+    }
+
+    /// Adds a decoy: a made-up value (see [`generate_decoy`](crate::generate_decoy)) handed to
+    /// a sandbox like a real secret. It is redacted like one — so its markers look the same —
+    /// and [`Redactor::find_decoy`] reports it, in any encoded form.
+    pub fn decoy(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
+        self.add(name.as_ref(), value.as_ref(), true);
+        self
+    }
+
+    /// Adds one entry; `false` when it was there already.
+    pub(crate) fn add(&mut self, name: &str, value: &str, decoy: bool) -> bool {
+        let entry = Entry {
+            name: name.to_string(),
+            value: value.to_string(),
+            decoy,
+        };
+        if self.entries.contains(&entry) {
+            return false;
+        }
+        self.entries.push(entry);
+        true
+    }
+
+    /// The redactor.
+    pub fn build(&self) -> Redactor {
+        let mut secrets: Vec<Secret> = Vec::new();
+        let mut literals: Vec<Literal> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut push = |secret: usize, name: &str, form: Form, value: String| {
+            if seen.contains(&value) {
+                return;
+            }
+            seen.insert(value.clone());
+            let marker = match form.label() {
+                None => format!("[redacted:{name}]"),
+                Some(label) => format!("[redacted:{name}:{label}]"),
+            };
+            literals.push(Literal {
+                marker,
+                value,
+                secret,
+                form,
+            });
+        };
+        let mut candidates: Vec<(usize, &str)> = Vec::new();
+        for entry in &self.entries {
+            let index = secrets.len();
+            secrets.push(Secret {
+                name: entry.name.clone(),
+                decoy: entry.decoy,
+            });
+            let value = entry.value.as_str();
+            for candidate in [value, value.trim()] {
+                if candidate.chars().count() >= MIN_SECRET_CHARS {
+                    candidates.push((index, candidate));
+                }
+            }
+        }
+        // Plain values first (they win ties), then every encoded form.
+        for &(secret, value) in &candidates {
+            push(
+                secret,
+                &secrets[secret].name,
+                Form::Plain,
+                value.to_string(),
+            );
+        }
+        for &(secret, value) in &candidates {
+            for (form, encoded) in encoded_forms(value) {
+                push(secret, &secrets[secret].name, form, encoded);
+            }
+        }
+        let automata = literals
+            .chunks(AUTOMATON_PATTERNS)
+            .filter_map(|chunk| {
+                // Leftmost-longest, restarted one byte after each match's start (see
+                // `Redactor::literal_hits`): every match that begins anywhere is seen.
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(chunk.iter().map(|l| l.value.as_str()))
+                    .or_else(|_| {
+                        AhoCorasick::builder()
+                            .match_kind(MatchKind::LeftmostLongest)
+                            .build(chunk.iter().map(|l| l.value.as_str()))
+                    })
+                    .ok()
+            })
+            .collect();
+        let mut first_bytes = [false; 256];
+        let mut by_prefix: HashMap<[u8; MIN_FRAGMENT_BYTES], Vec<usize>> = HashMap::new();
+        let mut by_suffix: HashMap<[u8; MIN_FRAGMENT_BYTES], Vec<usize>> = HashMap::new();
+        for (i, literal) in literals.iter().enumerate() {
+            let bytes = literal.value.as_bytes();
+            if let Some(&b) = bytes.first() {
+                first_bytes[usize::from(b)] = true;
+            }
+            if bytes.len() > MIN_FRAGMENT_BYTES {
+                if let Ok(key) = <[u8; MIN_FRAGMENT_BYTES]>::try_from(&bytes[..MIN_FRAGMENT_BYTES])
+                {
+                    by_prefix.entry(key).or_default().push(i);
+                }
+                let tail = &bytes[bytes.len() - MIN_FRAGMENT_BYTES..];
+                if let Ok(key) = <[u8; MIN_FRAGMENT_BYTES]>::try_from(tail) {
+                    by_suffix.entry(key).or_default().push(i);
+                }
+            }
+        }
+        let max_literal_len = literals.iter().map(|l| l.value.len()).max().unwrap_or(0);
+        let has_decoys = secrets.iter().any(|s| s.decoy);
+        Redactor {
+            inner: Arc::new(Inner {
+                secrets,
+                literals,
+                automata,
+                max_literal_len,
+                first_bytes,
+                by_prefix,
+                by_suffix,
+                has_decoys,
+            }),
+        }
     }
 }
 
@@ -225,50 +539,34 @@ impl Redactor {
         N: AsRef<str>,
         V: AsRef<str>,
     {
-        let mut literals: Vec<Literal> = Vec::new();
-        for (name, value) in secrets {
-            let value = value.as_ref();
-            for candidate in [value, value.trim()] {
-                if candidate.chars().count() < MIN_SECRET_CHARS
-                    || literals.iter().any(|l| l.value == candidate)
-                {
-                    continue;
-                }
-                literals.push(Literal {
-                    marker: format!("[redacted:{}]", name.as_ref()),
-                    value: candidate.to_string(),
-                });
-            }
-        }
-        let automaton = if literals.is_empty() {
-            None
-        } else {
-            // Standard match kind: needed for overlapping search (every occurrence of every value).
-            AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .build(literals.iter().map(|l| l.value.as_str()))
-                .ok()
-        };
-        let mut first_bytes = [false; 256];
-        for literal in &literals {
-            if let Some(&b) = literal.value.as_bytes().first() {
-                first_bytes[usize::from(b)] = true;
-            }
-        }
-        let max_literal_len = literals.iter().map(|l| l.value.len()).max().unwrap_or(0);
-        Redactor {
-            inner: Arc::new(Inner {
-                literals,
-                automaton,
-                max_literal_len,
-                first_bytes,
-            }),
-        }
+        RedactorBuilder::new().secrets(secrets).build()
     }
 
-    /// Number of named values matched (after dropping short ones, adding trimmed forms).
+    /// A builder, for adding [decoys](RedactorBuilder::decoy) too.
+    pub fn builder() -> RedactorBuilder {
+        RedactorBuilder::new()
+    }
+
+    /// Number of plain named values matched (after dropping short ones, adding trimmed forms;
+    /// decoys included, encoded forms not).
     pub fn named_len(&self) -> usize {
+        self.inner
+            .literals
+            .iter()
+            .filter(|l| l.form == Form::Plain)
+            .count()
+    }
+
+    /// Number of patterns matched literally: named values and their encoded forms.
+    pub fn pattern_len(&self) -> usize {
         self.inner.literals.len()
+    }
+
+    /// Length in bytes of the longest literal pattern (a named value or an encoded form). A
+    /// window read with this much context on each side (see [`Redactor::redact_then_window`])
+    /// holds every named value that touches it whole.
+    pub fn max_pattern_len(&self) -> usize {
+        self.inner.max_literal_len
     }
 
     /// `text` with every secret replaced; borrowed when nothing matched.
@@ -281,6 +579,24 @@ impl Redactor {
         let mut out = String::with_capacity(text.len());
         self.render(text, &groups, &mut out);
         Cow::Owned(out)
+    }
+
+    /// The name of the first decoy (see [`RedactorBuilder::decoy`]) found in `text` — as is or
+    /// in any encoded form — or `None`. Token shapes are not decoys.
+    pub fn find_decoy(&self, text: &str) -> Option<&str> {
+        if !self.inner.has_decoys {
+            return None;
+        }
+        let mut hits = Vec::new();
+        self.literal_hits(text, &mut hits);
+        hits.iter().find_map(|h| self.decoy_name(h.pattern))
+    }
+
+    /// The decoy's name when literal `pattern` belongs to one.
+    fn decoy_name(&self, pattern: usize) -> Option<&str> {
+        let literal = self.inner.literals.get(pattern)?;
+        let secret = self.inner.secrets.get(literal.secret)?;
+        secret.decoy.then_some(secret.name.as_str())
     }
 
     /// `value` with every string redacted, recursively — array items, object values and object
@@ -315,28 +631,36 @@ impl Redactor {
         StreamRedactor::new(self.clone())
     }
 
-    fn marker(&self, pattern: usize) -> &str {
+    /// The marker a group is replaced with.
+    fn marker(&self, hit: &Hit) -> Cow<'_, str> {
         let literals = &self.inner.literals;
-        match literals.get(pattern) {
+        let whole: &str = match literals.get(hit.pattern) {
             Some(literal) => &literal.marker,
             None => BUILTIN_SHAPES
-                .get(pattern - literals.len())
+                .get(hit.pattern - literals.len())
                 .map_or("[redacted]", |s| s.marker.as_str()),
+        };
+        match hit.part {
+            Part::Whole => Cow::Borrowed(whole),
+            Part::Head => {
+                let label = whole.trim_end_matches(']');
+                Cow::Owned(format!("{label}…]"))
+            }
+            Part::Tail => {
+                let label = whole.trim_start_matches("[redacted:");
+                Cow::Owned(format!("[redacted:…{label}"))
+            }
+            Part::Middle => {
+                let label = whole.trim_start_matches("[redacted:").trim_end_matches(']');
+                Cow::Owned(format!("[redacted:…{label}…]"))
+            }
         }
     }
 
     /// Every match of every pattern, overlapping ones included.
-    fn hits(&self, text: &str) -> Vec<Hit> {
+    pub(crate) fn hits(&self, text: &str) -> Vec<Hit> {
         let mut hits = Vec::new();
-        if let Some(automaton) = &self.inner.automaton {
-            for m in automaton.find_overlapping_iter(text) {
-                hits.push(Hit {
-                    start: m.start(),
-                    end: m.end(),
-                    pattern: m.pattern().as_usize(),
-                });
-            }
-        }
+        self.literal_hits(text, &mut hits);
         let base = self.inner.literals.len();
         for (i, shape) in BUILTIN_SHAPES.iter().enumerate() {
             if let ShapeKind::Pem = shape.kind {
@@ -344,46 +668,210 @@ impl Redactor {
                 continue;
             }
             for m in shape.regex.find_iter(text) {
-                hits.push(Hit {
-                    start: m.start(),
-                    end: m.end(),
-                    pattern: base + i,
-                });
+                hits.push(Hit::new(m.start(), m.end(), base + i));
             }
         }
         hits
     }
 
-    fn render(&self, text: &str, groups: &[Hit], out: &mut String) {
+    /// For every position where a literal begins, the longest literal beginning there. Their
+    /// union covers every byte of every match: a shorter match is inside the longest one at its
+    /// start. (An overlapping search would report the same bytes, many times slower.)
+    fn literal_hits(&self, text: &str, hits: &mut Vec<Hit>) {
+        for (k, automaton) in self.inner.automata.iter().enumerate() {
+            let offset = k * AUTOMATON_PATTERNS;
+            let mut at = 0;
+            while at < text.len() {
+                let Some(m) = automaton.find(Input::new(text).span(at..text.len())) else {
+                    break;
+                };
+                hits.push(Hit::new(
+                    m.start(),
+                    m.end(),
+                    offset + m.pattern().as_usize(),
+                ));
+                at = m.start() + 1;
+            }
+        }
+    }
+
+    /// Hits for the parts of patterns at the cut ends of a piece of a longer text.
+    pub(crate) fn edge_hits(&self, text: &str, cuts: Cuts, hits: &mut Vec<Hit>) {
+        let bytes = text.as_bytes();
+        let len = bytes.len();
+        let base = self.inner.literals.len();
+        if cuts.start && cuts.end && len >= MIN_FRAGMENT_BYTES && len < self.inner.max_literal_len {
+            // All of the text may be a piece from inside one pattern.
+            if let Some(pattern) = self
+                .inner
+                .literals
+                .iter()
+                .position(|l| l.value.len() > len && l.value.contains(text))
+            {
+                hits.push(Hit {
+                    start: 0,
+                    end: len,
+                    pattern,
+                    part: Part::Middle,
+                });
+                return;
+            }
+        }
+        if cuts.end {
+            if let Some((start, pattern)) = self.literal_partial(text, MIN_FRAGMENT_BYTES) {
+                hits.push(Hit {
+                    start,
+                    end: len,
+                    pattern,
+                    part: Part::Head,
+                });
+            }
+            for (i, shape) in BUILTIN_SHAPES.iter().enumerate() {
+                let ShapeKind::Token { leads, .. } = shape.kind else {
+                    continue;
+                };
+                let start = shape_partial_start(bytes, shape.kind);
+                if len - start >= MIN_SHAPE_FRAGMENT
+                    && leads
+                        .iter()
+                        .any(|l| bytes[start..].starts_with(l.as_bytes()))
+                {
+                    hits.push(Hit {
+                        start,
+                        end: len,
+                        pattern: base + i,
+                        part: Part::Head,
+                    });
+                }
+            }
+        }
+        if cuts.start {
+            if let Some((end, pattern)) = self.literal_partial_start(text) {
+                hits.push(Hit {
+                    start: 0,
+                    end,
+                    pattern,
+                    part: Part::Tail,
+                });
+            }
+            // A PEM END line whose BEGIN line is cut off: hide everything before it.
+            let window = floor_char_boundary(text, PEM_MAX_BODY + PEM_HEADER_WINDOW);
+            if let (Some(end_re), Some(pem)) = (
+                PEM_END.as_ref(),
+                BUILTIN_SHAPES
+                    .iter()
+                    .position(|s| matches!(s.kind, ShapeKind::Pem)),
+            ) {
+                if let Some(m) = end_re.find(&text[..window]) {
+                    let begun = BUILTIN_SHAPES
+                        .get(pem)
+                        .and_then(|s| s.regex.find(&text[..m.start()]))
+                        .is_some();
+                    if !begun {
+                        hits.push(Hit {
+                            start: 0,
+                            end: m.end(),
+                            pattern: base + pem,
+                            part: Part::Tail,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn render(&self, text: &str, groups: &[Hit], out: &mut String) {
         let mut pos = 0;
         for g in groups {
             out.push_str(&text[pos..g.start]);
-            out.push_str(self.marker(g.pattern));
+            out.push_str(&self.marker(g));
             pos = g.end;
         }
         out.push_str(&text[pos..]);
     }
 
-    /// Start of the longest suffix of `text` that is a proper prefix of a named value, with
-    /// that value's index.
-    fn literal_partial(&self, text: &str) -> Option<(usize, usize)> {
+    /// Like [`render`](Self::render), remembering where each marker came from.
+    pub(crate) fn render_mapped(&self, text: &str, groups: &[Hit]) -> Redacted {
+        let mut out = String::with_capacity(text.len());
+        let mut spans = Vec::with_capacity(groups.len());
+        let mut pos = 0;
+        for g in groups {
+            out.push_str(&text[pos..g.start]);
+            let at = out.len();
+            out.push_str(&self.marker(g));
+            spans.push(Span {
+                source: g.start..g.end,
+                output: at..out.len(),
+            });
+            pos = g.end;
+        }
+        out.push_str(&text[pos..]);
+        Redacted {
+            text: out,
+            spans,
+            source_len: text.len(),
+        }
+    }
+
+    /// Start of the longest suffix of `text` (at least `min` bytes) that is a proper prefix of
+    /// a literal, with that literal's index.
+    fn literal_partial(&self, text: &str, min: usize) -> Option<(usize, usize)> {
         let inner = &self.inner;
         if inner.max_literal_len < 2 {
             return None;
         }
         let bytes = text.as_bytes();
-        let from = bytes.len().saturating_sub(inner.max_literal_len - 1);
-        for i in from..bytes.len() {
-            if !inner.first_bytes[usize::from(bytes[i])] {
+        let len = bytes.len();
+        let from = len.saturating_sub(inner.max_literal_len - 1);
+        let to = len.saturating_sub(min.max(1) - 1);
+        for i in from..to {
+            let tail = &bytes[i..];
+            let proper = |&idx: &usize| {
+                inner.literals.get(idx).is_some_and(|l| {
+                    l.value.len() > tail.len() && l.value.as_bytes().starts_with(tail)
+                })
+            };
+            let found = if tail.len() >= MIN_FRAGMENT_BYTES {
+                <[u8; MIN_FRAGMENT_BYTES]>::try_from(&tail[..MIN_FRAGMENT_BYTES])
+                    .ok()
+                    .and_then(|key| inner.by_prefix.get(&key))
+                    .and_then(|ids| ids.iter().copied().find(|i| proper(i)))
+            } else if inner.first_bytes[usize::from(bytes[i])] {
+                (0..inner.literals.len()).find(|i| proper(i))
+            } else {
+                None
+            };
+            if let Some(idx) = found {
+                return Some((i, idx));
+            }
+        }
+        None
+    }
+
+    /// End of the longest prefix of `text` (at least [`MIN_FRAGMENT_BYTES`]) that is a proper
+    /// suffix of a literal, with that literal's index.
+    fn literal_partial_start(&self, text: &str) -> Option<(usize, usize)> {
+        let inner = &self.inner;
+        let bytes = text.as_bytes();
+        let longest = bytes.len().min(inner.max_literal_len.saturating_sub(1));
+        for end in (MIN_FRAGMENT_BYTES..=longest).rev() {
+            if !text.is_char_boundary(end) {
                 continue;
             }
-            let tail = &bytes[i..];
-            if let Some(idx) = inner
-                .literals
-                .iter()
-                .position(|l| l.value.len() > tail.len() && l.value.as_bytes().starts_with(tail))
-            {
-                return Some((i, idx));
+            let head = &bytes[..end];
+            let Ok(key) = <[u8; MIN_FRAGMENT_BYTES]>::try_from(&head[end - MIN_FRAGMENT_BYTES..])
+            else {
+                continue;
+            };
+            let found = inner.by_suffix.get(&key).and_then(|ids| {
+                ids.iter().copied().find(|&i| {
+                    inner.literals.get(i).is_some_and(|l| {
+                        l.value.len() > head.len() && l.value.as_bytes().ends_with(head)
+                    })
+                })
+            });
+            if let Some(idx) = found {
+                return Some((end, idx));
             }
         }
         None
@@ -394,7 +882,7 @@ impl Redactor {
     fn hold_start(&self, text: &str, groups: &[Hit]) -> usize {
         let len = text.len();
         let mut hold = len;
-        if let Some((start, _)) = self.literal_partial(text) {
+        if let Some((start, _)) = self.literal_partial(text, 1) {
             hold = hold.min(start);
         }
         for shape in BUILTIN_SHAPES.iter() {
@@ -426,11 +914,7 @@ fn pem_hits(text: &str, begin: &Regex, pattern: usize, hits: &mut Vec<Hit>) {
             .as_ref()
             .and_then(|re| re.find(&text[body..limit]))
             .map_or(limit, |end| body + end.end());
-        hits.push(Hit {
-            start: m.start(),
-            end,
-            pattern,
-        });
+        hits.push(Hit::new(m.start(), end, pattern));
         from = end;
     }
 }
@@ -446,7 +930,7 @@ fn floor_char_boundary(text: &str, index: usize) -> usize {
 
 /// Merges overlapping hits; each group keeps the best hit's pattern (longest, then lowest
 /// index) and spans the union of its hits. Groups come out sorted and disjoint.
-fn group(mut hits: Vec<Hit>) -> Vec<Hit> {
+pub(crate) fn group(mut hits: Vec<Hit>) -> Vec<Hit> {
     hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
     let mut groups: Vec<Hit> = Vec::new();
     let mut best: Option<Hit> = None;
@@ -459,6 +943,7 @@ fn group(mut hits: Vec<Hit>) -> Vec<Hit> {
                         *b = hit;
                     }
                     current.pattern = b.pattern;
+                    current.part = b.part;
                 }
             }
             _ => {
@@ -564,8 +1049,14 @@ enum Open {
 /// flushed as its marker and the rest of it is swallowed as it arrives — still hidden, but
 /// the output may then differ from `redact(whole)` in the number of markers.
 ///
+/// Encoded forms of named values are patterns like the values themselves, so a base64 or hex
+/// form split across chunks is held back and caught the same way.
+///
 /// Chunks of bytes may split a UTF-8 character: [`push_bytes`](Self::push_bytes) keeps the
 /// incomplete end for the next chunk (invalid bytes become U+FFFD).
+///
+/// A stream also notices [decoys](RedactorBuilder::decoy) as they pass: see
+/// [`decoy`](Self::decoy).
 #[derive(Debug)]
 pub struct StreamRedactor {
     redactor: Redactor,
@@ -574,6 +1065,9 @@ pub struct StreamRedactor {
     open: Option<Open>,
     pem_tail: String,
     max_hold: usize,
+    /// A forced flush hid the beginning of a named value: the next text may begin with its end.
+    after_cut: bool,
+    decoy: Option<String>,
 }
 
 impl StreamRedactor {
@@ -587,7 +1081,27 @@ impl StreamRedactor {
             open: None,
             pem_tail: String::new(),
             max_hold,
+            after_cut: false,
+            decoy: None,
         }
+    }
+
+    /// The name of the first decoy seen in the text emitted so far (in any encoded form), if
+    /// any. Check it after [`push`](Self::push); [`finish`](Self::finish) consumes the stream,
+    /// so use [`finish_with_decoy`](Self::finish_with_decoy) to learn about its last part.
+    pub fn decoy(&self) -> Option<&str> {
+        self.decoy.as_deref()
+    }
+
+    /// Remembers the first decoy among `hits`.
+    fn note_decoys(&mut self, hits: &[Hit]) {
+        if self.decoy.is_some() || !self.redactor.inner.has_decoys {
+            return;
+        }
+        self.decoy = hits
+            .iter()
+            .find_map(|h| self.redactor.decoy_name(h.pattern))
+            .map(str::to_string);
     }
 
     /// Changes the bound on held-back text (raised to twice the longest named value if lower).
@@ -644,7 +1158,12 @@ impl StreamRedactor {
     }
 
     /// Ends the stream: returns everything still held back, redacted.
-    pub fn finish(mut self) -> String {
+    pub fn finish(self) -> String {
+        self.finish_with_decoy().0
+    }
+
+    /// Like [`finish`](Self::finish), also returning the first decoy seen in the whole stream.
+    pub fn finish_with_decoy(mut self) -> (String, Option<String>) {
         let mut out = String::new();
         if !self.carry.is_empty() {
             self.carry.clear();
@@ -653,9 +1172,14 @@ impl StreamRedactor {
             }
         }
         let text = std::mem::take(&mut self.pending);
-        let groups = group(self.redactor.hits(&text));
+        let mut hits = self.redactor.hits(&text);
+        if self.after_cut {
+            self.redactor.edge_hits(&text, Cuts::START, &mut hits);
+        }
+        self.note_decoys(&hits);
+        let groups = group(hits);
         self.redactor.render(&text, &groups, &mut out);
-        out
+        (out, self.decoy)
     }
 
     /// If a flushed match is still open, drops the part of `chunk` that continues it. Returns
@@ -705,13 +1229,21 @@ impl StreamRedactor {
 
     fn process(&mut self, out: &mut String) {
         let text = std::mem::take(&mut self.pending);
-        let hits = self.redactor.hits(&text);
+        let mut hits = self.redactor.hits(&text);
+        if self.after_cut {
+            self.redactor.edge_hits(&text, Cuts::START, &mut hits);
+        }
         let groups = group(hits.clone());
         let hold = self.redactor.hold_start(&text, &groups);
         if text.len() - hold <= self.max_hold {
+            let done: Vec<Hit> = hits.into_iter().filter(|h| h.end <= hold).collect();
+            self.note_decoys(&done);
             let emitted: Vec<Hit> = groups.into_iter().filter(|g| g.end <= hold).collect();
             self.redactor.render(&text[..hold], &emitted, out);
             self.pending = text[hold..].to_string();
+            if hold > 0 {
+                self.after_cut = false;
+            }
             return;
         }
         self.force_flush(text, hits, out);
@@ -721,13 +1253,17 @@ impl StreamRedactor {
     /// remember an unfinished token or PEM block so its rest is swallowed.
     fn force_flush(&mut self, text: String, mut hits: Vec<Hit>, out: &mut String) {
         let len = text.len();
-        if let Some((start, pattern)) = self.redactor.literal_partial(&text) {
+        self.after_cut = false;
+        if let Some((start, pattern)) = self.redactor.literal_partial(&text, 1) {
             hits.push(Hit {
                 start,
                 end: len,
                 pattern,
+                part: Part::Head,
             });
+            self.after_cut = true;
         }
+        self.note_decoys(&hits);
         let base = self.redactor.inner.literals.len();
         self.open = None;
         for hit in hits.iter().filter(|h| h.end == len && h.pattern >= base) {
