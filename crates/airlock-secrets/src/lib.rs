@@ -15,6 +15,7 @@
 //!   [`Redactor::redact_then_window`], [`Redactor::clip`], [`Redactor::redact_fragment`] with
 //!   [`Cuts`]: redact the whole text first, then cut, never inside a marker; mask the part of a
 //!   secret at a cut end.
+//! * Decoys — [`generate_decoy`], [`RedactorBuilder::decoy`], [`Redactor::find_decoy`].
 //!
 //! What redaction does **not** catch: other transformations of a secret (reversed,
 //! case-changed, split by line breaks, encodings of encodings, …), and named values shorter than
@@ -45,6 +46,7 @@
 //! # Ok::<(), airlock_secrets::Error>(())
 //! ```
 
+mod decoy;
 mod encode;
 mod error;
 mod keychain;
@@ -53,6 +55,7 @@ mod store;
 mod tokens;
 mod window;
 
+pub use decoy::{generate_decoy, DecoyKind};
 pub use encode::{Form, MIN_ENCODED_CHARS};
 pub use error::{Error, Result};
 pub use keychain::{Backend, KEYRING_ENV};
