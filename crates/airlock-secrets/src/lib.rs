@@ -15,6 +15,8 @@
 //!   [`Redactor::redact_then_window`], [`Redactor::clip`], [`Redactor::redact_fragment`] with
 //!   [`Cuts`]: redact the whole text first, then cut, never inside a marker; mask the part of a
 //!   secret at a cut end.
+//! * [`SharedRedactor`] / [`global()`] — the process-wide redactor that learns every value
+//!   handed out; [`RedactingMakeWriter`] redacts `tracing` logs with it.
 //! * Decoys — [`generate_decoy`], [`RedactorBuilder::decoy`], [`Redactor::find_decoy`].
 //!
 //! What redaction does **not** catch: other transformations of a secret (reversed,
@@ -50,7 +52,9 @@ mod decoy;
 mod encode;
 mod error;
 mod keychain;
+mod log;
 mod redact;
+mod shared;
 mod store;
 mod tokens;
 mod window;
@@ -59,9 +63,11 @@ pub use decoy::{generate_decoy, DecoyKind};
 pub use encode::{Form, MIN_ENCODED_CHARS};
 pub use error::{Error, Result};
 pub use keychain::{Backend, KEYRING_ENV};
+pub use log::{RedactingMakeWriter, RedactingWriter};
 pub use redact::{
     Cuts, Redactor, RedactorBuilder, StreamRedactor, MIN_FRAGMENT_BYTES, MIN_SECRET_CHARS, SHAPES,
 };
+pub use shared::{global, SharedRedactor};
 pub use store::{is_valid_secret_name, SecretStore, DEFAULT_SERVICE};
 pub use tokens::{is_valid_client_name, TokenRegistry, DEFAULT_CLIENT};
 pub use window::{line_range, Redacted};
