@@ -373,7 +373,11 @@ fn ts_sdk_reads(airlock_url: &str, project: &Path) {
         println!("{name:<44} n=500   p50 {p50:>9.3} ms   p99 {p99:>9.3} ms");
         p50
     };
-    let ours = run("TS SDK client → Airlock read_file (HTTP)", airlock_url, TOKEN);
+    let ours = run(
+        "TS SDK client → Airlock read_file (HTTP)",
+        airlock_url,
+        TOKEN,
+    );
     let theirs = run("TS SDK client → plain TS-SDK server (fs)", &native_url, "-");
     let _ = native.kill();
     let _ = native.wait();

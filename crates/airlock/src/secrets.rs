@@ -5,7 +5,7 @@ use crate::config::{Settings, Workspace};
 use crate::engine::Engine;
 use crate::sandbox::EnvProvider;
 use airlock_secrets::{Backend, Redactor, SecretStore, TokenRegistry};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 static STORE: OnceLock<SecretStore> = OnceLock::new();
 
@@ -34,41 +34,17 @@ pub fn tokens() -> anyhow::Result<TokenRegistry> {
     Ok(TokenRegistry::new(store()?, override_token)?)
 }
 
-/// Every secret value this process has read: once seen, a value stays redacted (a sandbox
-/// started before a rotation may still hold the old one).
-static KNOWN: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-static REDACTOR: RwLock<Option<Arc<Redactor>>> = RwLock::new(None);
-
-/// Adds values to the redactor (rebuilding it only when something is new).
+/// Adds values to the process-wide redactor (`airlock_secrets::global()`), which the engine's
+/// results, the audit log, the control channel and every log line are redacted with. Once seen,
+/// a value stays redacted (a sandbox started before a rotation may still hold the old one); its
+/// encoded forms (base64, hex, URL, JSON) are matched too.
 fn learn(pairs: &[(String, String)]) {
-    let Ok(mut known) = KNOWN.lock() else { return };
-    let before = known.len();
-    for pair in pairs {
-        if !known.contains(pair) {
-            known.push(pair.clone());
-        }
-    }
-    if known.len() != before || REDACTOR.read().map(|r| r.is_none()).unwrap_or(true) {
-        let fresh = Arc::new(Redactor::new(
-            known.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-        ));
-        if let Ok(mut r) = REDACTOR.write() {
-            *r = Some(fresh);
-        }
-    }
+    airlock_secrets::global().learn(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())));
 }
 
 /// The redactor for everything that leaves the engine: every named secret seen, plus token shapes.
 pub fn current_redactor() -> Arc<Redactor> {
-    if let Some(r) = REDACTOR.read().ok().and_then(|r| r.clone()) {
-        return r;
-    }
-    learn(&[]);
-    REDACTOR
-        .read()
-        .ok()
-        .and_then(|r| r.clone())
-        .unwrap_or_else(|| Arc::new(Redactor::new(Vec::<(String, String)>::new())))
+    Arc::new(airlock_secrets::global().current())
 }
 
 /// Reads every stored secret (one unreadable entry does not hide the others) into the redactor.

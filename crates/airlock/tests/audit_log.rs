@@ -293,3 +293,153 @@ async fn secrets_are_injected_and_redacted_from_results_and_the_log() {
         .env("AIRLOCK_KEYRING", "keyutils")
         .output();
 }
+
+/// A secret read in pieces: two windows of one file, chunks of one background process's output,
+/// a grep line clipped at the secret, its base64 and hex forms, and a line a sandboxed process
+/// forces into the engine's log. None shows the secret or a piece of it. A reversed secret is
+/// the documented limit: transformed values cannot all be caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_secret_read_in_pieces_or_encoded_stays_redacted() {
+    let name = format!("AIRLOCK_PIECES_{}", std::process::id());
+    let value = "Zq8-pieces-secret-4711-Xy";
+    let env = TestEnv::new("");
+    let settings = env.settings_text("").replace(
+        "name = \"project\"",
+        &format!("name = \"project\"\nsecrets = [\"{name}\"]"),
+    );
+    std::fs::write(&env.config, settings).unwrap();
+    let mut set = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["secrets", "set", &name])
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .stdin(Stdio::piped())
+        .output_with_stdin(value);
+    assert!(set.status.success(), "{set:?}");
+    set.stdout.clear();
+    let server = Server::start(&env, &[]);
+    let client = server.client().await;
+    // The secret in a file, split by two windows.
+    let r = call(
+        &client,
+        "run_command",
+        json!({"command": format!("printf 'prefix-%s-suffix' \"${name}\" > s.txt")}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let half = 7 + value.len() / 2;
+    let first = text(
+        &call(
+            &client,
+            "read_file",
+            json!({"path": "s.txt", "offset": 0, "limit": half}),
+        )
+        .await,
+    );
+    let second = text(
+        &call(
+            &client,
+            "read_file",
+            json!({"path": "s.txt", "offset": half}),
+        )
+        .await,
+    );
+    let (a, b) = value.split_at(value.len() / 2);
+    for piece in [&first, &second] {
+        assert!(
+            !piece.contains(a) && !piece.contains(b),
+            "a half shows: {piece}"
+        );
+    }
+    // A background process printing it in two reads' worth of pieces.
+    let started = call(
+        &client,
+        "start_process",
+        json!({"command": format!("printf %s \"${{{name}%??????????}}\"; sleep 1; printf '%s\\n' \"${{{name}#${{{name}%??????????}}}}\"; sleep 1")}),
+    )
+    .await;
+    let handle = started.structured_content.as_ref().unwrap()["handle"]
+        .as_u64()
+        .unwrap();
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = call(
+            &client,
+            "read_process_output",
+            json!({"handle": handle, "wait_ms": 500}),
+        )
+        .await;
+        seen.push_str(&text(&r));
+        if text(&r).contains("exited") || std::time::Instant::now() > deadline {
+            break;
+        }
+    }
+    let (head, tail) = value.split_at(value.len() - 10);
+    assert!(
+        !seen.contains(head) && !seen.contains(tail),
+        "a piece shows: {seen}"
+    );
+    assert!(seen.contains(&format!("[redacted:{name}")), "{seen}");
+    // A grep line clipped where the secret sits.
+    let pad = "x".repeat(495);
+    call(
+        &client,
+        "run_command",
+        json!({"command": format!("printf '%s%s\\n' {pad} \"${name}\" > long.txt")}),
+    )
+    .await;
+    let g = text(&call(&client, "grep", json!({"path": "long.txt", "regex": "xxx"})).await);
+    assert!(
+        !g.contains(&value[..5]),
+        "the secret's start shows at the clip: {g}"
+    );
+    // Encoded forms.
+    let enc = text(
+        &call(
+            &client,
+            "run_command",
+            json!({"command": format!("printf %s \"${name}\" | base64; printf %s \"${name}\" | od -An -tx1 | tr -d ' \\n'; echo")}),
+        )
+        .await,
+    );
+    assert!(enc.contains(":base64]") && enc.contains(":hex]"), "{enc}");
+    // The documented limit: a reversed value is not recognised.
+    let rev = text(
+        &call(
+            &client,
+            "run_command",
+            json!({"command": format!("printf %s \"${name}\" | rev")}),
+        )
+        .await,
+    );
+    let reversed: String = value.chars().rev().collect();
+    assert!(
+        rev.contains(&reversed),
+        "if this now holds, update the README: {rev}"
+    );
+    // The engine's log never carries it (a tool call that fails with it in its text is logged).
+    call(&client, "read_file", json!({"path": value})).await;
+    drop(client);
+    let log = server.stderr.lock().unwrap().join("\n");
+    assert!(!log.contains(value), "the engine log holds the secret");
+    let _ = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["secrets", "remove", &name])
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .output();
+}
+
+trait OutputWithStdin {
+    fn output_with_stdin(&mut self, input: &str) -> std::process::Output;
+}
+
+impl OutputWithStdin for Command {
+    fn output_with_stdin(&mut self, input: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = self
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{input}").unwrap();
+        child.wait_with_output().unwrap()
+    }
+}

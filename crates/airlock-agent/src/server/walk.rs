@@ -16,8 +16,9 @@ const GLOB_DEFAULT: u32 = 1000;
 const GREP_DEFAULT: u32 = 500;
 /// Entries any one walk looks at before it stops and reports truncation.
 const VISIT_CAP: usize = 1_000_000;
-/// Characters of a matching line that `grep` returns.
-const LINE_CHARS: usize = 500;
+/// Characters of a matching line that `grep` returns: the engine shows 500 of them, after
+/// redacting the line with this much context (so a secret at the clip is seen whole).
+const LINE_CHARS: usize = 1024;
 /// The most items any one listing or search returns, whatever the caller asks for.
 const MAX_ITEMS: u32 = 10_000;
 /// The most text `grep` returns in one answer (its lines together).

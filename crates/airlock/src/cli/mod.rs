@@ -17,7 +17,8 @@ pub fn init_logging() {
         .unwrap_or_else(|_| "airlock=info,warn".to_string());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+        // Every line passes through the process-wide redactor: no secret reaches a log.
+        .with_writer(airlock_secrets::RedactingMakeWriter::new(std::io::stderr))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // When the app reading our stderr is gone, a failed log write must not panic (tracing
         // reports its own write errors with `eprintln!`, which panics): shutdown must go on.

@@ -261,32 +261,61 @@ pub(super) fn list_workspaces(ctx: &ToolContext) -> Result<ToolOutput, ToolError
     })
 }
 
+/// The most the agent reads in one go (its `READ_CAP`).
+const AGENT_READ_CAP: u64 = 16 * 1024 * 1024;
+/// Characters of a matching line `grep` shows.
+const GREP_LINE_CHARS: usize = 500;
+/// What one `read_file` returns when it names no `limit`: results stay at most 1 MiB.
+const DEFAULT_READ: u64 = 1024 * 1024;
+
+/// Reads a file, or a window of one. A window is read with context on both sides and redacted
+/// as a whole before it is cut out, so a secret spanning two windows is never shown in halves.
 pub(super) async fn read_file(ctx: &ToolContext, a: ReadArgs) -> Result<ToolOutput, ToolError> {
     let path = container_form(ctx, &a.path)?;
-    match call(
-        ctx,
-        Op::Read {
-            path,
-            offset: a.offset,
-            limit: a.limit,
-        },
-    )
-    .await?
-    {
+    let redactor = crate::secrets::current_redactor();
+    let context = redactor.window_context() as u64;
+    let offset = a.offset.unwrap_or(0);
+    let limit = a.limit.unwrap_or(DEFAULT_READ).min(AGENT_READ_CAP);
+    let read_from = offset.saturating_sub(context);
+    let lead = offset - read_from;
+    let read = Op::Read {
+        path,
+        offset: Some(read_from),
+        limit: Some((lead + limit + context).min(AGENT_READ_CAP)),
+    };
+    match call(ctx, read).await? {
         Reply::Read {
             path,
             content,
             size,
-            truncated,
+            ..
         } => {
+            let read_to = |len: usize| read_from + len as u64;
+            let window = lead as usize..(lead + limit) as usize;
+            let (text, encoding, shown) = match content {
+                Content::Text(t) => {
+                    let cuts = airlock_secrets::Cuts::of(&(read_from..read_to(t.len())), size);
+                    let end = window.end.min(t.len());
+                    let shown = end.saturating_sub(window.start);
+                    (redactor.redact_then_window(&t, window, cuts), "text", shown)
+                }
+                Content::Base64(b) => {
+                    use base64::Engine as _;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(b.as_bytes())
+                        .unwrap_or_default();
+                    let end = window.end.min(bytes.len());
+                    let start = window.start.min(end);
+                    let piece =
+                        base64::engine::general_purpose::STANDARD.encode(&bytes[start..end]);
+                    (piece, "base64", end - start)
+                }
+            };
+            let truncated = offset + (shown as u64) < size;
             let note = if truncated {
                 format!("\n[truncated: file is {size} bytes; read more with offset/limit]")
             } else {
                 String::new()
-            };
-            let (text, encoding) = match content {
-                Content::Text(t) => (t, "text"),
-                Content::Base64(b) => (b, "base64"),
             };
             Ok(ToolOutput {
                 text: if encoding == "base64" {
@@ -489,7 +518,17 @@ pub(super) async fn grep(ctx: &ToolContext, a: GrepArgs) -> Result<ToolOutput, T
             matches,
             truncated,
         } => {
-            let (matches, skipped) = without_denied(ctx, matches, |m| m.path.clone());
+            let (mut matches, skipped) = without_denied(ctx, matches, |m| m.path.clone());
+            // Redact each whole line (as the agent sent it) before clipping it for display:
+            // a secret at the clip shows as one marker, never as its first characters.
+            let redactor = crate::secrets::current_redactor();
+            for m in &mut matches {
+                let (line, cut) = match m.text.strip_suffix('…') {
+                    Some(line) => (line, airlock_secrets::Cuts::END),
+                    None => (m.text.as_str(), airlock_secrets::Cuts::NONE),
+                };
+                m.text = redactor.redact_fragment(line, cut).clip(GREP_LINE_CHARS);
+            }
             let lines = matches
                 .iter()
                 .map(|m| format!("{}:{}: {}", m.path, m.line, m.text))

@@ -268,6 +268,54 @@ pub(super) async fn write_input(
     }
 }
 
+/// The redaction state of every background process's output, by session and handle.
+#[derive(Default)]
+struct OutputStreams {
+    by_process: std::sync::Mutex<
+        std::collections::HashMap<
+            (String, u32),
+            (
+                airlock_secrets::StreamRedactor,
+                airlock_secrets::StreamRedactor,
+            ),
+        >,
+    >,
+}
+
+impl OutputStreams {
+    /// Passes one read's output through the process's stream redactors; when the process has
+    /// ended, flushes what they held and forgets them.
+    fn redact(
+        &self,
+        session: &str,
+        handle: u32,
+        stdout: &str,
+        stderr: &str,
+        running: bool,
+    ) -> (String, String) {
+        let mut map = self.by_process.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (session.to_string(), handle);
+        let (out, err) = map.entry(key.clone()).or_insert_with(|| {
+            let r = crate::secrets::current_redactor();
+            (r.stream(), r.stream())
+        });
+        let mut stdout = out.push(stdout);
+        let mut stderr = err.push(stderr);
+        if !running {
+            if let Some((out, err)) = map.remove(&key) {
+                stdout.push_str(&out.finish());
+                stderr.push_str(&err.finish());
+            }
+        }
+        (stdout, stderr)
+    }
+}
+
+fn output_streams() -> &'static OutputStreams {
+    static STREAMS: std::sync::OnceLock<OutputStreams> = std::sync::OnceLock::new();
+    STREAMS.get_or_init(OutputStreams::default)
+}
+
 pub(super) async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput, ToolError> {
     match ctx.sandboxes.call_exact(&ctx.session, op).await? {
         Reply::ProcOutput {
@@ -278,6 +326,10 @@ pub(super) async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput,
             running,
             dropped_bytes,
         } => {
+            // One stream redactor per process and stream, across reads: a secret printed in
+            // pieces over several reads is caught whole (a piece at the end is held back).
+            let (stdout, stderr) =
+                output_streams().redact(&ctx.session, handle, &stdout, &stderr, running);
             let mut text = match (running, exit_code) {
                 (true, _) => format!("Process {handle} is running.\n"),
                 (false, Some(code)) => format!("Process {handle} exited with code {code}.\n"),
