@@ -19,6 +19,10 @@ export RUSTC_WRAPPER = $(if $(wildcard $(SCCACHE)),$(SCCACHE))
 # denied (what `cargo clippy` checks, without a second, check-only build of every dependency).
 export RUSTC_WORKSPACE_WRAPPER = $(shell command -v clippy-driver)
 export CLIPPY_ARGS := -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+# CI builds a fresh clone once: incremental compilation data would only cost time there.
+ifdef CI
+export CARGO_INCREMENTAL := 0
+endif
 # Every cargo call of `make test` selects the same packages, targets and features, so no
 # dependency is compiled twice with another feature set.
 export CARGO_SELECTION := --workspace --all-targets --all-features
