@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::command_line::{Analysis, CommandLine};
 use crate::error::{CallError, PathError};
 use crate::path::{normalize_absolute, normalize_container_path};
 use crate::tool::{PrimaryArg, ToolInfo, ToolKind};
@@ -20,8 +21,9 @@ pub enum Target {
     Path(String),
     /// `move_path`: both normalised absolute ends.
     PathPair { source: String, destination: String },
-    /// A shell command (`run_command`, `start_process`) or process input (`write_process_input`).
-    Command(String),
+    /// A shell command (`run_command`, `start_process`) or process input (`write_process_input`),
+    /// with what changes its meaning: see [`CommandLine`].
+    Command(CommandLine),
     /// Package specifications as given (`numpy`, `requests==2.32`, `@types/node`); never empty.
     Packages(Vec<String>),
 }
@@ -72,7 +74,12 @@ impl Call {
                 source: absolute(tool, source, s)?,
                 destination: absolute(tool, destination, d)?,
             },
-            (PrimaryArg::Command { .. }, Target::Command(c)) => Target::Command(c.clone()),
+            (PrimaryArg::Command { .. }, Target::Command(c)) => {
+                let mut c = c.clone();
+                let cwd = c.cwd().map(|d| absolute(tool, "cwd", d)).transpose()?;
+                c.set_cwd(cwd);
+                Target::Command(c)
+            }
             (PrimaryArg::Packages { arg }, Target::Packages(list)) => {
                 Target::Packages(packages(tool, arg, list.iter().map(String::as_str))?)
             }
@@ -105,9 +112,28 @@ impl Call {
         )
     }
 
-    /// A `run_command` / `start_process` / `write_process_input` call.
+    /// A `run_command` / `start_process` / `write_process_input` call with nothing but its
+    /// text; see [`CommandLine`] for the rest.
     pub fn command(tool: ToolKind, command: impl Into<String>) -> Result<Call, CallError> {
-        Call::new(tool, Target::Command(command.into()))
+        Call::new(tool, Target::Command(CommandLine::new(command)))
+    }
+
+    /// For `write_process_input`: the input goes to a process started with `command` (its
+    /// `start_process` command) in `cwd` (absolute, or relative to `/`). Input into a shell is
+    /// then parsed and checked like a command — the deny and ask rules of `run_command` and
+    /// `start_process` apply to it too —; input into an interpreter (`python3`, `node` …) is
+    /// never allowed by a pattern. Other calls are returned unchanged.
+    pub fn with_process(self, command: &str, cwd: Option<&str>) -> Result<Call, CallError> {
+        let Target::Command(line) = self.target else {
+            return Ok(self);
+        };
+        let mut line = line.with_started_as(command);
+        let cwd = cwd.map(|d| absolute(self.tool, "cwd", d)).transpose()?;
+        line.set_cwd(cwd.or_else(|| line.cwd().map(str::to_string)));
+        Ok(Call {
+            tool: self.tool,
+            target: Target::Command(line),
+        })
     }
 
     /// An `install_packages` call.
@@ -124,8 +150,9 @@ impl Call {
 
     /// Build a call from an MCP tool name and its JSON arguments, reading the argument names in
     /// the catalogue: file tools `path` (`move_path`: `source`, `destination`), `run_command` and
-    /// `start_process` `command`, `write_process_input` `input`, `install_packages` `packages`
-    /// (array of strings). Other arguments are ignored.
+    /// `start_process` `command` (and `cwd`, default `default_root`; `run_command` also `stdin`),
+    /// `write_process_input` `input` (then call [`Call::with_process`]), `install_packages`
+    /// `packages` (array of strings). Other arguments are ignored.
     ///
     /// Paths are normalised lexically with [`normalize_container_path`]; relative paths land under
     /// `default_root`. Symlinks are not resolved: the engine may do that afterwards with
@@ -183,7 +210,35 @@ impl Call {
                 source: path(source)?,
                 destination: path(destination)?,
             },
-            PrimaryArg::Command { arg } => Target::Command(string(arg)?.to_string()),
+            PrimaryArg::Command { arg } => {
+                let mut line = CommandLine::new(string(arg)?);
+                let optional = |name: &'static str| -> Result<Option<&str>, CallError> {
+                    match object.and_then(|m| m.get(name)) {
+                        None | Some(Value::Null) => Ok(None),
+                        Some(_) => string(name).map(Some),
+                    }
+                };
+                if matches!(kind, ToolKind::RunCommand | ToolKind::StartProcess) {
+                    line = match optional("cwd")? {
+                        Some(_) => line.with_cwd(path("cwd")?),
+                        None => line.with_default_cwd(
+                            normalize_container_path(".", default_root).map_err(|error| {
+                                CallError::Path {
+                                    tool: kind,
+                                    argument: "cwd",
+                                    error,
+                                }
+                            })?,
+                        ),
+                    };
+                }
+                if kind == ToolKind::RunCommand {
+                    if let Some(stdin) = optional("stdin")? {
+                        line = line.with_stdin(stdin);
+                    }
+                }
+                Target::Command(line)
+            }
             PrimaryArg::Packages { arg } => {
                 let invalid = CallError::InvalidArgument {
                     tool: kind,
@@ -203,7 +258,8 @@ impl Call {
     }
 
     /// Replace every path with `f(path)` (e.g. the engine's symlink resolution), then normalise
-    /// the result lexically again; it must be absolute. Non-path calls are returned unchanged.
+    /// the result lexically again; it must be absolute. A terminal call's working directory is
+    /// mapped when the caller gave one. Other calls are returned unchanged.
     pub fn try_map_paths<E, F>(self, mut f: F) -> Result<Call, E>
     where
         F: FnMut(&str) -> Result<String, E>,
@@ -218,6 +274,15 @@ impl Call {
                 source: normalize_absolute(&f(&source)?)?,
                 destination: normalize_absolute(&f(&destination)?)?,
             },
+            // A defaulted working directory is the default root, already canonical.
+            Target::Command(mut line) if line.cwd_given() => {
+                let cwd = match line.cwd() {
+                    Some(c) => Some(normalize_absolute(&f(c)?)?),
+                    None => None,
+                };
+                line.set_cwd(cwd);
+                Target::Command(line)
+            }
             other => other,
         };
         Ok(Call {
@@ -239,6 +304,14 @@ impl Call {
     /// The primary argument(s).
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// A terminal call's analysis (made once, on first use).
+    pub(crate) fn command_analysis(&self) -> Option<&Analysis> {
+        match &self.target {
+            Target::Command(line) => Some(line.analysis(self.tool)),
+            _ => None,
+        }
     }
 }
 
@@ -314,7 +387,24 @@ mod tests {
         );
 
         let c = Call::from_arguments("run_command", &json!({"command": "ls -la /"}), ROOT).unwrap();
-        assert_eq!(c.target(), &Target::Command("ls -la /".into()));
+        assert_eq!(
+            c.target(),
+            &Target::Command(CommandLine::new("ls -la /").with_cwd(ROOT))
+        );
+        let c = Call::from_arguments(
+            "run_command",
+            &json!({"command": "sh", "cwd": "sub/..//x", "stdin": "ls"}),
+            ROOT,
+        )
+        .unwrap();
+        assert_eq!(
+            c.target(),
+            &Target::Command(
+                CommandLine::new("sh")
+                    .with_cwd("/workspaces/project/x")
+                    .with_stdin("ls")
+            )
+        );
 
         let c = Call::from_arguments(
             "write_process_input",
@@ -323,6 +413,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.target(), &Target::Command("y\n".into()));
+        let c = c
+            .with_process("python3", Some("/workspaces/project/./a"))
+            .unwrap();
+        assert_eq!(
+            c.target(),
+            &Target::Command(
+                CommandLine::new("y\n")
+                    .with_started_as("python3")
+                    .with_cwd("/workspaces/project/a")
+            )
+        );
 
         let c = Call::from_arguments(
             "install_packages",
@@ -423,6 +524,23 @@ mod tests {
         ));
         let c = Call::path(ToolKind::ReadFile, "/workspaces/p/./a/../b").unwrap();
         assert_eq!(c.target(), &Target::Path("/workspaces/p/b".into()));
+    }
+
+    #[test]
+    fn map_paths_maps_a_given_cwd_only() {
+        let fail = |_: &str| Err::<String, PathError>(PathError::Empty);
+        let c = Call::from_arguments("run_command", &json!({"command": "ls"}), ROOT).unwrap();
+        assert!(c.try_map_paths(fail).is_ok());
+        let c = Call::from_arguments("run_command", &json!({"command": "ls", "cwd": "x"}), ROOT)
+            .unwrap();
+        assert!(c.clone().try_map_paths(fail).is_err());
+        let mapped = c
+            .try_map_paths(|p| Ok::<_, PathError>(p.replace("/x", "/real")))
+            .unwrap();
+        let Target::Command(line) = mapped.target() else {
+            panic!("not a command")
+        };
+        assert_eq!(line.cwd(), Some("/workspaces/project/real"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::call::Call;
 use crate::decision::{Decision, Reason, RuleList, Verdict};
 use crate::error::CallError;
+use crate::explain::CommandExplanation;
 use crate::policy::Policy;
 use crate::suggest::suggest_allow_rule;
 
@@ -23,6 +24,8 @@ pub struct Check {
     /// For an asked or denied call: an allow rule that would match it (see
     /// [`suggest_allow_rule`](crate::suggest_allow_rule)).
     pub suggested_allow_rule: Option<String>,
+    /// For a terminal call: what the shell parser found (programs, dynamic parts, writes).
+    pub command: Option<CommandExplanation>,
     /// Multi-line, human-readable explanation (no trailing newline); what `Display` prints.
     pub explanation: String,
 }
@@ -56,12 +59,17 @@ impl Policy {
             .collect();
         let suggested_allow_rule =
             (verdict.decision != Decision::Allow).then(|| suggest_allow_rule(call));
-        let explanation = explain(call, &verdict, &matched, suggested_allow_rule.as_deref());
+        let command = self.explain_command(call);
+        let mut explanation = explain(call, &verdict, &matched, suggested_allow_rule.as_deref());
+        if let Some(command) = &command {
+            explanation = format!("{explanation}\n{command}");
+        }
         Check {
             call: call.clone(),
             verdict,
             matched,
             suggested_allow_rule,
+            command,
             explanation,
         }
     }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::command::{Dynamic, FileWrite, RunnerForm};
 use crate::rule::MatchMode;
 
 /// What happens to a tool call.
@@ -99,8 +100,45 @@ pub enum Reason {
     /// `rule` allows the command, but the call also sets environment variables, which can change
     /// what the command does (`PATH`, `GIT_CONFIG_*` …) and no rule matches: you are asked.
     ExtraInputs { rule: String },
+    /// `rule` allows the command's programs, but something in the command it does not cover
+    /// (a part only known at run time, a program running others, a file written): you are asked.
+    Uncovered { rule: String, gap: Gap },
     /// No rule matched; the tool's own nature decided: read-only tools are allowed, all others asked.
     Default { read_only: bool },
+}
+
+/// What an allow rule that matches a command's programs does not cover.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "gap", rename_all = "snake_case")]
+pub enum Gap {
+    /// A part of the command only known when it runs.
+    Dynamic { dynamic: Dynamic },
+    /// A program that runs other programs, which the rule does not spell out.
+    RunsPrograms { form: RunnerForm },
+    /// A file the command writes that no `write_file` allow rule allows.
+    Write { write: FileWrite },
+    /// Input into a process that runs it as code (`program`), or whose program is unknown.
+    ProcessInput { program: Option<String> },
+}
+
+impl fmt::Display for Gap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Gap::Dynamic { dynamic } => write!(f, "the command has {dynamic}"),
+            Gap::RunsPrograms { form } => write!(f, "{form}, which the rule does not spell out"),
+            Gap::Write { write } => write!(
+                f,
+                "it writes to {} (`{}`) and no write_file rule allows that",
+                write.target, write.op
+            ),
+            Gap::ProcessInput { program: Some(p) } => {
+                write!(f, "the input goes to `{p}`, which runs it as code")
+            }
+            Gap::ProcessInput { program: None } => {
+                f.write_str("the program the input goes to is unknown")
+            }
+        }
+    }
 }
 
 impl fmt::Display for Reason {
@@ -117,6 +155,9 @@ impl fmt::Display for Reason {
                 f,
                 "`{rule}` allows this command, but the call also sets environment variables the rule does not cover"
             ),
+            Reason::Uncovered { rule, gap } => {
+                write!(f, "`{rule}` matches, but {gap}")
+            }
             Reason::Default { read_only: true } => {
                 f.write_str("no rule matches and this tool only reads")
             }
@@ -152,6 +193,7 @@ impl fmt::Display for Verdict {
                 write!(f, "Needs your approval: {}.", self.reason)
             }
             (Decision::Deny, Reason::Default { .. }) => write!(f, "Denied: {}.", self.reason),
+            (_, Reason::Uncovered { .. }) => write!(f, "Needs your approval: {}.", self.reason),
             (Decision::Allow, _) => write!(f, "Allowed by {}.", self.reason),
             (Decision::Ask, _) => write!(f, "Needs your approval because of {}.", self.reason),
             (Decision::Deny, _) => write!(f, "Denied by {}.", self.reason),

@@ -4,7 +4,10 @@
 //! A rule is `tool`, `tool(pattern)` or `*` (every tool). The pattern matches the call's primary
 //! argument: a path glob for file tools, a command glob for terminal tools, package globs for
 //! `install_packages` (see [`Rule`]). Deny rules are checked first, then ask, then allow; the first
-//! match wins. Without a match, read-only tools are allowed and all others asked.
+//! match wins. Without a match, read-only tools are allowed and all others asked. Commands are
+//! parsed as the sandbox's `sh` reads them and every program in them is checked; see
+//! [`Policy::decide`] for what a command rule can promise and [`Policy::explain_command`] for
+//! what the parser found.
 //!
 //! ```
 //! use airlock_policy::{Call, Decision, Policy, ToolKind, suggest_allow_rule};
@@ -32,20 +35,30 @@
 mod call;
 mod check;
 mod command;
+mod command_line;
 mod decision;
 mod error;
+mod explain;
 mod grants;
+mod judge;
 mod path;
 mod pattern;
 mod policy;
 mod rule;
+mod scan;
+mod shell;
 mod suggest;
 mod tool;
 
 pub use call::{Call, Target};
 pub use check::{check, Check};
-pub use decision::{Decision, Reason, RuleList, Verdict};
+pub use command::{
+    BashFeature, Dialect, Dynamic, FileWrite, RunnerForm, Runs, WriteOp, WriteTarget,
+};
+pub use command_line::CommandLine;
+pub use decision::{Decision, Gap, Reason, RuleList, Verdict};
 pub use error::{CallError, PathError, PolicyError, RuleError, UnknownTool};
+pub use explain::{CommandExplanation, ProgramFound, ReadAs, WriteFound};
 pub use grants::{Grant, GrantId, SessionGrants};
 pub use path::normalize_container_path;
 pub use policy::{default_verdict, Policy};

@@ -3,8 +3,9 @@
 
 use globset::{GlobBuilder, GlobMatcher};
 
-use crate::command::{has_operators, normalize_whitespace, segments};
+use crate::command::{basename, RunnerForm, Runs, View};
 use crate::rule::MatchMode;
+use crate::scan::{has_shell_syntax, normalize_whitespace, skeleton};
 use crate::tool::PatternKind;
 
 /// Why a pattern did not compile.
@@ -33,8 +34,154 @@ pub(crate) struct Pattern {
     /// ask rules, because workspaces mounted from a macOS host are usually case-insensitive
     /// (`/workspaces/p/SECRET` is the same file as `/workspaces/p/secret`).
     folded: Option<(GlobMatcher, Option<GlobMatcher>)>,
-    /// A command pattern that spells out shell operators is matched against the whole command only.
-    has_operators: bool,
+    /// Command patterns only.
+    command: Option<CommandPattern>,
+}
+
+/// What a command pattern needs besides its glob.
+#[derive(Debug, Clone)]
+struct CommandPattern {
+    /// Spelled out: it has shell syntax (operators, quotes, `$` …) or no wildcard at all, so it
+    /// may also allow a whole command that shares its skeleton (`make && make test`).
+    whole: bool,
+    /// The sequence of shell syntax characters in it (see [`skeleton`]).
+    skeleton: String,
+    /// The glob as tokens, to ask whether some command starting with a prefix could match;
+    /// `None` when it uses alternatives `{a,b}` (then any prefix could).
+    tokens: Option<Vec<Token>>,
+    /// Its first word when literal, as a bare name: the program it names.
+    program: Option<String>,
+    /// Its words.
+    words: Vec<String>,
+    /// Deny and ask only: the pattern with a first word written as a path reduced to its name
+    /// (`/usr/bin/touch *` also stops `touch f`).
+    bare: Option<(GlobMatcher, Option<Vec<Token>>)>,
+}
+
+/// One element of a command glob, for prefix checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Literal(char),
+    /// `?`, or a class `[…]` (taken as any character: more prefixes stay possible).
+    One,
+    Star,
+}
+
+/// The text a glob stands for with its escapes removed, and whether it has wildcards.
+fn unescape_glob(glob: &str) -> (String, bool) {
+    let mut out = String::with_capacity(glob.len());
+    let mut wild = false;
+    let mut chars = glob.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            '*' | '?' | '[' | '{' => {
+                wild = true;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    (out, wild)
+}
+
+/// Tokens of a glob, or `None` when it has alternatives.
+fn tokens(glob: &str) -> Option<Vec<Token>> {
+    let mut out = Vec::new();
+    let mut chars = glob.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(Token::Literal(chars.next().unwrap_or('\\'))),
+            '*' => {
+                if out.last() != Some(&Token::Star) {
+                    out.push(Token::Star);
+                }
+            }
+            '?' => out.push(Token::One),
+            '[' => {
+                // `[]…]` and `[!]…]` hold a literal `]` first.
+                let mut first = true;
+                for d in chars.by_ref() {
+                    if d == ']' && !first {
+                        break;
+                    }
+                    if d != '!' && d != '^' {
+                        first = false;
+                    }
+                }
+                out.push(Token::One);
+            }
+            '{' | '}' => return None,
+            _ => out.push(Token::Literal(c)),
+        }
+    }
+    Some(out)
+}
+
+/// Could some text starting with `prefix` match the glob `tokens`?
+fn could_match_prefix(tokens: &[Token], prefix: &str) -> bool {
+    let n = tokens.len();
+    let close = |set: &mut Vec<bool>| {
+        for i in 0..n {
+            if set[i] && tokens[i] == Token::Star {
+                set[i + 1] = true;
+            }
+        }
+    };
+    let mut current = vec![false; n + 1];
+    current[0] = true;
+    close(&mut current);
+    for c in prefix.chars() {
+        let mut next = vec![false; n + 1];
+        for i in 0..n {
+            if !current[i] {
+                continue;
+            }
+            match tokens[i] {
+                Token::Star => next[i] = true,
+                Token::One => next[i + 1] = true,
+                Token::Literal(l) if l == c => next[i + 1] = true,
+                Token::Literal(_) => {}
+            }
+        }
+        close(&mut next);
+        if !next.contains(&true) {
+            return false;
+        }
+        current = next;
+    }
+    true
+}
+
+impl CommandPattern {
+    fn compile(normalized: &str, original: &str) -> Result<CommandPattern, PatternError> {
+        let words: Vec<String> = normalized.split(' ').map(str::to_string).collect();
+        let literal = |w: &str| !w.contains(['*', '?', '[', '{', '\\', '\'', '"', '$', '`', '~']);
+        let first = words.first().map(String::as_str).unwrap_or_default();
+        // `python3*` names `python3` (and more); `*` and `p?thon` name no program.
+        let name = first.strip_suffix('*').unwrap_or(first);
+        let program = (literal(name) && !name.is_empty()).then(|| basename(name).to_string());
+        let bare = match &program {
+            Some(name) if literal(first) && first.contains('/') => {
+                let rest = normalized.get(first.len()..).unwrap_or_default();
+                let glob_text = format!("{}{rest}", crate::rule::escape_glob(name));
+                Some((
+                    glob(&glob_text, original, false, false)?,
+                    tokens(&glob_text),
+                ))
+            }
+            _ => None,
+        };
+        let (literal_text, wild) = unescape_glob(original);
+        Ok(CommandPattern {
+            whole: has_shell_syntax(&literal_text) || !wild,
+            skeleton: skeleton(&literal_text),
+            tokens: tokens(normalized),
+            program,
+            words,
+            bare,
+        })
+    }
 }
 
 impl Pattern {
@@ -53,8 +200,15 @@ impl Pattern {
             ),
             PatternKind::Package => (glob(&text, &text, false, true)?, None, None),
         };
+        let command = match kind {
+            PatternKind::Command => Some(CommandPattern::compile(
+                &normalize_whitespace(&text),
+                &text,
+            )?),
+            _ => None,
+        };
         Ok(Pattern {
-            has_operators: kind == PatternKind::Command && has_operators(&text),
+            command,
             text,
             kind,
             matcher,
@@ -80,15 +234,73 @@ impl Pattern {
         matcher.is_match(path) || dir.as_ref().is_some_and(|m| m.is_match(path))
     }
 
-    /// A command. `Any` (deny/ask): the whole command or any simple command in it matches.
-    /// `All` (allow): the whole command matches and so does every simple command in it, unless the
-    /// pattern itself contains shell operators (then the whole command decides).
-    pub(crate) fn matches_command(&self, command: &str, mode: MatchMode) -> bool {
-        let whole = self.matcher.is_match(normalize_whitespace(command));
-        match mode {
-            MatchMode::Any => whole || segments(command).iter().any(|s| self.matcher.is_match(s)),
-            MatchMode::All if self.has_operators => whole,
-            MatchMode::All => whole && segments(command).iter().all(|s| self.matcher.is_match(s)),
+    /// Does the glob match this (whitespace-normalised) text?
+    pub(crate) fn matches_text(&self, text: &str) -> bool {
+        self.matcher.is_match(text)
+    }
+
+    /// Deny and ask: could the command this view spells be one the pattern matches? A view
+    /// with a dynamic word could if some text starting with its literal prefix matches; a
+    /// program written as a path is also tried as a bare name.
+    pub(crate) fn could_match_view(&self, view: &View) -> bool {
+        let Some(c) = &self.command else {
+            return false;
+        };
+        let live = |tokens: &Option<Vec<Token>>, prefix: &str| {
+            tokens
+                .as_ref()
+                .is_none_or(|t| could_match_prefix(t, prefix))
+        };
+        match &view.prefix {
+            Some(prefix) => {
+                live(&c.tokens, prefix) || c.bare.as_ref().is_some_and(|(_, t)| live(t, prefix))
+            }
+            None => {
+                self.matcher.is_match(&view.text)
+                    || c.bare.as_ref().is_some_and(|(m, _)| m.is_match(&view.text))
+            }
+        }
+    }
+
+    /// Allow: does the pattern match this view as it is (no dynamic word, allowed spelling)?
+    pub(crate) fn covers_view(&self, view: &View) -> bool {
+        view.allow && view.prefix.is_none() && self.matcher.is_match(&view.text)
+    }
+
+    /// Is the pattern spelled out (shell syntax, or no wildcard), so that it may allow a whole
+    /// command with the same skeleton?
+    #[cfg(test)]
+    pub(crate) fn is_spelled_out(&self) -> bool {
+        self.command.as_ref().is_some_and(|c| c.whole)
+    }
+
+    /// Allow, spelled-out patterns: does it match the whole command, with the same shell syntax?
+    pub(crate) fn matches_whole_command(&self, normalized: &str, command_skeleton: &str) -> bool {
+        self.command.as_ref().is_some_and(|c| {
+            c.whole && c.skeleton == command_skeleton && self.matcher.is_match(normalized)
+        })
+    }
+
+    /// Does the pattern spell out this way of running other programs: name the program (and
+    /// the option or subcommand)? `find * -exec *` spells `find -exec`; `find *` and `*` do not.
+    pub(crate) fn spells(&self, form: &RunnerForm) -> bool {
+        let Some(c) = &self.command else {
+            return false;
+        };
+        if c.program.as_deref() != Some(form.program.as_str()) {
+            return false;
+        }
+        let has_word = |word: &str| {
+            c.words.iter().any(|w| {
+                w == word
+                    || w.strip_prefix(word)
+                        .is_some_and(|rest| rest.starts_with(['=', '*']))
+            })
+        };
+        match &form.runs {
+            Runs::Option { option } => has_word(option),
+            Runs::Subcommand { name } => has_word(name),
+            Runs::Arguments | Runs::Code | Runs::ScriptFile | Runs::Stdin => true,
         }
     }
 
@@ -171,6 +383,85 @@ pub(crate) fn bare_package_name(spec: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes() {
+        let cases = [
+            ("rm -rf /*", "rm -rf /", true),
+            ("rm -rf /*", "rm ", true),
+            ("rm -rf /*", "", true),
+            ("rm -rf /*", "rm -f ", false),
+            ("git push --force*", "git commit -m ", false),
+            ("git push*", "git p", true),
+            ("*touch*", "anything ", true),
+            ("t?uch *", "tXuch ", true),
+            ("t[ao]uch *", "tXuch", true),
+            ("{rm,del} *", "ls ", true),
+            ("echo \\*", "echo *", true),
+            ("echo \\*", "echo x", false),
+        ];
+        for (glob, prefix, expected) in cases {
+            let p = Pattern::compile(glob, PatternKind::Command).unwrap();
+            let view = View {
+                text: String::new(),
+                prefix: Some(prefix.into()),
+                allow: false,
+            };
+            assert_eq!(p.could_match_view(&view), expected, "{glob} / {prefix:?}");
+        }
+    }
+
+    #[test]
+    fn spelled_forms() {
+        let form = |program: &str, runs| RunnerForm {
+            program: program.into(),
+            runs,
+        };
+        let exec = form(
+            "find",
+            Runs::Option {
+                option: "-exec".into(),
+            },
+        );
+        let spells = |glob: &str, f: &RunnerForm| {
+            Pattern::compile(glob, PatternKind::Command)
+                .unwrap()
+                .spells(f)
+        };
+        assert!(spells("find * -exec *", &exec));
+        assert!(spells("/usr/bin/find * -exec*", &exec));
+        assert!(!spells("find *", &exec));
+        assert!(!spells("*", &exec));
+        assert!(!spells("* -exec *", &exec));
+        let xargs = form("xargs", Runs::Arguments);
+        assert!(spells("xargs rm*", &xargs));
+        assert!(!spells("x*", &xargs));
+        let c = form(
+            "bash",
+            Runs::Option {
+                option: "-c".into(),
+            },
+        );
+        assert!(spells("bash -c *", &c));
+        assert!(spells("bash -c*", &c));
+        assert!(!spells("bash *", &c));
+    }
+
+    #[test]
+    fn spelled_out_patterns() {
+        let whole = |glob: &str| {
+            Pattern::compile(glob, PatternKind::Command)
+                .unwrap()
+                .is_spelled_out()
+        };
+        assert!(whole("make && make test"));
+        assert!(whole("git status"));
+        assert!(whole("echo x > *"));
+        assert!(!whole("git status*"));
+        let p = Pattern::compile("make && make *", PatternKind::Command).unwrap();
+        assert!(p.matches_whole_command("make && make test", "&&"));
+        assert!(!p.matches_whole_command("make && make test; curl x", "&&;"));
+    }
 
     #[test]
     fn bare_names() {

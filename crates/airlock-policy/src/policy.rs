@@ -5,6 +5,7 @@ use crate::call::Call;
 use crate::decision::{Decision, Reason, RuleList, Verdict};
 use crate::error::PolicyError;
 use crate::grants::SessionGrants;
+use crate::judge;
 use crate::rule::Rule;
 
 /// The parsed `[approval]` rules. `Policy::default()` has no rules: every call gets its tool's default.
@@ -47,7 +48,24 @@ impl Policy {
     /// else the first matching allow rule allows; else read-only tools are allowed and all others
     /// asked. Deny and ask rules match a multi-target call if any target matches, allow rules only
     /// if all do (see [`MatchMode`](crate::MatchMode)).
+    ///
+    /// Terminal calls are parsed as `sh` would (see [`Rule`] and [`CommandExplanation`](crate::CommandExplanation)):
+    ///
+    /// * A deny or ask rule applies if any program the command runs could match it. A program only
+    ///   known at run time (`$T f`, `$(echo touch) f`, `curl … | sh`, text the parser cannot read)
+    ///   could be any program, so **every** command deny rule applies to it: it is denied when the
+    ///   policy denies any command pattern, else asked.
+    /// * `write_file` deny and ask rules apply to the files a command writes (`>`, `>>`, `tee`); a
+    ///   target only known at run time could be any file.
+    /// * Input into a shell process (`write_process_input` after [`Call::with_process`]) also
+    ///   meets the deny and ask rules of `run_command` and `start_process`.
+    /// * Allow rules must cover every program, nothing may be dynamic, programs that run others
+    ///   must be spelled out, and every write needs a `write_file` allow rule; a rule that matches
+    ///   but leaves a gap asks with [`Reason::Uncovered`].
     pub fn decide(&self, call: &Call) -> Verdict {
+        if let Some(analysis) = call.command_analysis() {
+            return judge::decide(self, call, analysis, None);
+        }
         if let Some(verdict) = self.first_rule_match(call, &RuleList::PRECEDENCE) {
             return verdict;
         }
@@ -63,6 +81,9 @@ impl Policy {
         grants: &SessionGrants,
         session: &str,
     ) -> Verdict {
+        if let Some(analysis) = call.command_analysis() {
+            return judge::decide(self, call, analysis, Some(grants.list(session)));
+        }
         if let Some(verdict) = self.first_rule_match(call, &[RuleList::Deny]) {
             return verdict;
         }
@@ -79,13 +100,21 @@ impl Policy {
 
     /// Every rule that matches `call`, list by list in precedence order (deny, ask, allow), each
     /// matched the way its list matches. The first entry decided the call, if any.
+    ///
+    /// For a terminal call, deny and ask entries include `write_file` rules that match a file it
+    /// writes and (for shell input) `run_command` / `start_process` rules; allow entries are rules
+    /// that cover the whole command alone. A command may also be allowed by several allow rules
+    /// together, which this list does not show: [`decide`](Self::decide) is the authority.
     pub fn matching_rules(&self, call: &Call) -> Vec<(RuleList, &Rule)> {
         RuleList::PRECEDENCE
             .iter()
             .flat_map(|&list| {
                 self.rules(list)
                     .iter()
-                    .filter(move |r| r.matches(call, list.match_mode()))
+                    .filter(move |r| match (call.command_analysis(), list) {
+                        (Some(a), RuleList::Deny | RuleList::Ask) => judge::restricts(r, call, a),
+                        _ => r.matches(call, list.match_mode()),
+                    })
                     .map(move |r| (list, r))
             })
             .collect()

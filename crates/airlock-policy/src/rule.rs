@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::call::{Call, Target};
 use crate::error::RuleError;
+use crate::judge;
 use crate::pattern::{Pattern, PatternError};
 use crate::tool::{PatternKind, ToolKind};
 
@@ -46,12 +47,16 @@ pub enum MatchMode {
 ///   Deny/ask path rules ignore letter case (workspaces mounted from macOS are case-insensitive, so
 ///   `/workspaces/p/SECRET` may be `/workspaces/p/secret`); allow rules respect it.
 /// * `run_command`, `start_process`, `write_process_input`: a command glob; `*` matches anything
-///   including `/` and spaces; runs of whitespace count as one space. A chained command
-///   (`a && b`, `a; b`, `a | b`, `$(b)`, newlines) matches a deny/ask rule if the whole command or
-///   any simple command in it matches, and an allow rule only if the whole command and every simple
-///   command in it match (`run_command(git status*)` does not allow `git status; rm -rf ~`).
-///   Command rules are a convenience, not a security boundary: a shell can spell any command in
-///   many ways; the sandbox is the boundary.
+///   including `/` and spaces; runs of whitespace count as one space. The command is parsed as
+///   `sh` parses it, and the glob is matched against each simple command in it with quotes and
+///   escapes removed, wrappers (`env`, `timeout`, `nice` …) seen through and program paths reduced
+///   to names, `sh -c` bodies and shell input included. A deny/ask rule matches if any simple
+///   command could match; an allow rule only if every simple command is covered, nothing in it is
+///   only known at run time, programs that run other programs (`find -exec`, `xargs`, `sudo`,
+///   `python3 -c` …) are spelled out by the rule, and every file it writes (`>`, `tee`) is allowed
+///   by a `write_file` rule. A pattern with shell syntax (`make && make test`) or without a
+///   wildcard is also compared with the whole command. See `judge.rs` for the details.
+///   Command rules are a convenience, not a security boundary: the sandbox is the boundary.
 /// * `install_packages`: a case-insensitive glob over each package; a package matches if its full
 ///   specification (`requests==2.32`) or its bare name (`requests`) matches. Deny/ask rules match
 ///   if any package matches, allow rules only if all do.
@@ -156,8 +161,8 @@ impl Rule {
             }),
             // Keep newlines: they mark the pattern as spelling out its operators, so the whole
             // command is compared.
-            Target::Command(c) if c.trim().is_empty() => None,
-            Target::Command(c) => Some(escape_glob(c.trim())),
+            Target::Command(c) if c.text().trim().is_empty() => None,
+            Target::Command(c) => Some(escape_glob(c.text().trim())),
             Target::Packages(list) => Some(alternatives(list)),
         };
         pattern
@@ -175,6 +180,11 @@ impl Rule {
         self.pattern.as_ref().map(Pattern::text)
     }
 
+    /// The compiled pattern, if any.
+    pub(crate) fn compiled(&self) -> Option<&Pattern> {
+        self.pattern.as_ref()
+    }
+
     /// How the pattern is read, if there is one.
     pub fn pattern_kind(&self) -> Option<PatternKind> {
         self.pattern.as_ref().map(Pattern::kind)
@@ -187,6 +197,11 @@ impl Rule {
 
     /// Does this rule match `call`? `mode` says how calls with several targets match; use
     /// [`RuleList::match_mode`](crate::RuleList::match_mode) for a list's rules.
+    ///
+    /// For a terminal call, `Any` asks whether the rule could match any program in it, `All`
+    /// whether this rule alone covers all of it (a command that writes files is never covered
+    /// by one command rule: the writes need `write_file` rules, which only
+    /// [`Policy::decide`](crate::Policy::decide) sees).
     pub fn matches(&self, call: &Call, mode: MatchMode) -> bool {
         if let ToolSelector::Tool(kind) = self.tool {
             if kind != call.tool() {
@@ -214,7 +229,16 @@ impl Rule {
                     s || d
                 }
             }
-            Target::Command(c) => pattern.matches_command(c, mode),
+            Target::Command(line) => {
+                let analysis = line.analysis(call.tool());
+                match mode {
+                    MatchMode::Any => judge::restricts_command(self, analysis),
+                    MatchMode::All => matches!(
+                        judge::coverage(&[self], analysis, &|_| false),
+                        judge::Coverage::Covered(_)
+                    ),
+                }
+            }
             Target::Packages(list) => {
                 if all {
                     !list.is_empty() && list.iter().all(|p| pattern.matches_package(p))

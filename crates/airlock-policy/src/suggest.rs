@@ -2,7 +2,7 @@
 //! and similar calls, for "always allow" buttons and `airlock policy check`.
 
 use crate::call::{Call, Target};
-use crate::command::{has_operators, normalize_whitespace};
+use crate::command_line::Reading;
 use crate::path::{depth, parent};
 use crate::pattern::bare_package_name;
 use crate::rule::{alternatives, escape_glob, Rule};
@@ -14,16 +14,18 @@ use crate::rule::{alternatives, escape_glob, Rule};
 ///   (`/workspaces`), that would be too broad, so the exact path is used instead.
 /// * `move_path`: the deepest directory holding both ends + `/**`; if that is too broad, exactly
 ///   the two paths (`move_path({/workspaces/a/x,/workspaces/b/y})`).
-/// * Commands: the first word, plus the second when it looks like a subcommand (lowercase letters,
-///   digits, `-`, `_`), then `*`: `run_command(git commit*)`, `run_command(ls*)`. A chained
-///   command (`a && b`, pipes, `;`, `$(…)`, newlines) gets the exact command, since a prefix
-///   rule would not allow the chain. An empty command gets the bare tool.
+/// * Commands: the program (wrappers and system paths seen through), plus the next word when it
+///   looks like a subcommand (lowercase letters, digits, `-`, `_`), then `*`:
+///   `run_command(git commit*)`, `run_command(ls*)`. A command such a prefix would not allow
+///   (chains, redirections, `$(…)`, programs running others) gets the exact command. An empty
+///   command gets the bare tool.
 /// * `install_packages`: the bare package names, `install_packages(numpy)` or
 ///   `install_packages({numpy,pandas})`.
 /// * Tools without a primary argument: the bare tool name.
 ///
-/// Glob characters in names are escaped. The result always parses and matches `call` as an allow
-/// rule. Note that an allow rule cannot override a matching deny or ask rule.
+/// Glob characters in names are escaped. The result always parses, and matches `call` as an allow
+/// rule — except a shell fed a script on its standard input, whose commands need rules of their
+/// own. Note that an allow rule cannot override a matching deny or ask rule.
 pub fn suggest_allow_rule(call: &Call) -> String {
     suggest_allow(call).to_string()
 }
@@ -38,7 +40,7 @@ pub fn suggest_allow(call: &Call) -> Rule {
             source,
             destination,
         } => Some(pair_scope(source, destination)),
-        Target::Command(c) => command_prefix(c),
+        Target::Command(_) => command_prefix(call),
         Target::Packages(list) => {
             let names: Vec<&str> = list.iter().map(|p| bare_package_name(p)).collect();
             Some(alternatives(&names))
@@ -78,14 +80,30 @@ fn pair_scope(source: &str, destination: &str) -> String {
     dir_scope(&ancestor).unwrap_or_else(|| alternatives(&[source, destination]))
 }
 
-fn command_prefix(command: &str) -> Option<String> {
-    let trimmed = command.trim();
-    if trimmed.is_empty() || has_operators(trimmed) {
-        return None;
-    }
-    let normalized = normalize_whitespace(trimmed);
-    let mut words = normalized.split(' ');
-    let first = words.next()?;
+fn command_prefix(call: &Call) -> Option<String> {
+    let analysis = call.command_analysis()?;
+    let text = match &analysis.reading {
+        Reading::Data => analysis.normalized.as_str(),
+        Reading::Script { script, .. } => {
+            let [inv] = script.commands.as_slice() else {
+                return None;
+            };
+            if !script.problems.is_empty() || !inv.dynamic.is_empty() || inv.body.is_some() {
+                return None;
+            }
+            // The innermost spelling an allow rule may match: wrappers and system paths seen
+            // through.
+            let innermost = inv
+                .views
+                .iter()
+                .rev()
+                .find(|v| v.allow && v.prefix.is_none())?;
+            innermost.text.as_str()
+        }
+        Reading::Code { .. } | Reading::UnknownProcess { .. } => return None,
+    };
+    let mut words = text.split(' ');
+    let first = words.next().filter(|w| !w.is_empty())?;
     let mut prefix = escape_glob(first);
     if let Some(second) = words.next().filter(|w| is_subcommand(w)) {
         prefix.push(' ');

@@ -290,7 +290,11 @@ fn command_globs() {
         json!({"command": "npm run dev -- --port 3000"}),
     );
     assert_eq!(p.decide(&start).decision, Decision::Allow);
+    // Input into a process that reads data is matched as text; into an unknown process it
+    // is never allowed by a pattern.
     let input = call("write_process_input", json!({"pid": 3, "input": "yes\n"}));
+    assert_eq!(p.decide(&input).decision, Decision::Ask);
+    let input = input.with_process("npm run dev", None).unwrap();
     assert_eq!(p.decide(&input).decision, Decision::Allow);
     // A command rule never applies to another terminal tool.
     let p = policy(&["run_command(ls*)"], &[], &[]);
@@ -592,7 +596,7 @@ fn suggestions_parse_back_and_match() {
         ),
         (cmd("ls -la /tmp"), "run_command(ls*)"),
         (cmd("python3 manage.py migrate"), "run_command(python3*)"),
-        (cmd("/usr/bin/env"), "run_command(/usr/bin/env*)"),
+        (cmd("/usr/bin/env"), "run_command(env*)"),
         (
             cmd("git add . && git commit -m x"),
             "run_command(git add . && git commit -m x)",
@@ -602,7 +606,9 @@ fn suggestions_parse_back_and_match() {
             "start_process(npm run*)",
         ),
         (
-            call("write_process_input", json!({"input": "y\n"})),
+            call("write_process_input", json!({"input": "y\n"}))
+                .with_process("npm run dev", None)
+                .unwrap(),
             "write_process_input(y*)",
         ),
         (pkgs(&["numpy"]), "install_packages(numpy)"),

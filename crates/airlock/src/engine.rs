@@ -746,7 +746,9 @@ fn by_of(reason: &Reason) -> DecidedBy {
     match reason {
         Reason::Rule { .. } => DecidedBy::Rule,
         Reason::SessionGrant { .. } | Reason::Remembered { .. } => DecidedBy::User,
-        Reason::Default { .. } | Reason::ExtraInputs { .. } => DecidedBy::Default,
+        Reason::Default { .. } | Reason::ExtraInputs { .. } | Reason::Uncovered { .. } => {
+            DecidedBy::Default
+        }
     }
 }
 
