@@ -48,7 +48,13 @@ pub struct Engine {
     settings_changed: tokio::sync::watch::Sender<u64>,
     /// Tool calls under way, so that shutdown can let their answers go out first.
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// What each background process was started as (command, working directory), by session
+    /// and handle: input written to it is decided as input to that program.
+    processes: std::sync::Mutex<std::collections::HashMap<(String, u32), StartedAs>>,
 }
+
+/// A background process's `start_process` command and working directory.
+type StartedAs = (String, Option<String>);
 
 /// Counts a call as under way until dropped.
 struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
@@ -85,6 +91,7 @@ impl Engine {
             redact: RwLock::new(Arc::new(|s: &str| s.to_string())),
             settings_write: tokio::sync::Mutex::new(()),
             in_flight: Arc::default(),
+            processes: Default::default(),
             settings_changed: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -212,6 +219,23 @@ impl Engine {
                     .await
             }
         };
+        // Input for a background process is decided as input to the program it runs.
+        let call = match &typed {
+            tools::ToolCall::WriteProcessInput(a) => {
+                match self.process_started_as(&caller.session, a.handle) {
+                    Some((command, cwd)) => match call.with_process(&command, cwd.as_deref()) {
+                        Ok(call) => call,
+                        Err(e) => {
+                            return record
+                                .refuse(DecidedBy::Policy, Outcome::Refused, e.to_string())
+                                .await
+                        }
+                    },
+                    None => call,
+                }
+            }
+            _ => call,
+        };
         record.intent.workspace = workspace_of(&call, &settings);
 
         // 2. Policy, then a human where it asks. A call refused as written (denied, or asked
@@ -323,7 +347,22 @@ impl Engine {
             progress: hooks.progress,
             denied: Some(self.denied_paths(call.tool())),
         };
+        let started_as = match &typed {
+            tools::ToolCall::StartProcess(a) => Some((a.command.clone(), a.cwd.clone())),
+            _ => None,
+        };
         let result = tools::execute(&ctx, typed).await;
+        if let (Some(started_as), Ok(out)) = (started_as, &result) {
+            let handle = out
+                .structured
+                .as_ref()
+                .and_then(|s| s.get("handle"))
+                .and_then(Value::as_u64);
+            if let Some(handle) = handle {
+                let mut processes = self.processes.lock().unwrap_or_else(|p| p.into_inner());
+                processes.insert((caller.session.clone(), handle as u32), started_as);
+            }
+        }
 
         // 5. Audit completion; redact what goes back.
         let redact = self.redactor();
@@ -397,6 +436,12 @@ impl Engine {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+    }
+
+    /// What the session's background process `handle` was started as.
+    fn process_started_as(&self, session: &str, handle: u32) -> Option<StartedAs> {
+        let processes = self.processes.lock().unwrap_or_else(|p| p.into_inner());
+        processes.get(&(session.to_string(), handle)).cloned()
     }
 
     /// The one decision for a call: rules, session grants, remembered answers, and the

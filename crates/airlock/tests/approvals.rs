@@ -390,3 +390,62 @@ async fn calls_that_cannot_run_are_refused_before_anyone_is_asked() {
         "hello from the host\n"
     );
 }
+
+/// Command rules see what a shell will run however it gets there: re-spelt, fed to a shell's
+/// stdin, or written into a background shell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn command_rules_hold_for_respellings_stdin_and_process_input() {
+    let env = TestEnv::with_approval(
+        "",
+        "allow = [\"*\"]\ndeny = [\"run_command(touch *)\", \"start_process(touch *)\"]",
+    );
+    let server = Server::start(&env, &[]);
+    let client = server.client().await;
+    for command in [
+        "'touch' f",
+        "t\\ouch f",
+        "X=1 touch f",
+        "/bin/touch f",
+        "sh -c 'touch f'",
+        "command touch f",
+        "T=touch; $T f",
+    ] {
+        let r = call(&client, "run_command", json!({"command": command})).await;
+        assert!(
+            is_error(&r) && text(&r).contains("not run"),
+            "{command}: {}",
+            text(&r)
+        );
+    }
+    let r = call(
+        &client,
+        "run_command",
+        json!({"command": "sh", "stdin": "touch f\n"}),
+    )
+    .await;
+    assert!(is_error(&r), "stdin to a shell: {}", text(&r));
+    let r = call(&client, "start_process", json!({"command": "sh"})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let handle = r.structured_content.as_ref().unwrap()["handle"]
+        .as_u64()
+        .unwrap();
+    let r = call(
+        &client,
+        "write_process_input",
+        json!({"handle": handle, "input": "touch f\n"}),
+    )
+    .await;
+    assert!(is_error(&r), "input to a background shell: {}", text(&r));
+    let r = call(
+        &client,
+        "run_command",
+        json!({"command": "ls f; echo done"}),
+    )
+    .await;
+    assert!(
+        !text(&r).contains("\nf\n") && text(&r).contains("done"),
+        "{}",
+        text(&r)
+    );
+    assert!(!env.project.join("f").exists());
+}
