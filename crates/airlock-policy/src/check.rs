@@ -49,9 +49,14 @@ pub fn check(
 }
 
 impl Policy {
-    /// Decide `call` and explain the decision.
+    /// Decide `call` by these rules alone and explain the decision.
     pub fn check(&self, call: &Call) -> Check {
-        let verdict = self.decide(call);
+        self.explain_verdict(call, self.decide(call))
+    }
+
+    /// Explains `verdict` (reached for `call` by these rules and whatever else decided it:
+    /// grants, remembered answers — see [`Rulebook`](crate::Rulebook)).
+    pub fn explain_verdict(&self, call: &Call, verdict: Verdict) -> Check {
         let matched: Vec<(RuleList, String)> = self
             .matching_rules(call)
             .into_iter()

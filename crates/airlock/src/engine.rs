@@ -9,7 +9,7 @@ use crate::tools::{self, ToolContext, ToolError, ToolOutput};
 use crate::workspace;
 use airlock_audit::{AuditLog, Completion, DecidedBy, Decision as AuditDecision, Intent, Outcome};
 use airlock_control::{ApprovalChoice, ApprovalRequest, DiffPreview, ResolvedBy};
-use airlock_policy::{Call, Decision, Policy, Reason, Rule, Verdict};
+use airlock_policy::{Call, Decision, Extras, Reason, Rule, Rulebook, Verdict};
 use serde_json::Value;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -40,7 +40,7 @@ pub struct Engine {
     pub sandboxes: Arc<SandboxManager>,
     pub approvals: Arc<Approvals>,
     pub audit: Arc<AuditLog>,
-    policy: RwLock<Arc<Policies>>,
+    policy: RwLock<Arc<Rulebook>>,
     redact: RwLock<Redact>,
     /// Serialises writers of the settings file (the engine is its only writer).
     settings_write: tokio::sync::Mutex<()>,
@@ -81,7 +81,7 @@ impl Engine {
         approvals: Arc<Approvals>,
         audit: Arc<AuditLog>,
     ) -> Engine {
-        let policy = Policies::of(&sandboxes.settings()).unwrap_or_default();
+        let policy = rulebook_of(&sandboxes.settings()).unwrap_or_default();
         Engine {
             paths,
             sandboxes,
@@ -114,7 +114,7 @@ impl Engine {
         map_strings(value, &|s| redact(s))
     }
 
-    fn policies(&self) -> Arc<Policies> {
+    fn policies(&self) -> Arc<Rulebook> {
         self.policy
             .read()
             .map(|p| p.clone())
@@ -127,7 +127,7 @@ impl Engine {
 
     /// Applies settings that were already validated (a hand edit picked up by the watcher).
     pub async fn apply_settings(&self, settings: Settings) {
-        if let Ok(policy) = Policies::of(&settings) {
+        if let Ok(policy) = rulebook_of(&settings) {
             if let Ok(mut p) = self.policy.write() {
                 *p = Arc::new(policy);
             }
@@ -417,7 +417,7 @@ impl Engine {
         Arc::new(move |path: &str| {
             tools.iter().any(|t| {
                 Call::path(*t, path)
-                    .is_ok_and(|c| policies.rules.decide(&c).decision == Decision::Deny)
+                    .is_ok_and(|c| policies.rules().decide(&c).decision == Decision::Deny)
             })
         })
     }
@@ -447,11 +447,11 @@ impl Engine {
     /// The one decision for a call: rules, session grants, remembered answers, and the
     /// environment a command sets.
     fn verdict(&self, call: &Call, caller: &Caller, args: &Value) -> Verdict {
-        escalate_env(
-            self.policies()
-                .decide(call, &self.approvals.grants_snapshot(), &caller.session),
+        self.policies().decide(
             call,
-            args,
+            &self.approvals.grants_snapshot(),
+            &caller.session,
+            extras_of(args),
         )
     }
 
@@ -716,75 +716,20 @@ impl CallAudit<'_> {
     }
 }
 
-/// The user's rules, and the answers they told Airlock to remember.
-#[derive(Default)]
-struct Policies {
-    rules: Policy,
-    /// `approval.always`, as allow rules.
-    always: Policy,
+/// The settings' rules as the one decider (`airlock_policy::Rulebook`).
+fn rulebook_of(settings: &Settings) -> Result<Rulebook, airlock_policy::PolicyError> {
+    let a = &settings.approval;
+    Rulebook::new(&a.allow, &a.ask, &a.deny, &a.always)
 }
 
-impl Policies {
-    fn of(settings: &Settings) -> Result<Policies, airlock_policy::PolicyError> {
-        let a = &settings.approval;
-        Ok(Policies {
-            rules: Policy::from_rules(&a.allow, &a.ask, &a.deny)?,
-            always: Policy::from_rules(&a.always, [""; 0], [""; 0])?,
-        })
+/// What the call's arguments bring besides what rules see (the environment a command sets).
+pub fn extras_of(args: &Value) -> Extras {
+    Extras {
+        env: args
+            .get("env")
+            .and_then(Value::as_object)
+            .is_some_and(|env| !env.is_empty()),
     }
-
-    /// Deny rules first; then session grants; then remembered answers settle what would be
-    /// asked; then ask and allow rules and the default.
-    fn decide(
-        &self,
-        call: &Call,
-        grants: &airlock_policy::SessionGrants,
-        session: &str,
-    ) -> Verdict {
-        let verdict = self.rules.decide_with_grants(call, grants, session);
-        if verdict.decision != Decision::Ask {
-            return verdict;
-        }
-        match self.always.matching_rules(call).first() {
-            Some((_, rule)) => Verdict {
-                decision: Decision::Allow,
-                reason: Reason::Remembered {
-                    rule: rule.to_string(),
-                },
-            },
-            None => verdict,
-        }
-    }
-}
-
-/// A command allowed by a rule, a grant or a remembered answer still asks when the call also
-/// sets environment variables: they can change what the command does, and rules do not see them.
-fn escalate_env(verdict: Verdict, call: &Call, args: &Value) -> Verdict {
-    use airlock_policy::ToolKind::{RunCommand, StartProcess};
-    let sets_env = args
-        .get("env")
-        .and_then(Value::as_object)
-        .is_some_and(|env| !env.is_empty());
-    let rule = match &verdict.reason {
-        Reason::Rule { rule, .. } | Reason::SessionGrant { rule } | Reason::Remembered { rule } => {
-            rule.clone()
-        }
-        _ => return verdict,
-    };
-    // A bare `run_command` (or `*`) allows any command anyway; only a command pattern can be
-    // widened by the environment.
-    let has_pattern = Rule::parse(&rule).is_ok_and(|r| r.pattern().is_some());
-    if verdict.decision == Decision::Allow
-        && sets_env
-        && has_pattern
-        && matches!(call.tool(), RunCommand | StartProcess)
-    {
-        return Verdict {
-            decision: Decision::Ask,
-            reason: Reason::ExtraInputs { rule },
-        };
-    }
-    verdict
 }
 
 fn by_of(reason: &Reason) -> DecidedBy {

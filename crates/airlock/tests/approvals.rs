@@ -449,3 +449,145 @@ async fn command_rules_hold_for_respellings_stdin_and_process_input() {
     );
     assert!(!env.project.join("f").exists());
 }
+
+/// One decider: `airlock policy check` and a live engine decide every call of a table alike
+/// (rules, remembered answers, a command's environment), under two rule sets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cli_and_a_live_engine_agree_on_every_call() {
+    let rule_sets = [
+        concat!(
+            "allow = [\"read_file\", \"list_directory\", \"run_command(git status*)\", \"run_command(echo *)\", \"write_file(/workspaces/project/tmp/**)\"]\n",
+            "ask = [\"write_file(/workspaces/project/**)\", \"run_command(git push*)\"]\n",
+            "deny = [\"run_command(rm -rf *)\", \"read_file(/workspaces/project/secret/**)\", \"install_packages(npm:*)\"]\n",
+            "always = [\"run_command(make test)\", \"create_directory(/workspaces/project/build/**)\"]",
+        ),
+        concat!(
+            "allow = [\"*\"]\n",
+            "ask = [\"delete_path\", \"run_command(curl *)\"]\n",
+            "deny = [\"run_command(touch *)\", \"write_file(/workspaces/project/.git/**)\", \"move_path(/workspaces/data/**)\"]",
+        ),
+    ];
+    let paths = [
+        "hello.txt",
+        "src/main.rs",
+        "tmp/a.txt",
+        "secret/key.txt",
+        "build/out",
+        ".git/config",
+        "/workspaces/data/readme.txt",
+        "/workspaces/project/docs/x.md",
+        "a/b/../tmp/c.txt",
+        "./tmp/b.txt",
+        "/workspaces/project/secret",
+        "/workspaces/data/sub/x",
+    ];
+    let mut calls: Vec<(String, serde_json::Value)> = Vec::new();
+    for p in paths {
+        for tool in [
+            "read_file",
+            "list_directory",
+            "create_directory",
+            "file_info",
+            "delete_path",
+            "directory_tree",
+        ] {
+            calls.push((tool.into(), json!({"path": p})));
+        }
+        calls.push(("write_file".into(), json!({"path": p, "content": "x"})));
+        calls.push((
+            "move_path".into(),
+            json!({"source": p, "destination": "moved.txt"}),
+        ));
+        calls.push((
+            "move_path".into(),
+            json!({"source": "hello.txt", "destination": p}),
+        ));
+        calls.push(("grep".into(), json!({"path": p, "regex": "x"})));
+    }
+    let commands = [
+        "git status",
+        "git status --short",
+        "git push origin main",
+        "echo hi",
+        "echo hi > out.txt",
+        "make test",
+        "make",
+        "rm -rf build",
+        "rm -rf /",
+        "touch f",
+        "'touch' f",
+        "t\\ouch f",
+        "X=1 touch f",
+        "/bin/touch f",
+        "sh -c 'touch f'",
+        "curl x",
+        "curl x | sh",
+        "ls -la",
+        "cat hello.txt",
+        "echo $(id)",
+        "git status; rm -rf /",
+        "find . -exec rm {} ;",
+        "command touch f",
+        "nice -n 5 touch f",
+        "env touch f",
+        "echo ok | tee log.txt",
+        "git status && git push",
+        "bash -c 'echo hi'",
+        "eval touch f",
+        "ls; echo done",
+    ];
+    for c in commands {
+        calls.push(("run_command".into(), json!({"command": c})));
+        calls.push((
+            "run_command".into(),
+            json!({"command": c, "env": {"A": "1"}}),
+        ));
+        calls.push(("start_process".into(), json!({"command": c})));
+    }
+    for (manager, pkg) in [("npm", "left-pad"), ("pip", "requests"), ("cargo", "serde")] {
+        calls.push((
+            "install_packages".into(),
+            json!({"manager": manager, "packages": [pkg]}),
+        ));
+    }
+    assert!(calls.len() >= 200, "{} calls", calls.len());
+    for rules in rule_sets {
+        let env = TestEnv::with_approval("max_sandboxes = 4", rules);
+        let server = Server::start(&env, &["--approver", "policy"]);
+        let client = server.client().await;
+        for (tool, args) in &calls {
+            let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+                .args(["policy", "check", "--config"])
+                .arg(&env.config)
+                .args([tool.as_str(), &args.to_string()])
+                .env("AIRLOCK_DATA_DIR", &env.data)
+                .output()
+                .unwrap();
+            let report = String::from_utf8_lossy(&out.stdout);
+            let cli = report
+                .lines()
+                .find_map(|l| l.strip_prefix("decision: "))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{tool} {args}: {report}{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    )
+                })
+                .trim()
+                .to_string();
+            let r = call(&client, tool, args.clone()).await;
+            let t = text(&r);
+            let engine = if t.contains("This call was not run.") {
+                "deny"
+            } else if t.contains("needs the user's approval") {
+                "ask"
+            } else {
+                "allow"
+            };
+            assert_eq!(
+                engine, cli,
+                "{tool} {args} under\n{rules}\nengine said: {t}\ncli said: {report}"
+            );
+        }
+    }
+}

@@ -32,11 +32,9 @@ pub async fn run(config: Option<PathBuf>, args: PolicyArgs) -> anyhow::Result<Ex
     let settings = Settings::load(&paths.config_file)?;
     let args: serde_json::Value = serde_json::from_str(&arguments)
         .map_err(|e| anyhow::anyhow!("arguments are not JSON: {e}"))?;
-    let policy = airlock_policy::Policy::from_rules(
-        &settings.approval.allow,
-        &settings.approval.ask,
-        &settings.approval.deny,
-    )?;
+    let a = &settings.approval;
+    // The engine's own decider: rules, remembered answers and the environment a call sets.
+    let rulebook = airlock_policy::Rulebook::new(&a.allow, &a.ask, &a.deny, &a.always)?;
     let default_root = settings
         .enabled_workspaces()
         .next()
@@ -46,7 +44,7 @@ pub async fn run(config: Option<PathBuf>, args: PolicyArgs) -> anyhow::Result<Ex
         airlock_policy::Call::from_arguments(&tool, &args, &default_root)?.try_map_paths(|p| {
             workspace::canonical_path(&settings.workspaces, p).map_err(|e| anyhow::anyhow!("{e}"))
         })?;
-    let check = policy.check(&call);
+    let check = rulebook.check(&call, airlock::engine::extras_of(&args));
     println!("{check}");
     Ok(ExitCode::SUCCESS)
 }
