@@ -136,12 +136,12 @@ pub enum Op {
         #[serde(default)]
         close: bool,
     },
-    /// Kill a background process's whole group. Answered with its final
+    /// Kill every process a background process started (any session). Answered with its final
     /// [`Reply::ProcOutput`].
     ProcKill { handle: u32 },
     /// Background processes and their state.
     ProcList,
-    /// Kill the process group of an in-flight `Run` (a cancelled call). Answered with
+    /// Kill every process an in-flight `Run` started (a cancelled call). Answered with
     /// [`Reply::Done`] (empty path); the `Run` itself answers with `cancelled: true`.
     Cancel { request: u64 },
 }
@@ -171,7 +171,7 @@ pub struct RunSpec {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub stdin: Option<String>,
-    /// Kill the whole process group after this long.
+    /// Kill every process the command started after this long.
     pub timeout_ms: u64,
     /// Bytes kept per stream; the rest is counted and dropped.
     pub output_cap: u64,

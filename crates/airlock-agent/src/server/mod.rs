@@ -10,6 +10,7 @@ mod patterns;
 mod process;
 mod resolve;
 mod sys;
+mod tree;
 mod walk;
 
 use airlock_agent::{
@@ -85,6 +86,8 @@ pub fn serve(config_json: &str) -> i32 {
     // The channel is the agent's: processes of the workload's uid cannot open our stdin/stdout
     // through /proc/<pid>/fd (children start dumpable again when they execute).
     mounts::make_undumpable();
+    // Before any thread starts: the agent becomes the reaper of its commands' orphans.
+    let procs = process::Procs::start();
     let roots = match resolve::Roots::new(&config) {
         Ok(r) => r,
         Err(e) => {
@@ -99,7 +102,7 @@ pub fn serve(config_json: &str) -> i32 {
     );
     let ctx = Arc::new(Ctx {
         roots,
-        procs: process::Procs::default(),
+        procs,
         out: Mutex::new(std::io::stdout()),
         in_flight: Mutex::new(0),
         idle: Condvar::new(),
@@ -159,6 +162,8 @@ pub fn serve(config_json: &str) -> i32 {
     // The engine is gone: nothing may outlive it. Answers already under way get a moment.
     ctx.procs.kill_all();
     ctx.drain(Instant::now() + Duration::from_secs(2));
+    // Anything a request still in flight started meanwhile.
+    ctx.procs.kill_all();
     0
 }
 

@@ -1,9 +1,9 @@
 //! Commands: foreground `run` (with timeout, caps and cancel) and background processes.
-//! Every child leads its own process group so that killing it kills everything it started.
+//! Each command is a job (see `tree`): killing it kills everything it started, in any session.
 
 use crate::server::errors::{self, AgentResult};
 use crate::server::resolve::Roots;
-use crate::server::sys;
+use crate::server::tree::{JobId, Jobs};
 use airlock_agent::{ErrorKind, ProcInfo, Reply, RunResult, RunSpec, SpawnSpec};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Write};
@@ -28,53 +28,62 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A foreground run the engine may cancel.
 #[derive(Default)]
 struct RunSlot {
-    pgid: Option<i32>,
+    job: Option<JobId>,
     cancelled: bool,
 }
 
 /// Every process the agent started.
-#[derive(Default)]
 pub struct Procs {
     runs: Mutex<HashMap<u64, RunSlot>>,
     bg: Mutex<BTreeMap<u32, Arc<Bg>>>,
     next_handle: AtomicU32,
+    jobs: Arc<Jobs>,
 }
 
 impl Procs {
+    /// Makes the agent the reaper of its commands' orphans; call before any other thread starts.
+    pub fn start() -> Procs {
+        Procs {
+            runs: Mutex::default(),
+            bg: Mutex::default(),
+            next_handle: AtomicU32::new(0),
+            jobs: Jobs::start(),
+        }
+    }
+
     /// Notes an incoming `run` before its worker starts, so a quick `cancel` finds it.
     pub fn register_run(&self, id: u64) {
         lock(&self.runs).insert(id, RunSlot::default());
     }
 
-    /// Kills the process group of the run started by request `request`.
+    /// Kills every process of the run started by request `request`.
     pub fn cancel(&self, request: u64) -> AgentResult<Reply> {
-        let mut runs = lock(&self.runs);
-        let Some(slot) = runs.get_mut(&request) else {
-            return Err(errors::err(
-                ErrorKind::NoSuchProcess,
-                format!("no command from request {request} is running"),
-            ));
+        let job = {
+            let mut runs = lock(&self.runs);
+            let Some(slot) = runs.get_mut(&request) else {
+                return Err(errors::err(
+                    ErrorKind::NoSuchProcess,
+                    format!("no command from request {request} is running"),
+                ));
+            };
+            slot.cancelled = true;
+            slot.job
         };
-        slot.cancelled = true;
-        if let Some(pgid) = slot.pgid {
-            sys::kill_group(pgid, libc::SIGKILL);
+        // Not yet started: the run sees `cancelled` once it has, and kills itself.
+        if let Some(job) = job {
+            self.jobs.kill(job);
         }
         Ok(Reply::Done {
             path: String::new(),
         })
     }
 
-    /// Kills every process group the agent started (the engine went away).
+    /// Kills every process the agent started (the engine went away).
     pub fn kill_all(&self) {
         for slot in lock(&self.runs).values_mut() {
             slot.cancelled = true;
-            if let Some(pgid) = slot.pgid {
-                sys::kill_group(pgid, libc::SIGKILL);
-            }
         }
-        for bg in lock(&self.bg).values() {
-            sys::kill_group(bg.pid as i32, libc::SIGKILL);
-        }
+        self.jobs.kill_all();
     }
 
     pub fn run(&self, roots: &Roots, id: u64, spec: &RunSpec) -> AgentResult<Reply> {
@@ -91,15 +100,28 @@ impl Procs {
         } else {
             Stdio::null()
         });
-        let mut child = spawn(cmd, cwd)?;
-        let pgid = child.id() as i32;
-        {
+        let (job, child) = self.spawn_job(cmd, cwd)?;
+        let result = self.run_job(id, spec, started, job, child);
+        self.jobs.forget(job);
+        result
+    }
+
+    fn run_job(
+        &self,
+        id: u64,
+        spec: &RunSpec,
+        started: Instant,
+        job: JobId,
+        mut child: Child,
+    ) -> AgentResult<Reply> {
+        let cancelled = {
             let mut runs = lock(&self.runs);
             let slot = runs.entry(id).or_default();
-            slot.pgid = Some(pgid);
-            if slot.cancelled {
-                sys::kill_group(pgid, libc::SIGKILL);
-            }
+            slot.job = Some(job);
+            slot.cancelled
+        };
+        if cancelled {
+            self.jobs.kill(job);
         }
         if let (Some(data), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
             std::thread::spawn(move || {
@@ -116,8 +138,9 @@ impl Procs {
             reader(s, Arc::clone(&err), Sink::Head);
         }
         let (tx, rx) = mpsc::channel();
+        let jobs = Arc::clone(&self.jobs);
         std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
+            let _ = tx.send(jobs.wait(job, &mut child));
         });
         let deadline =
             (spec.timeout_ms > 0).then(|| started + Duration::from_millis(spec.timeout_ms));
@@ -132,7 +155,7 @@ impl Procs {
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
                         timed_out = true;
-                        sys::kill_group(pgid, libc::SIGKILL);
+                        self.jobs.kill(job);
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -146,10 +169,10 @@ impl Procs {
                 format!("waiting for the command failed: {e}"),
             )
         })?;
-        // Leftover group members (`cmd &`) may hold the pipes open: give them a moment, then kill.
+        // Leftovers (`cmd &`) may hold the pipes open: give them a moment, then kill the job.
         let grace = Instant::now() + DRAIN_GRACE;
         if !(out.wait_eof(grace) && err.wait_eof(grace)) {
-            sys::kill_group(pgid, libc::SIGKILL);
+            self.jobs.kill(job);
             let more = Instant::now() + DRAIN_GRACE;
             out.wait_eof(more);
             err.wait_eof(more);
@@ -173,7 +196,7 @@ impl Procs {
     pub fn spawn(&self, roots: &Roots, spec: &SpawnSpec) -> AgentResult<Reply> {
         let (mut cmd, cwd) = command(roots, &spec.command, spec.cwd.as_deref(), &spec.env)?;
         cmd.stdin(Stdio::piped());
-        let mut child = spawn(cmd, cwd)?;
+        let (job, mut child) = self.spawn_job(cmd, cwd)?;
         let pid = child.id();
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed) + 1;
         let out = Arc::new(Capture::new(spec.output_cap as usize));
@@ -186,6 +209,7 @@ impl Procs {
         }
         let bg = Arc::new(Bg {
             handle,
+            job,
             pid,
             command: spec.command.clone(),
             stdin: Mutex::new(child.stdin.take()),
@@ -195,10 +219,13 @@ impl Procs {
             exited: Condvar::new(),
         });
         let waiter = Arc::clone(&bg);
-        std::thread::spawn(move || waiter.wait(child));
+        let jobs = Arc::clone(&self.jobs);
+        std::thread::spawn(move || waiter.wait(&jobs, child));
         let mut table = lock(&self.bg);
         table.insert(handle, bg);
-        prune(&mut table);
+        for gone in prune(&mut table) {
+            self.jobs.forget(gone.job);
+        }
         Ok(Reply::Spawned { handle, pid })
     }
 
@@ -251,10 +278,12 @@ impl Procs {
         })
     }
 
+    /// Kills every process of the background process `handle` (even once its own process has
+    /// ended: what it left behind), and waits briefly for its exit.
     pub fn kill(&self, handle: u32) -> AgentResult<Reply> {
         let bg = self.get(handle)?;
+        self.jobs.kill(bg.job);
         if bg.ended().is_none() {
-            sys::kill_group(bg.pid as i32, libc::SIGKILL);
             let deadline = Instant::now() + Duration::from_secs(2);
             let mut exit = lock(&bg.exit);
             while exit.is_none() && Instant::now() < deadline {
@@ -286,21 +315,22 @@ impl Procs {
     }
 }
 
-/// Drops the oldest finished background processes beyond [`KEEP_FINISHED`].
-fn prune(table: &mut BTreeMap<u32, Arc<Bg>>) {
+/// Drops the oldest finished background processes beyond [`KEEP_FINISHED`]; returns them.
+fn prune(table: &mut BTreeMap<u32, Arc<Bg>>) -> Vec<Arc<Bg>> {
     let finished: Vec<u32> = table
         .iter()
         .filter(|(_, bg)| bg.ended().is_some())
         .map(|(h, _)| *h)
         .collect();
-    if finished.len() > KEEP_FINISHED {
-        for h in &finished[..finished.len() - KEEP_FINISHED] {
-            table.remove(h);
-        }
-    }
+    let excess = finished.len().saturating_sub(KEEP_FINISHED);
+    finished[..excess]
+        .iter()
+        .filter_map(|h| table.remove(h))
+        .collect()
 }
 
-/// `/bin/sh -c command` in its own session, in the resolved `cwd`, with `env` on top.
+/// `/bin/sh -c command` in its own session, in the resolved `cwd`, with `env` on top (and the
+/// job's marker over both).
 fn command(
     roots: &Roots,
     command: &str,
@@ -333,13 +363,17 @@ fn command(
     Ok((cmd, dir))
 }
 
-/// Spawns `cmd`, keeping the cwd descriptor its `pre_exec` uses open until the child has exec'd.
-fn spawn(mut cmd: Command, cwd: OwnedFd) -> AgentResult<Child> {
-    let child = cmd
-        .spawn()
-        .map_err(|e| errors::err(ErrorKind::Io, format!("could not start {SHELL}: {e}")));
-    drop(cwd);
-    child
+impl Procs {
+    /// Spawns `cmd` as a new job, keeping the cwd descriptor its `pre_exec` uses open until the
+    /// child has exec'd.
+    fn spawn_job(&self, mut cmd: Command, cwd: OwnedFd) -> AgentResult<(JobId, Child)> {
+        let spawned = self
+            .jobs
+            .spawn(&mut cmd)
+            .map_err(|e| errors::err(ErrorKind::Io, format!("could not start {SHELL}: {e}")));
+        drop(cwd);
+        spawned
+    }
 }
 
 /// How a capture keeps bytes beyond its cap.
@@ -495,6 +529,7 @@ fn reader<R: Read + Send + 'static>(mut src: R, cap: Arc<Capture>, sink: Sink) {
 /// A background process.
 struct Bg {
     handle: u32,
+    job: JobId,
     pid: u32,
     command: String,
     stdin: Mutex<Option<ChildStdin>>,
@@ -507,8 +542,8 @@ struct Bg {
 
 impl Bg {
     /// Reaps the child, lets its output drain, then records the exit.
-    fn wait(&self, mut child: Child) {
-        let status = child.wait();
+    fn wait(&self, jobs: &Jobs, mut child: Child) {
+        let status = jobs.wait(self.job, &mut child);
         let grace = Instant::now() + DRAIN_GRACE;
         self.out.wait_eof(grace);
         self.err.wait_eof(grace);

@@ -1,5 +1,5 @@
-//! Thin, errno-returning wrappers around the `*at` syscalls the agent is built on.
-//! Every `unsafe` libc call of the file side lives here, each wrapped in a safe function.
+//! Thin, errno-returning wrappers around the syscalls the agent is built on (`*at`, signals).
+//! Every `unsafe` libc call of the file and process side lives here, each in a safe function.
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -242,16 +242,65 @@ pub fn is_reg(st: &libc::stat) -> bool {
     file_type(st) == libc::S_IFREG
 }
 
-/// `kill(-pgid, sig)`: signals a whole process group; errors (already gone) are ignored.
-pub fn kill_group(pgid: i32, sig: i32) {
-    if pgid > 1 {
-        // SAFETY: plain syscall; a negative pid addresses the process group.
-        unsafe { libc::kill(-pgid, sig) };
-    }
-}
-
 /// The agent's real user id.
 pub fn uid() -> u32 {
     // SAFETY: getuid cannot fail.
     unsafe { libc::getuid() }
+}
+
+/// `kill(pid, sig)` on one process; errors (already gone) are ignored. Never signals PID 1.
+pub fn kill(pid: i32, sig: i32) {
+    if pid > 1 {
+        // SAFETY: plain syscall on a positive pid.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// `prctl(PR_SET_CHILD_SUBREAPER, 1)`: orphaned descendants re-parent to this process.
+pub fn set_child_subreaper() -> Result<(), Errno> {
+    // SAFETY: plain prctl with valid arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
+
+/// `waitpid(pid, WNOHANG)` on one child; true if it was reaped.
+pub fn reap(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    let mut status = 0;
+    // SAFETY: waits for one specific pid with a valid status pointer; never blocks.
+    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == pid }
+}
+
+/// A signal set holding only SIGCHLD.
+fn sigchld_set() -> libc::sigset_t {
+    // SAFETY: an all-zero `sigset_t` is valid storage; sigemptyset/sigaddset initialise it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        set
+    }
+}
+
+/// Blocks SIGCHLD in the calling thread; threads it starts later inherit the mask, so the
+/// signal stays pending for [`wait_sigchld`]. Children get an empty mask (std resets it).
+pub fn block_sigchld() {
+    let set = sigchld_set();
+    // SAFETY: `set` is a valid signal set; only the calling thread's mask changes.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
+/// Waits until SIGCHLD is pending (and takes it) or `timeout` passes.
+pub fn wait_sigchld(timeout: std::time::Duration) {
+    let set = sigchld_set();
+    let tick = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `set` and `tick` are valid for the call; no siginfo is requested.
+    unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &tick) };
 }
