@@ -378,3 +378,257 @@ fn idle_blocks_until_sigterm_then_exits_zero() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// Pid files written by a test's commands. Dropping it kills every recorded process, so a
+/// failing test leaves nothing running on the machine.
+struct PidFiles(Vec<std::path::PathBuf>);
+
+impl PidFiles {
+    fn new(f: &Fixture, names: &[&str]) -> PidFiles {
+        PidFiles(names.iter().map(|n| f.tmp.path().join(n)).collect())
+    }
+
+    fn path(&self, i: usize) -> String {
+        self.0[i].display().to_string()
+    }
+
+    fn lines(&self, i: usize) -> usize {
+        std::fs::read_to_string(&self.0[i]).map_or(0, |s| s.lines().count())
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.0
+            .iter()
+            .flat_map(|p| {
+                let text = std::fs::read_to_string(p).unwrap_or_default();
+                text.lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect()
+    }
+
+    /// Asserts that every recorded process is gone within a deadline.
+    fn assert_all_dead(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let alive: Vec<u32> = self.pids().into_iter().filter(|p| !pid_dead(*p)).collect();
+            if alive.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} survivors, the first: {:?}",
+                alive.len(),
+                &alive[..alive.len().min(10)]
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for PidFiles {
+    fn drop(&mut self) {
+        for _ in 0..5 {
+            for pid in self.pids() {
+                // SAFETY: plain syscall on a process this test started.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A command leaving processes in other sessions, each pid recorded: a `setsid` child, a
+/// double fork into a new session whose middle process exits at once, and a fork loop in its
+/// own session (its shell first, then every child) that keeps forking for a while (bounded).
+struct Escapes(PidFiles);
+
+impl Escapes {
+    fn new(f: &Fixture) -> Escapes {
+        let status = std::process::Command::new("setsid").arg("true").status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "these tests need `setsid` (util-linux)"
+        );
+        Escapes(PidFiles::new(
+            f,
+            &["setsid.pids", "double.pids", "loop.pids"],
+        ))
+    }
+
+    fn command(&self) -> String {
+        let (a, b, c) = (self.0.path(0), self.0.path(1), self.0.path(2));
+        format!(
+            "setsid sleep 1000 & echo $! >> {a}; \
+             ( setsid sh -c 'sleep 1000 & echo $! >> {b}' & ); \
+             setsid sh -c 'echo $$ >> {c}; i=0; while [ $i -lt 2000 ]; do sleep 1000 & echo $! >> {c}; i=$((i+1)); done; wait' & \
+             sleep 1000"
+        )
+    }
+
+    /// Waits until every escape has started and the fork loop is under way.
+    fn wait_started(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.0.lines(0) < 1 || self.0.lines(1) < 1 || self.0.lines(2) < 20 {
+            assert!(Instant::now() < deadline, "the escapes did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn assert_all_dead(&self) {
+        self.0.assert_all_dead();
+    }
+}
+
+/// The agent's children (pid and state), zombies included.
+fn children_of(parent: u32) -> Vec<(u32, char)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (_, rest) = stat.rsplit_once(')')?;
+            let mut fields = rest.split_whitespace();
+            let state = fields.next()?.chars().next()?;
+            let ppid: u32 = fields.next()?.parse().ok()?;
+            (ppid == parent).then_some((pid, state))
+        })
+        .collect()
+}
+
+/// Waits until the agent has no child left, not even a zombie (everything killed and reaped).
+fn assert_no_children(a: &Agent) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = children_of(a.child.id());
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "agent children left: {left:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn run_timeout_kills_setsid_double_fork_and_fork_loop() {
+    let f = Fixture::new();
+    let mut a = Agent::one(&f, "openat2");
+    let escapes = Escapes::new(&f);
+    let mut spec = run(&escapes.command());
+    spec.timeout_ms = 1_000;
+    let id = a.send(Op::Run(spec));
+    escapes.wait_started();
+    match a.wait(id) {
+        Outcome::Ok(Reply::Ran(r)) => assert!(r.timed_out, "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    escapes.assert_all_dead();
+    assert_no_children(&a);
+}
+
+#[test]
+fn cancel_kills_setsid_double_fork_and_fork_loop() {
+    let f = Fixture::new();
+    let mut a = Agent::one(&f, "openat2");
+    let escapes = Escapes::new(&f);
+    let id = a.send(Op::Run(run(&escapes.command())));
+    escapes.wait_started();
+    a.ok(Op::Cancel { request: id });
+    match a.wait(id) {
+        Outcome::Ok(Reply::Ran(r)) => assert!(r.cancelled, "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    escapes.assert_all_dead();
+    assert_no_children(&a);
+}
+
+#[test]
+fn proc_kill_kills_setsid_double_fork_and_fork_loop() {
+    let f = Fixture::new();
+    let mut a = Agent::one(&f, "openat2");
+    let escapes = Escapes::new(&f);
+    let Reply::Spawned { handle, .. } = a.ok(Op::Spawn(SpawnSpec {
+        command: escapes.command(),
+        output_cap: 100,
+        ..Default::default()
+    })) else {
+        panic!()
+    };
+    escapes.wait_started();
+    match a.ok(Op::ProcKill { handle }) {
+        Reply::ProcOutput { running, .. } => assert!(!running),
+        other => panic!("{other:?}"),
+    }
+    escapes.assert_all_dead();
+    assert_no_children(&a);
+}
+
+#[test]
+fn engine_gone_kills_processes_in_other_sessions() {
+    let f = Fixture::new();
+    let mut a = Agent::one(&f, "openat2");
+    let escapes = Escapes::new(&f);
+    a.send(Op::Run(run(&escapes.command())));
+    escapes.wait_started();
+    let status = a.close();
+    assert!(status.success(), "{status:?}");
+    escapes.assert_all_dead();
+}
+
+#[test]
+fn a_kill_spares_other_commands_orphans_and_orphans_are_reaped() {
+    let f = Fixture::new();
+    let mut a = Agent::one(&f, "openat2");
+    let files = PidFiles::new(&f, &["theirs.pid", "mine.pid"]);
+    let (theirs, mine) = (files.0[0].clone(), files.0[1].clone());
+    // A background process whose orphan (in its own session) must outlive another's timeout.
+    let Reply::Spawned { handle, .. } = a.ok(Op::Spawn(SpawnSpec {
+        command: format!(
+            "( setsid sleep 1000 & echo $! > {} ); sleep 1000",
+            theirs.display()
+        ),
+        output_cap: 100,
+        ..Default::default()
+    })) else {
+        panic!()
+    };
+    let theirs = read_pid(&theirs);
+    let mut spec = run(&format!(
+        "( setsid sleep 1000 & echo $! > {} ); sleep 1000",
+        mine.display()
+    ));
+    spec.timeout_ms = 500;
+    let r = ran(&mut a, spec);
+    assert!(r.timed_out, "{r:?}");
+    let mine = read_pid(&mine);
+    assert!(
+        wait_dead(mine, 10),
+        "the timed-out command's orphan {mine} survived"
+    );
+    assert!(!pid_dead(theirs), "another command's orphan was killed");
+    a.ok(Op::ProcKill { handle });
+    assert!(
+        wait_dead(theirs, 10),
+        "the killed process's orphan {theirs} survived"
+    );
+    // An orphan that ends by itself is reaped by the agent, not left a zombie.
+    let r = ran(
+        &mut a,
+        run("setsid sh -c 'sleep 0.2' >/dev/null 2>&1 & echo $!"),
+    );
+    let orphan: u32 = r.stdout.trim().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{orphan}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "orphan {orphan} was never reaped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_no_children(&a);
+    // Commands start with no signal blocked (the agent blocks SIGCHLD for itself only).
+    let r = ran(&mut a, run("grep SigBlk /proc/self/status"));
+    assert_eq!(r.stdout.split_whitespace().nth(1), Some("0000000000000000"));
+}

@@ -242,7 +242,13 @@ impl Agent {
 }
 
 impl Drop for Agent {
+    /// Closes stdin first, so that the agent kills what it started, then makes sure it is gone.
     fn drop(&mut self) {
+        self.stdin = None;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
