@@ -100,8 +100,9 @@ impl Procs {
         } else {
             Stdio::null()
         });
+        let helpers = Helpers::start(spec.stdin.is_some())?;
         let (job, child) = self.spawn_job(cmd, cwd)?;
-        let result = self.run_job(id, spec, started, job, child);
+        let result = self.run_job(id, spec, started, job, child, helpers);
         self.jobs.forget(job);
         result
     }
@@ -113,6 +114,7 @@ impl Procs {
         started: Instant,
         job: JobId,
         mut child: Child,
+        helpers: Helpers,
     ) -> AgentResult<Reply> {
         let cancelled = {
             let mut runs = lock(&self.runs);
@@ -123,8 +125,10 @@ impl Procs {
         if cancelled {
             self.jobs.kill(job);
         }
-        if let (Some(data), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
-            std::thread::spawn(move || {
+        if let (Some(data), Some(mut stdin), Some(h)) =
+            (spec.stdin.clone(), child.stdin.take(), helpers.stdin)
+        {
+            h.run(move || {
                 let _ = stdin.write_all(data.as_bytes());
             });
         }
@@ -132,14 +136,14 @@ impl Procs {
         let out = Arc::new(Capture::new(cap));
         let err = Arc::new(Capture::new(cap));
         if let Some(s) = child.stdout.take() {
-            reader(s, Arc::clone(&out), Sink::Head);
+            reader(helpers.out, s, Arc::clone(&out), Sink::Head);
         }
         if let Some(s) = child.stderr.take() {
-            reader(s, Arc::clone(&err), Sink::Head);
+            reader(helpers.err, s, Arc::clone(&err), Sink::Head);
         }
         let (tx, rx) = mpsc::channel();
         let jobs = Arc::clone(&self.jobs);
-        std::thread::spawn(move || {
+        helpers.wait.run(move || {
             let _ = tx.send(jobs.wait(job, &mut child));
         });
         let deadline =
@@ -196,16 +200,17 @@ impl Procs {
     pub fn spawn(&self, roots: &Roots, spec: &SpawnSpec) -> AgentResult<Reply> {
         let (mut cmd, cwd) = command(roots, &spec.command, spec.cwd.as_deref(), &spec.env)?;
         cmd.stdin(Stdio::piped());
+        let helpers = Helpers::start(false)?;
         let (job, mut child) = self.spawn_job(cmd, cwd)?;
         let pid = child.id();
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed) + 1;
         let out = Arc::new(Capture::new(spec.output_cap as usize));
         let err = Arc::new(Capture::new(spec.output_cap as usize));
         if let Some(s) = child.stdout.take() {
-            reader(s, Arc::clone(&out), Sink::Ring);
+            reader(helpers.out, s, Arc::clone(&out), Sink::Ring);
         }
         if let Some(s) = child.stderr.take() {
-            reader(s, Arc::clone(&err), Sink::Ring);
+            reader(helpers.err, s, Arc::clone(&err), Sink::Ring);
         }
         let bg = Arc::new(Bg {
             handle,
@@ -220,7 +225,7 @@ impl Procs {
         });
         let waiter = Arc::clone(&bg);
         let jobs = Arc::clone(&self.jobs);
-        std::thread::spawn(move || waiter.wait(&jobs, child));
+        helpers.wait.run(move || waiter.wait(&jobs, child));
         let mut table = lock(&self.bg);
         table.insert(handle, bg);
         for gone in prune(&mut table) {
@@ -509,10 +514,57 @@ fn incomplete_tail(b: &[u8]) -> usize {
     0
 }
 
-/// Starts a thread copying `src` into `cap` until end of file. It never stops reading
-/// early, so a chatty child never blocks on a full pipe.
-fn reader<R: Read + Send + 'static>(mut src: R, cap: Arc<Capture>, sink: Sink) {
-    std::thread::spawn(move || {
+/// A thread started before its command, waiting for the work it is handed. A command that
+/// exhausts the pids limit at once (a fork bomb) thus cannot leave the agent unable to read
+/// its output or wait for it.
+struct Helper(mpsc::Sender<Box<dyn FnOnce() + Send>>);
+
+impl Helper {
+    fn start() -> AgentResult<Helper> {
+        let (tx, rx) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        std::thread::Builder::new()
+            .spawn(move || {
+                if let Ok(work) = rx.recv() {
+                    work();
+                }
+            })
+            .map_err(|e| {
+                errors::err(
+                    ErrorKind::Io,
+                    format!("the agent cannot start a thread ({e}); retry once processes end"),
+                )
+            })?;
+        Ok(Helper(tx))
+    }
+
+    fn run(self, work: impl FnOnce() + Send + 'static) {
+        let _ = self.0.send(Box::new(work));
+    }
+}
+
+/// The threads watching one command: its stdin writer (if any), output readers and waiter.
+struct Helpers {
+    stdin: Option<Helper>,
+    out: Helper,
+    err: Helper,
+    wait: Helper,
+}
+
+impl Helpers {
+    fn start(stdin: bool) -> AgentResult<Helpers> {
+        Ok(Helpers {
+            stdin: stdin.then(Helper::start).transpose()?,
+            out: Helper::start()?,
+            err: Helper::start()?,
+            wait: Helper::start()?,
+        })
+    }
+}
+
+/// Has `helper` copy `src` into `cap` until end of file. It never stops reading early, so a
+/// chatty child never blocks on a full pipe.
+fn reader<R: Read + Send + 'static>(helper: Helper, mut src: R, cap: Arc<Capture>, sink: Sink) {
+    helper.run(move || {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match src.read(&mut buf) {
