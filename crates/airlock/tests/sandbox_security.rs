@@ -428,3 +428,39 @@ async fn a_frozen_sandbox_never_hangs_a_call() {
     assert_eq!(run(&m, "echo thawed").await.stdout, "thawed\n");
     m.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_command_leaves_nothing_behind_even_in_other_sessions() {
+    let env = TestEnv::new("");
+    let m = manager(&env);
+    // A `setsid` child, a double fork into a new session, and a fork loop in its own session
+    // still forking when the timeout comes (paced, and bounded well below the test pids limit,
+    // so that a survivor shows up in `ps` rather than starving the sandbox).
+    let started = std::time::Instant::now();
+    let r = run_with(
+        &m,
+        "setsid sleep 1000 & \
+         ( setsid sh -c 'sleep 1000 &' & ); \
+         setsid sh -c 'i=0; while [ $i -lt 30 ]; do sleep 1000 & i=$((i+1)); usleep 100000; done; wait' & \
+         sleep 1000",
+        1_500,
+        4096,
+    )
+    .await;
+    assert!(r.timed_out, "{r:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    // Killed and reaped: no `sleep` left, not even a zombie.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ps = run(&m, "ps -o stat,comm | grep -c sleep; true").await;
+        if ps.stdout.trim() == "0" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sleeps survived the timeout: {ps:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    m.stop_all().await;
+}
