@@ -7,12 +7,22 @@ use std::path::{Path, PathBuf};
 /// Default loopback address of the Streamable HTTP endpoint.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7771";
 
+/// The largest `max_message_mb` allowed (and so the most any transport ever buffers).
+pub const MAX_MESSAGE_MB_CEILING: u64 = 256;
+
+/// An unanswered approval is denied after this long by default: under the 60 s request
+/// timeout of the common clients (TypeScript SDK, Claude Code), so the client hears the denial.
+pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 55;
+
 /// Everything the user can set. Unknown keys are errors, so a typo never silently does nothing.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Address the HTTP endpoint binds (loopback only).
     pub listen: String,
+    /// Largest MCP message accepted, in MiB, on every transport (HTTP, stdio, `airlock
+    /// connect`); a larger one is answered with a JSON-RPC error (HTTP: a 413).
+    pub max_message_mb: u64,
     pub runtime: Runtime,
     pub approval: Approval,
     pub audit: AuditSettings,
@@ -161,6 +171,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: DEFAULT_LISTEN.to_string(),
+            max_message_mb: 8,
             runtime: Runtime::default(),
             approval: Approval::default(),
             audit: AuditSettings::default(),
@@ -191,7 +202,7 @@ impl Default for Runtime {
 impl Default for Approval {
     fn default() -> Self {
         Approval {
-            timeout_secs: 120,
+            timeout_secs: DEFAULT_APPROVAL_TIMEOUT_SECS,
             allow: Vec::new(),
             ask: Vec::new(),
             deny: Vec::new(),
@@ -287,6 +298,12 @@ impl Settings {
                 self.listen
             ));
         }
+        if !(1..=MAX_MESSAGE_MB_CEILING).contains(&self.max_message_mb) {
+            return Err(format!(
+                "`max_message_mb` = {} must be between 1 and {MAX_MESSAGE_MB_CEILING}",
+                self.max_message_mb
+            ));
+        }
         let rt = &self.runtime;
         if rt.image.trim().is_empty() {
             return Err("`runtime.image` is empty".into());
@@ -355,6 +372,11 @@ impl Settings {
     }
 
     /// The enabled workspaces, in order (the first is the default for relative paths).
+    /// `max_message_mb` in bytes.
+    pub fn max_message_bytes(&self) -> usize {
+        (self.max_message_mb.min(MAX_MESSAGE_MB_CEILING) * 1024 * 1024) as usize
+    }
+
     pub fn enabled_workspaces(&self) -> impl Iterator<Item = &Workspace> {
         self.workspaces.iter().filter(|w| w.enabled)
     }
@@ -403,6 +425,8 @@ mod tests {
         assert_eq!(s, Settings::default());
         assert!(s.runtime.enabled);
         assert_eq!(s.runtime.network, Network::None);
+        assert_eq!(s.max_message_bytes(), 8 * 1024 * 1024);
+        assert_eq!(s.approval.timeout_secs, 55);
     }
 
     #[test]
@@ -466,6 +490,8 @@ protect = [".git/hooks"]
                 "twice",
             ),
             ("[approval]\nallow = [\"no_such_tool\"]", "no_such_tool"),
+            ("max_message_mb = 0", "max_message_mb"),
+            ("max_message_mb = 1024", "max_message_mb"),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} gave {err}");

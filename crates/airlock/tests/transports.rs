@@ -58,7 +58,7 @@ async fn connect_bridges_stdio_to_the_running_server() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("no Airlock server is running") && err.lines().count() == 1,
+        err.contains("Airlock is not running") && err.lines().count() == 1,
         "{err}"
     );
 
@@ -193,7 +193,7 @@ async fn http_requires_the_token_a_local_host_and_no_foreign_origin() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     // An oversized body is refused before it is read whole.
-    let huge = vec![b' '; airlock::server::http::MAX_BODY_BYTES + 1024];
+    let huge = vec![b' '; airlock::config::Settings::default().max_message_bytes() + 1024];
     let resp = http
         .post(&server.url)
         .header("authorization", &bearer)

@@ -1,5 +1,8 @@
 //! Who may talk to the HTTP endpoint: a bearer token per client (401 otherwise), and only
 //! through a loopback Host with no foreign Origin (403 otherwise: DNS-rebinding protection).
+//!
+//! A 401 never invites OAuth (no `WWW-Authenticate`, no metadata documents): Airlock's tokens
+//! come from `airlock clients --install`, and the 401's JSON-RPC body says so.
 
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -19,7 +22,12 @@ pub type TokenLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 pub struct AuthState {
     pub lookup: TokenLookup,
     pub bound: SocketAddr,
+    /// The largest request body, in bytes (`max_message_mb`, read per request).
+    pub limit: super::framing::Limit,
 }
+
+/// What a client without a valid token is told.
+pub const UNAUTHORIZED_MESSAGE: &str = "Airlock needs this client's token: run `airlock clients --install <client>` (claude-code, cursor, vscode, claude-desktop), or `airlock clients` for a configuration to paste, and send it as `Authorization: Bearer <token>`. Airlock does not use OAuth.";
 
 impl AuthState {
     /// Host header values that name this server on loopback.
@@ -48,14 +56,31 @@ impl AuthState {
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {
-    let mut response = (status, format!("{message}\n")).into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer realm=\"airlock\""),
-        );
-    }
-    response
+    (status, format!("{message}\n")).into_response()
+}
+
+/// A refusal with a JSON-RPC error body, for clients that show the message of one.
+fn refuse_json(
+    status: StatusCode,
+    code: i64,
+    id: Option<serde_json::Value>,
+    message: &str,
+) -> Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id.unwrap_or(serde_json::Value::Null),
+        "error": { "code": code, "message": message }
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// The bearer token of an `Authorization` header; the scheme is case-insensitive (RFC 7235).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Axum middleware: checks Host, Origin and the bearer token before anything else runs.
@@ -87,23 +112,24 @@ pub async fn require_auth(
             );
         }
     }
+    // OAuth discovery documents: there are none, and saying so plainly (not 401) ends a
+    // client's OAuth attempt at once.
+    if request.uri().path().starts_with("/.well-known/") {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "not found: Airlock does not use OAuth",
+        );
+    }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+        .and_then(bearer_token);
     let Some(client) = token.and_then(|t| (state.lookup)(t)) else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized: send `Authorization: Bearer <token>`; `airlock clients` prints a ready configuration",
-        );
+        return refuse_json(StatusCode::UNAUTHORIZED, -32001, None, UNAUTHORIZED_MESSAGE);
     };
     request.extensions_mut().insert(ClientIdentity(client));
     if request.method() == axum::http::Method::POST {
-        return match json_body(request).await {
+        return match json_body(request, (state.limit)()).await {
             Ok(request) => next.run(request).await,
             Err(response) => response,
         };
@@ -111,20 +137,55 @@ pub async fn require_auth(
     next.run(request).await
 }
 
-/// A body that is not JSON gets a JSON-RPC parse error (-32700), as the spec asks, rather than
-/// a transport error; valid JSON goes on to the MCP service unchanged.
-async fn json_body(request: Request) -> Result<Request, Response> {
+/// Reads a POST body of at most `limit` bytes. A larger one gets a 413 with a JSON-RPC error
+/// (its id when the start of the body names it); a body that is not JSON a JSON-RPC parse error
+/// (-32700), as the spec asks, rather than a transport error. Valid JSON goes on unchanged.
+async fn json_body(request: Request, limit: usize) -> Result<Request, Response> {
+    use futures::StreamExt;
+    let too_large = |start: &[u8]| {
+        let id = super::framing::id_in_prefix(start);
+        refuse_json(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            super::framing::TOO_LARGE_CODE,
+            id,
+            &super::framing::too_large_message(limit),
+        )
+    };
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, super::http::MAX_BODY_BYTES)
-        .await
-        .map_err(|_| refuse(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            )
+        })?;
+        if bytes.len() + chunk.len() > limit {
+            bytes.extend_from_slice(
+                &chunk[..(64 * 1024usize)
+                    .saturating_sub(bytes.len())
+                    .min(chunk.len())],
+            );
+            return Err(too_large(&bytes));
+        }
+        bytes.extend_from_slice(&chunk);
+        if declared.is_some_and(|d| d > limit as u64) && bytes.len() >= 64 * 1024 {
+            return Err(too_large(&bytes));
+        }
+    }
     if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
-        let error = serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": null,
-            "error": { "code": -32700, "message": "Parse error: the request body is not valid JSON" }
-        });
-        return Err((StatusCode::BAD_REQUEST, axum::Json(error)).into_response());
+        return Err(refuse_json(
+            StatusCode::BAD_REQUEST,
+            -32700,
+            None,
+            "Parse error: the request body is not valid JSON",
+        ));
     }
     Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
@@ -138,6 +199,7 @@ mod tests {
         let state = AuthState {
             lookup: Arc::new(|_| None),
             bound: "127.0.0.1:7771".parse().unwrap(),
+            limit: Arc::new(|| 1024),
         };
         assert!(state.host_allowed("127.0.0.1:7771"));
         assert!(state.host_allowed("LOCALHOST:7771"));
@@ -147,5 +209,15 @@ mod tests {
         assert!(state.origin_allowed("http://localhost:7771"));
         assert!(!state.origin_allowed("https://evil.example"));
         assert!(!state.origin_allowed("null"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER abc"), Some("abc"));
+        assert_eq!(bearer_token("bEaReR  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
     }
 }

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Largest request body accepted (a `write_file` of a big file fits; anything larger is a 413).
-pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// The most rmcp itself would read of a body; the auth middleware enforces the live
+/// `max_message_mb` (a 413 with a JSON-RPC error) before rmcp sees a request.
+pub const MAX_BODY_BYTES: usize = (crate::config::MAX_MESSAGE_MB_CEILING * 1024 * 1024) as usize;
 
 /// A bound, not yet serving, HTTP endpoint.
 pub struct HttpServer {
@@ -66,9 +67,11 @@ impl HttpServer {
             Arc::new(sessions),
             config,
         );
+        let limit_engine = engine.clone();
         let auth = AuthState {
             lookup,
             bound: self.addr,
+            limit: Arc::new(move || limit_engine.settings().max_message_bytes()),
         };
         let router = axum::Router::new()
             .nest_service("/mcp", service)

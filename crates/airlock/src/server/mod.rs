@@ -2,6 +2,7 @@
 //! authentication in front of HTTP.
 
 pub mod auth;
+pub mod framing;
 pub mod handler;
 pub mod http;
 pub mod stdio;

@@ -11,8 +11,14 @@ use tokio_util::sync::CancellationToken;
 pub async fn serve(engine: Arc<Engine>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let handler = SessionHandler::new(engine.clone(), Some("stdio".to_string()));
     let session = handler.session_id().to_string();
+    let limit_engine = engine.clone();
+    let limit: super::framing::Limit =
+        Arc::new(move || limit_engine.settings().max_message_bytes());
+    let (stdin, stdout) = rmcp::transport::io::stdio();
+    let transport: super::framing::LineTransport<rmcp::RoleServer, _, _> =
+        super::framing::LineTransport::new(stdin, stdout, limit);
     let running = handler
-        .serve(rmcp::transport::io::stdio())
+        .serve(transport)
         .await
         .map_err(|e| anyhow::anyhow!("stdio session failed to start: {e}"))?;
     tokio::select! {
