@@ -90,18 +90,75 @@ pub struct ToolSpec {
     pub schema: fn() -> serde_json::Map<String, Value>,
 }
 
-/// The JSON schema of an argument struct, as an MCP `inputSchema`.
+/// The JSON schema of an argument struct, as an MCP `inputSchema`, in plain JSON Schema that
+/// every client validates: see [`standardize`].
 pub fn schema_of<T: JsonSchema>() -> serde_json::Map<String, Value> {
     let schema = schemars::generate::SchemaSettings::draft2020_12()
         .into_generator()
         .into_root_schema_for::<T>();
     match serde_json::to_value(schema) {
         Ok(Value::Object(mut map)) => {
+            standardize(&mut map);
             map.remove("$schema");
             map.remove("title");
             map
         }
         _ => serde_json::Map::new(),
+    }
+}
+
+/// Rewrites schemars' extensions into standard JSON Schema: the Rust integer formats
+/// (`uint32`, `int64` …) are dropped (unsigned ones keep `minimum: 0`), and an optional field is
+/// simply not required rather than also typed `null` (`type: [T, "null"]`, `anyOf [T, null]`,
+/// `default: null`).
+fn standardize(schema: &mut serde_json::Map<String, Value>) {
+    const RUST_FORMATS: [&str; 14] = [
+        "uint", "uint8", "uint16", "uint32", "uint64", "uint128", "int", "int8", "int16", "int32",
+        "int64", "int128", "float", "double",
+    ];
+    if let Some(format) = schema.get("format").and_then(Value::as_str) {
+        if RUST_FORMATS.contains(&format) {
+            if format.starts_with("uint") && !schema.contains_key("minimum") {
+                schema.insert("minimum".into(), Value::from(0));
+            }
+            schema.remove("format");
+        }
+    }
+    if let Some(Value::Array(types)) = schema.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            schema.insert("type".into(), only);
+        }
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(options)) = schema.get_mut(key) {
+            options.retain(|o| o.get("type").and_then(Value::as_str) != Some("null"));
+            if options.len() == 1 {
+                if let Some(Value::Object(only)) = options.pop() {
+                    schema.remove(key);
+                    for (k, v) in only {
+                        schema.entry(k).or_insert(v);
+                    }
+                }
+            }
+        }
+    }
+    if schema.get("default") == Some(&Value::Null) {
+        schema.remove("default");
+    }
+    for value in schema.values_mut() {
+        match value {
+            Value::Object(inner) => standardize(inner),
+            Value::Array(items) => {
+                for item in items {
+                    if let Value::Object(inner) = item {
+                        standardize(inner);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -176,5 +233,48 @@ mod tests {
             assert!(!s.description.is_empty());
         }
         assert_eq!(specs.len(), 19);
+    }
+
+    /// Clients that validate schemas strictly reject schemars' `uint32` formats and
+    /// `type: [T, "null"]`: every schema is plain JSON Schema.
+    #[test]
+    fn schemas_use_only_standard_json_schema() {
+        fn walk(name: &str, v: &Value) {
+            match v {
+                Value::Object(map) => {
+                    if let Some(f) = map.get("format").and_then(Value::as_str) {
+                        assert!(
+                            !f.contains("int") && f != "double" && f != "float",
+                            "{name}: format {f}"
+                        );
+                    }
+                    if let Some(Value::Array(types)) = map.get("type") {
+                        panic!("{name}: type {types:?}");
+                    }
+                    assert!(
+                        map.get("default") != Some(&Value::Null),
+                        "{name}: default null"
+                    );
+                    for v in map.values() {
+                        walk(name, v);
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|i| walk(name, i)),
+                Value::String(s) => assert_ne!(s, "null", "{name}: a null type"),
+                _ => {}
+            }
+        }
+        for s in specs() {
+            let schema = Value::Object((s.schema)());
+            walk(s.name, &schema);
+        }
+        let read = specs().into_iter().find(|s| s.name == "read_file").unwrap();
+        let read = Value::Object((read.schema)());
+        assert_eq!(read["properties"]["offset"]["type"], "integer", "{read}");
+        assert_eq!(read["properties"]["offset"]["minimum"], 0, "{read}");
+        assert!(!read["required"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("offset")));
     }
 }
