@@ -43,7 +43,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::init_logging();
+    cli::init_logging(match cli.command {
+        Command::Connect(_) => cli::CONNECT_LOG,
+        _ => cli::DEFAULT_LOG,
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

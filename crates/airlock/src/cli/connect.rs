@@ -1,74 +1,24 @@
-//! `airlock connect`: a stdio MCP server that forwards every request to the running Airlock
-//! over HTTP, for clients that can only launch a command (Claude Desktop).
+//! `airlock connect`: a stdio ⇄ Streamable HTTP bridge to the running Airlock, for clients that
+//! can only launch a command (Claude Desktop). Every message passes through unchanged, both ways.
+//!
+//! Requests, responses, progress, cancellation and server notifications all cross as they are;
+//! when the client goes away (stdin closes) or the bridge gets SIGTERM, the upstream session is
+//! ended (an HTTP DELETE), so its sandbox goes with it. Every failure is one plain line on stderr.
 
+use airlock::config::Settings;
 use airlock::paths::{Paths, RuntimeInfo};
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ListToolsResult, PaginatedRequestParams,
-    ProtocolVersion, ServerCapabilities, ServerConfig,
-};
-use rmcp::service::{RequestContext, RunningService};
+use airlock::server::framing::{Limit, LineTransport};
+use rmcp::model::{ClientJsonRpcMessage, ErrorData, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{ErrorData as McpError, RoleClient, RoleServer, ServerHandler, ServiceExt};
-use std::borrow::Cow;
+use rmcp::transport::{StreamableHttpClientTransport, Transport};
+use rmcp::RoleServer;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Forwards `tools/list` and `tools/call` to the upstream server.
-#[derive(Clone)]
-struct Bridge {
-    upstream: Arc<RunningService<RoleClient, ()>>,
-}
-
-fn upstream_error(e: rmcp::ServiceError) -> McpError {
-    McpError::internal_error(format!("the Airlock server did not answer: {e}"), None)
-}
-
-impl ServerHandler for Bridge {
-    fn get_info(&self) -> ServerConfig {
-        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
-        if let Some(upstream) = self.upstream.peer_info() {
-            if let Some(server_info) = upstream.server_info.clone() {
-                info = info.with_server_info(server_info);
-            }
-            if let Some(i) = &upstream.instructions {
-                info = info.with_instructions(i.clone());
-            }
-        }
-        info
-    }
-
-    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        Cow::Borrowed(ProtocolVersion::known_up_to(
-            &ProtocolVersion::LATEST_WITH_INITIALIZE,
-        ))
-    }
-
-    async fn list_tools(
-        &self,
-        request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, McpError> {
-        self.upstream
-            .list_tools(request)
-            .await
-            .map_err(upstream_error)
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, McpError> {
-        Ok(self
-            .upstream
-            .call_tool(request)
-            .await
-            .map_err(upstream_error)?
-            .into())
-    }
-}
+/// How long ending the upstream session may take (the client is already gone).
+const CLOSE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 #[derive(clap::Args, Debug)]
 pub struct ConnectArgs {
@@ -77,35 +27,205 @@ pub struct ConnectArgs {
     client: String,
 }
 
+/// What went wrong, as the one line the user reads.
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("airlock connect: {message}");
+    ExitCode::from(2)
+}
+
+const NOT_RUNNING: &str =
+    "Airlock is not running: start it (the Airlock app, or `airlock serve`), then restart this client";
+
+/// The line for a refused token, naming what to run.
+fn refused(client: &str) -> String {
+    if std::env::var("AIRLOCK_TOKEN").is_ok_and(|t| !t.is_empty()) {
+        "the token in AIRLOCK_TOKEN was refused: unset it, or set it to a token Airlock issued (`airlock clients --install <client>`)".to_string()
+    } else if client == airlock_secrets::DEFAULT_CLIENT {
+        "the default token was refused: run `airlock clients --install <client>` and add `--client <client>` to this command".to_string()
+    } else {
+        format!(
+            "the token for client {client} was refused: run `airlock clients --install {client}`"
+        )
+    }
+}
+
+/// Whether the server answers at `url`, and takes `token`, before the client is served.
+async fn probe(url: &str, token: &str, client: &str) -> Result<(), String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+    let response = http
+        .get(url)
+        .bearer_auth(token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_connect() {
+                NOT_RUNNING.to_string()
+            } else {
+                format!(
+                    "Airlock at {url} did not answer ({}): restart Airlock",
+                    plain(&e)
+                )
+            }
+        })?;
+    match response.status().as_u16() {
+        401 => Err(refused(client)),
+        403 => Err(format!("Airlock at {url} refused this connection (403): check that nothing rewrites the request on its way to 127.0.0.1")),
+        _ => Ok(()),
+    }
+}
+
+/// An error's own message and its causes, without type names.
+fn plain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    text.replace('\n', " ")
+}
+
 pub async fn run(config: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<ExitCode> {
-    let paths = Paths::resolve(config)?;
+    let paths = match Paths::resolve(config) {
+        Ok(p) => p,
+        Err(e) => return Ok(fail(format!("{e:#}"))),
+    };
+    // The size limit is the server's own; unreadable settings leave the default.
+    let limit_bytes = Settings::load(&paths.config_file)
+        .unwrap_or_default()
+        .max_message_bytes();
     let Some(info) = RuntimeInfo::read(&paths.runtime_file()) else {
-        eprintln!("airlock connect: no Airlock server is running (start the Airlock app, or run `airlock serve`)");
-        return Ok(ExitCode::from(2));
+        return Ok(fail(NOT_RUNNING));
     };
     let client = args.client.clone();
     let token =
-        tokio::task::spawn_blocking(move || super::clients::token_for_connect(&client)).await??;
-    let transport = StreamableHttpClientTransport::from_config(
+        match tokio::task::spawn_blocking(move || super::clients::token_for_connect(&client)).await
+        {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => return Ok(fail(format!("{e:#}").replace('\n', " "))),
+            Err(e) => return Ok(fail(format!("reading the token failed: {e}"))),
+        };
+    if let Err(line) = probe(&info.url, &token, &args.client).await {
+        return Ok(fail(line));
+    }
+    let upstream = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(info.url.clone()).auth_header(token),
     );
-    let upstream = match ().serve(transport).await {
-        Ok(u) => u,
-        Err(e) => {
-            eprintln!(
-                "airlock connect: the Airlock server at {} did not accept the connection: {e}",
-                info.url
-            );
-            return Ok(ExitCode::from(2));
+    let (stdin, stdout) = rmcp::transport::io::stdio();
+    let limit: Limit = Arc::new(move || limit_bytes);
+    let downstream: LineTransport<RoleServer, _, _> = LineTransport::new(stdin, stdout, limit);
+    match bridge(downstream, upstream, stop_signal()).await {
+        End::ClientGone | End::Signal => Ok(ExitCode::SUCCESS),
+        End::UpstreamGone => Ok(fail(
+            "the connection to Airlock was lost (it stopped or restarted): restart this client",
+        )),
+    }
+}
+
+/// Resolves on SIGTERM, SIGINT or SIGHUP.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = hup.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Why the bridge ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    ClientGone,
+    UpstreamGone,
+    Signal,
+}
+
+/// Relays messages between the client (`down`) and Airlock (`up`) until either side ends or
+/// `stop` resolves, then ends the upstream session.
+pub async fn bridge<D, U>(
+    mut down: D,
+    mut up: U,
+    stop: impl std::future::Future<Output = ()>,
+) -> End
+where
+    D: Transport<RoleServer> + 'static,
+    U: Transport<rmcp::RoleClient> + 'static,
+{
+    tokio::pin!(stop);
+    // Sends run concurrently (a long call's POST lasts as long as the call); a request whose
+    // POST fails is answered here, so the client never waits for nothing.
+    let mut to_up = tokio::task::JoinSet::new();
+    let mut to_down = tokio::task::JoinSet::new();
+    let end = loop {
+        tokio::select! {
+            message = down.receive() => {
+                let Some(message) = message else { break End::ClientGone };
+                let id = match &message {
+                    ClientJsonRpcMessage::Request(r) => Some(r.id.clone()),
+                    _ => None,
+                };
+                let send = up.send(message);
+                to_up.spawn(async move { (id, send.await.map_err(|e| plain(&e))) });
+            }
+            message = up.receive() => {
+                let Some(message) = message else { break End::UpstreamGone };
+                let send = down.send(message);
+                to_down.spawn(async move { send.await.map_err(|e| plain(&e)) });
+            }
+            Some(sent) = to_up.join_next(), if !to_up.is_empty() => {
+                if let Ok((Some(id), Err(e))) = sent {
+                    tracing::debug!("forwarding a request failed: {e}");
+                    let error = ErrorData::internal_error(
+                        format!("Airlock did not take the request: {e}"),
+                        None,
+                    );
+                    let send = down.send(ServerJsonRpcMessage::error(error, Some(id)));
+                    to_down.spawn(async move { send.await.map_err(|e| plain(&e)) });
+                }
+            }
+            Some(sent) = to_down.join_next(), if !to_down.is_empty() => {
+                if let Ok(Err(e)) = sent {
+                    tracing::debug!("writing to the client failed: {e}");
+                    break End::ClientGone;
+                }
+            }
+            _ = &mut stop => break End::Signal,
         }
     };
-    let bridge = Bridge {
-        upstream: Arc::new(upstream),
-    };
-    let running = bridge
-        .serve(rmcp::transport::io::stdio())
+    // Messages already on their way to the client go out first (the client may still read).
+    if end != End::ClientGone {
+        let _ = tokio::time::timeout(Duration::from_millis(300), async {
+            while to_down.join_next().await.is_some() {}
+        })
+        .await;
+    }
+    to_up.abort_all();
+    // Closing the upstream transport sends the DELETE that ends the session and its sandbox.
+    if tokio::time::timeout(CLOSE_TIMEOUT, up.close())
         .await
-        .map_err(|e| anyhow::anyhow!("stdio session failed: {e}"))?;
-    let _ = running.waiting().await;
-    Ok(ExitCode::SUCCESS)
+        .is_err()
+    {
+        tracing::debug!("ending the upstream session timed out");
+    }
+    let _ = down.close().await;
+    end
 }

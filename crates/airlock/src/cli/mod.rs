@@ -10,11 +10,19 @@ pub mod policy;
 pub mod secrets;
 pub mod serve;
 
-/// Logs go to stderr (stdout may carry protocol); `AIRLOCK_LOG` or `RUST_LOG` set the filter.
-pub fn init_logging() {
+/// The default log filter of most commands.
+pub const DEFAULT_LOG: &str = "airlock=info,warn";
+
+/// `airlock connect`'s: its own failures are one line each, printed by itself; rmcp's internal
+/// errors (a worker quitting, a stream ending) would only repeat them with type names.
+pub const CONNECT_LOG: &str = "airlock=warn,rmcp=off,error";
+
+/// Logs go to stderr (stdout may carry protocol); `AIRLOCK_LOG` or `RUST_LOG` set the filter,
+/// else `default`.
+pub fn init_logging(default: &str) {
     let filter = std::env::var("AIRLOCK_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "airlock=info,warn".to_string());
+        .unwrap_or_else(|_| default.to_string());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         // Every line passes through the process-wide redactor: no secret reaches a log.
