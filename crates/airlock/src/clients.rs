@@ -75,14 +75,38 @@ pub struct Snippet {
     pub command: Option<String>,
 }
 
+/// Which token a snippet carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// The `default` client's token: what `airlock clients` prints, works as pasted.
+    Default,
+    /// A token issued to this client (`--install`): the audit log names the client.
+    OwnToken,
+}
+
 /// The config entry for `client`: stdio through `airlock connect` for Claude Desktop,
-/// Streamable HTTP with the bearer token for the others.
-pub fn snippet(client: ClientKind, url: &str, token: &str, airlock_exe: &Path) -> Snippet {
+/// Streamable HTTP with the bearer token for the others. With [`TokenKind::Default`], Claude
+/// Desktop's `connect` presents the default token, which exists as soon as Airlock has run.
+pub fn snippet(
+    client: ClientKind,
+    url: &str,
+    token: &str,
+    kind: TokenKind,
+    airlock_exe: &Path,
+) -> Snippet {
     let auth = format!("Bearer {token}");
     match client {
         ClientKind::ClaudeDesktop => Snippet {
             servers_key: "mcpServers",
-            entry: json!({ "command": airlock_exe.display().to_string(), "args": ["connect", "--client", client.id()] }),
+            entry: match kind {
+                TokenKind::Default => {
+                    json!({ "command": airlock_exe.display().to_string(), "args": ["connect"] })
+                }
+                TokenKind::OwnToken => json!({
+                    "command": airlock_exe.display().to_string(),
+                    "args": ["connect", "--client", client.id()]
+                }),
+            },
             command: None,
         },
         ClientKind::ClaudeCode => Snippet {
@@ -123,7 +147,7 @@ pub fn snippets_json(url: &str) -> Value {
     let list: Vec<Value> = ClientKind::ALL
         .into_iter()
         .map(|c| {
-            let s = snippet(c, url, &token, &exe);
+            let s = snippet(c, url, &token, TokenKind::Default, &exe);
             json!({
                 "id": c.id(),
                 "title": c.title(),
@@ -143,7 +167,7 @@ pub fn install_into(
     url: &str,
     token: &str,
 ) -> anyhow::Result<()> {
-    let s = snippet(client, url, token, &airlock_exe());
+    let s = snippet(client, url, token, TokenKind::OwnToken, &airlock_exe());
     let mut doc = match std::fs::read_to_string(config_file) {
         Ok(text) if !text.trim().is_empty() => {
             serde_json::from_str::<Value>(&text).map_err(|e| {
@@ -186,17 +210,25 @@ pub async fn install(engine: &Engine, client: ClientKind) -> anyhow::Result<Path
     let url = crate::paths::RuntimeInfo::read(&engine.paths.runtime_file())
         .map(|r| r.url)
         .unwrap_or_else(|| format!("http://{}/mcp", engine.settings().listen));
-    issue_and_install(client, &url).await
+    issue_and_install(&engine.paths, client, &url).await
 }
 
-pub async fn issue_and_install(client: ClientKind, url: &str) -> anyhow::Result<PathBuf> {
+/// Issues `client` a token and writes its config. The running server is told at once (through
+/// [`crate::secrets::note_tokens_changed`]), so the new token is accepted on the first call.
+pub async fn issue_and_install(
+    paths: &crate::paths::Paths,
+    client: ClientKind,
+    url: &str,
+) -> anyhow::Result<PathBuf> {
     let file = client.config_file().ok_or_else(|| {
         anyhow::anyhow!("no home directory to find {}'s config in", client.title())
     })?;
     let url = url.to_string();
     let target = file.clone();
+    let paths = paths.clone();
     tokio::task::spawn_blocking(move || {
         let token = crate::secrets::tokens()?.issue(client.id())?;
+        crate::secrets::note_tokens_changed(&paths);
         install_into(&target, client, &url, &token)
     })
     .await??;
@@ -248,17 +280,22 @@ mod tests {
 
     #[test]
     fn vscode_uses_servers_and_desktop_uses_connect() {
-        let s = snippet(ClientKind::Vscode, "u", "t", Path::new("/bin/airlock"));
+        let exe = Path::new("/bin/airlock");
+        let s = snippet(ClientKind::Vscode, "u", "t", TokenKind::Default, exe);
         assert_eq!(s.servers_key, "servers");
         let s = snippet(
             ClientKind::ClaudeDesktop,
             "u",
             "t",
-            Path::new("/bin/airlock"),
+            TokenKind::OwnToken,
+            exe,
         );
         assert_eq!(
             s.entry["args"],
             json!(["connect", "--client", "claude-desktop"])
         );
+        // Printed for pasting: the default token, which needs no install first.
+        let s = snippet(ClientKind::ClaudeDesktop, "u", "t", TokenKind::Default, exe);
+        assert_eq!(s.entry["args"], json!(["connect"]));
     }
 }

@@ -5,16 +5,24 @@ use crate::config::{Settings, Workspace};
 use crate::engine::Engine;
 use crate::sandbox::EnvProvider;
 use airlock_secrets::{Backend, Redactor, SecretStore, TokenRegistry};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 static STORE: OnceLock<SecretStore> = OnceLock::new();
+
+/// Overrides the keychain service name Airlock's entries live under (tests use their own, so
+/// they never touch the user's tokens or one another's).
+pub const SERVICE_ENV: &str = "AIRLOCK_KEYCHAIN_SERVICE";
 
 /// The process's secret store: the backend from `AIRLOCK_KEYRING`, else the platform keychain.
 pub fn store() -> Result<SecretStore, airlock_secrets::Error> {
     if let Some(s) = STORE.get() {
         return Ok(s.clone());
     }
-    let opened = SecretStore::open(Backend::from_env()?)?;
+    let backend = Backend::from_env()?;
+    let opened = match std::env::var(SERVICE_ENV).ok().filter(|s| !s.is_empty()) {
+        Some(service) => SecretStore::open_with_service(backend, service)?,
+        None => SecretStore::open(backend)?,
+    };
     Ok(STORE.get_or_init(|| opened).clone())
 }
 
@@ -32,6 +40,49 @@ pub fn tokens() -> anyhow::Result<TokenRegistry> {
         .ok()
         .filter(|t| !t.is_empty());
     Ok(TokenRegistry::new(store()?, override_token)?)
+}
+
+/// The file another process touches after issuing a token, so the running server re-reads
+/// the keychain on the next unknown token at once (not only every few seconds).
+pub fn tokens_stamp(paths: &crate::paths::Paths) -> std::path::PathBuf {
+    paths.data_dir.join("tokens.changed")
+}
+
+/// Tells the running server (if any) that tokens changed.
+pub fn note_tokens_changed(paths: &crate::paths::Paths) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let stamp = tokens_stamp(paths);
+    if let Err(e) = crate::paths::write_atomic(&stamp, format!("{now}\n").as_bytes()) {
+        tracing::warn!("could not tell the server about the new token ({e}); it is accepted within a few seconds");
+    }
+}
+
+/// The bearer-token check of the HTTP endpoint: the tokens in `tokens`, re-read from the
+/// keychain on an unknown token when [`note_tokens_changed`] was called since the last read,
+/// else at most every few seconds (so guessing tokens cannot hammer the keychain).
+pub fn token_lookup(
+    tokens: Arc<TokenRegistry>,
+    paths: &crate::paths::Paths,
+) -> crate::server::auth::TokenLookup {
+    let stamp_file = tokens_stamp(paths);
+    let read_stamp = move || std::fs::read(&stamp_file).ok();
+    let seen = Mutex::new((std::time::Instant::now(), read_stamp()));
+    Arc::new(move |presented: &str| {
+        tokens.client_for(presented).or_else(|| {
+            let mut seen = seen.lock().ok()?;
+            let stamp = read_stamp();
+            let announced = stamp.is_some() && stamp != seen.1;
+            if !announced && seen.0.elapsed() < std::time::Duration::from_secs(3) {
+                return None;
+            }
+            *seen = (std::time::Instant::now(), stamp);
+            tokens.reload().ok()?;
+            tokens.client_for(presented)
+        })
+    })
 }
 
 /// Adds values to the process-wide redactor (`airlock_secrets::global()`), which the engine's

@@ -27,7 +27,7 @@ pub async fn run(config: Option<PathBuf>, args: ClientsArgs) -> anyhow::Result<E
     let paths = Paths::resolve(config)?;
     let url = endpoint(&paths)?;
     if let Some(client) = args.install {
-        let file = clients::issue_and_install(client, &url).await?;
+        let file = clients::issue_and_install(&paths, client, &url).await?;
         println!(
             "Installed Airlock into {} ({}); restart {} to pick it up.",
             client.title(),
@@ -53,7 +53,7 @@ pub async fn run(config: Option<PathBuf>, args: ClientsArgs) -> anyhow::Result<E
         println!("{}\n", c["config"].as_str().unwrap_or_default());
     }
     println!(
-        "`airlock clients --install <client>` writes it for you, with a token of the client's own."
+        "These use the default token and work as pasted. `airlock clients --install <client>` writes\nthe configuration for you, with a token of the client's own (the audit log then names it)."
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -134,23 +134,7 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
         let url = http.url();
         let tokens = Arc::new(tokio::task::spawn_blocking(airlock::secrets::tokens).await??);
         let default_token = tokens.ensure_default()?;
-        let lookup: airlock::server::auth::TokenLookup = {
-            let tokens = tokens.clone();
-            let last_reload = std::sync::Mutex::new(std::time::Instant::now());
-            Arc::new(move |presented: &str| {
-                tokens.client_for(presented).or_else(|| {
-                    // Another process (`airlock clients --install`) may have issued a token
-                    // since; re-read the keychain, at most every few seconds.
-                    let mut last = last_reload.lock().ok()?;
-                    if last.elapsed() < std::time::Duration::from_secs(3) {
-                        return None;
-                    }
-                    *last = std::time::Instant::now();
-                    tokens.reload().ok()?;
-                    tokens.client_for(presented)
-                })
-            })
-        };
+        let lookup = airlock::secrets::token_lookup(tokens.clone(), &paths);
         drop(default_token);
         let info = RuntimeInfo {
             url: url.clone(),

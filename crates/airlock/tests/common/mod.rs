@@ -178,7 +178,6 @@ impl Server {
 
     pub fn start_with_env(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
-        cmd.envs(vars.iter().copied());
         cmd.arg("serve")
             .args(["--config", env.config.to_str().unwrap()])
             .args(args)
@@ -186,6 +185,8 @@ impl Server {
             .env("AIRLOCK_TOKEN", TOKEN)
             .env("AIRLOCK_KEYRING", "keyutils")
             .env("AIRLOCK_AGENT_DIR", agent_dir())
+            // `vars` come last, so a test can override the defaults above.
+            .envs(vars.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
