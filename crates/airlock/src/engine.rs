@@ -15,6 +15,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// How often a call waiting for the user's approval reports progress to its client.
+pub const APPROVAL_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 /// Who is calling: the authenticated client, what it says it is, and its MCP session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
@@ -309,14 +312,20 @@ impl Engine {
                     } else {
                         DecidedBy::User
                     };
+                    // A call its client cancelled is recorded as cut short, not as a denial.
+                    let outcome = if resolution.by == ResolvedBy::Cancelled {
+                        Outcome::Interrupted
+                    } else {
+                        Outcome::Denied
+                    };
                     let why = match (resolution.by, &resolution.reason) {
                         (ResolvedBy::Timeout, _) => "Nobody answered the approval prompt in time, so the call was denied.".to_string(),
                         (ResolvedBy::ApproverGone, _) => "The approval prompt went away (the Airlock app closed), so the call was denied.".to_string(),
-                        (ResolvedBy::Cancelled, _) => "The call was cancelled while waiting for approval.".to_string(),
+                        (ResolvedBy::Cancelled, _) => "Cancelled by the client while waiting for the user's approval.".to_string(),
                         (_, Some(reason)) => format!("The user denied this call: {reason}"),
                         (_, None) => "The user denied this call.".to_string(),
                     };
-                    return record.refuse(by, Outcome::Denied, why).await;
+                    return record.refuse(by, outcome, why).await;
                 }
                 if let Err(e) = self.remember(&caller.session, &call, &resolution).await {
                     tracing::warn!("could not remember the approval: {e}");
@@ -551,15 +560,26 @@ impl Engine {
             suggested_rule: redact(&airlock_policy::suggest_allow_rule(call)),
             diff,
         };
-        if let Some(progress) = &hooks.progress {
-            progress("waiting for the user's approval".to_string());
-        }
         let approvals = self.approvals.clone();
-        tokio::select! {
-            r = approvals.ask(request, timeout) => r,
-            _ = hooks.cancel.cancelled() => {
-                self.approvals.withdraw(&id);
-                Resolution { choice: ApprovalChoice::Deny, by: ResolvedBy::Cancelled, reason: None, rule: None }
+        let asked = approvals.ask(request, timeout);
+        tokio::pin!(asked);
+        // Progress while the user decides, every few seconds: clients that reset their request
+        // timeout on progress keep waiting, and the others see the call is alive.
+        let waiting_since = Instant::now();
+        let mut tick = tokio::time::interval(APPROVAL_PROGRESS_EVERY);
+        loop {
+            tokio::select! {
+                r = &mut asked => return r,
+                _ = hooks.cancel.cancelled() => {
+                    self.approvals.withdraw(&id);
+                    return Resolution { choice: ApprovalChoice::Deny, by: ResolvedBy::Cancelled, reason: None, rule: None };
+                }
+                _ = tick.tick() => {
+                    if let Some(progress) = &hooks.progress {
+                        let left = timeout.saturating_sub(waiting_since.elapsed()).as_secs();
+                        progress(format!("waiting for the user's approval (denied in {left} s unless answered)"));
+                    }
+                }
             }
         }
     }

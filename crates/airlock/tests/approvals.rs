@@ -74,6 +74,27 @@ impl Controlled {
         }
     }
 
+    /// Waits for the control channel to announce that `id` was resolved.
+    fn resolved(
+        &self,
+        id: &str,
+        within: Duration,
+    ) -> (ApprovalChoice, airlock_control::ResolvedBy) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.messages.recv_timeout(left) {
+                Ok(EngineMessage::ApprovalResolved {
+                    id: got,
+                    decision,
+                    by,
+                }) if got == id => return (decision, by),
+                Ok(_) => continue,
+                Err(e) => panic!("approval {id} was not resolved within {within:?}: {e}"),
+            }
+        }
+    }
+
     fn decide(&mut self, id: &str, decision: ApprovalChoice, reason: Option<&str>) {
         self.send(&AppMessage::ApprovalDecision {
             id: id.into(),
@@ -590,4 +611,84 @@ async fn the_cli_and_a_live_engine_agree_on_every_call() {
             );
         }
     }
+/// A client that counts the progress notifications it receives.
+#[derive(Clone, Default)]
+struct ProgressCounter(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl rmcp::ClientHandler for ProgressCounter {
+    async fn on_progress(
+        &self,
+        _params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Clients give up on a request after 60 s: a call waiting for the user reports progress every
+/// few seconds, and when its client cancels, the prompt is withdrawn at once (the app is told)
+/// and the call is recorded as cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_waiting_call_reports_progress_and_a_cancel_withdraws_its_prompt() {
+    use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
+    use rmcp::ServiceExt;
+    let env = TestEnv::with_approval("", ASK_WRITES);
+    // The default timeout (55 s) is in force: the settings name none.
+    let text = env.settings_text("").replace("timeout_secs = 10\n", "");
+    std::fs::write(&env.config, text).unwrap();
+    let app = Controlled::start(&env);
+    let counter = ProgressCounter::default();
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_config(
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+            app.server.url.clone(),
+        )
+        .auth_header(TOKEN.to_string()),
+    );
+    let client = counter.clone().serve(transport).await.unwrap();
+    let mut params = CallToolRequestParams::new("write_file");
+    params.arguments = json!({"path": "wait.txt", "content": "x"})
+        .as_object()
+        .cloned();
+    let handle = client
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(CallToolRequest::new(params)),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let req = app.next_request();
+    let expires_in = req.expires_at as i128
+        - std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i128;
+    assert!(
+        (50_000..=56_000).contains(&expires_in),
+        "the default approval timeout is 55 s: expires in {expires_in} ms"
+    );
+    let asked = std::time::Instant::now();
+    let deadline = asked + Duration::from_secs(12);
+    while counter.0.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "progress kept coming while waiting: {} notifications in {:?}",
+            counter.0.load(std::sync::atomic::Ordering::SeqCst),
+            asked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    handle
+        .cancel(Some("the user moved on".into()))
+        .await
+        .unwrap();
+    let cancelled = std::time::Instant::now();
+    let (decision, by) = app.resolved(&req.id, Duration::from_secs(3));
+    assert_eq!(
+        (decision, by),
+        (ApprovalChoice::Deny, airlock_control::ResolvedBy::Cancelled)
+    );
+    assert!(cancelled.elapsed() < Duration::from_secs(3));
+    let record = app.audit_record("write_file");
+    assert_eq!(record.outcome.as_deref(), Some("interrupted"), "{record:?}");
+    assert!(!env.project.join("wait.txt").exists());
 }
