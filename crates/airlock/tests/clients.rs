@@ -27,9 +27,27 @@ fn airlock_command(env: &TestEnv, args: &[&str]) -> tokio::process::Command {
     cmd
 }
 
-/// A keychain service of this test's own, so tokens issued here touch nobody else's.
-fn own_keychain_service() -> String {
-    format!("dev.airlock.test.{}", uuid_like())
+/// A keychain service of this test's own, so tokens issued here touch nobody else's; its
+/// entries are deleted when the value is dropped.
+struct OwnKeychain(String);
+
+impl OwnKeychain {
+    fn new() -> OwnKeychain {
+        OwnKeychain(format!("dev.airlock.test.{}", uuid_like()))
+    }
+}
+
+impl Drop for OwnKeychain {
+    fn drop(&mut self) {
+        let store = airlock_secrets::SecretStore::open_with_service(
+            airlock_secrets::Backend::Keyutils,
+            self.0.clone(),
+        )
+        .unwrap();
+        for key in ["http-tokens", "audit-hmac-key", "secret-index"] {
+            store.delete(key).unwrap();
+        }
+    }
 }
 
 fn uuid_like() -> String {
@@ -343,6 +361,7 @@ async fn connect_failures_are_one_plain_line() {
     );
 
     let mut server = Server::start(&env, &[]);
+    let keychain = OwnKeychain::new();
     let err = stderr_of(airlock_command(&env, &["connect"]).env("AIRLOCK_TOKEN", "wrong")).await;
     assert_eq!(
         err,
@@ -351,7 +370,7 @@ async fn connect_failures_are_one_plain_line() {
     let err = stderr_of(
         airlock_command(&env, &["connect", "--client", "cursor"])
             .env_remove("AIRLOCK_TOKEN")
-            .env("AIRLOCK_KEYCHAIN_SERVICE", own_keychain_service()),
+            .env("AIRLOCK_KEYCHAIN_SERVICE", &keychain.0),
     )
     .await;
     assert_eq!(
@@ -375,9 +394,9 @@ async fn printed_snippets_work_and_installed_tokens_are_accepted_at_once() {
     let env = TestEnv::new("");
     let home = env.dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let service = own_keychain_service();
+    let keychain = OwnKeychain::new();
     let mine = [
-        ("AIRLOCK_KEYCHAIN_SERVICE", service.as_str()),
+        ("AIRLOCK_KEYCHAIN_SERVICE", keychain.0.as_str()),
         ("AIRLOCK_TOKEN", ""),
     ];
     let server = Server::start_with_env(&env, &[], &mine);
