@@ -342,6 +342,43 @@ async fn oversized_messages_are_answered_on_every_transport() {
     assert_eq!(ok["result"]["isError"], json!(false), "{ok}");
 }
 
+/// With the default limit (8 MiB): a 17 MiB stdio line, which rmcp dropped without a word, and
+/// a 9 MiB HTTP body, which was taken, are both answered with the JSON-RPC error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_default_limit_answers_messages_that_went_unanswered() {
+    let env = TestEnv::new("");
+    let mut stdio = Lines::spawn(airlock_command(&env, &["serve", "--stdio"]));
+    stdio.initialize().await;
+    stdio.send(&big_call(3, 17 * 1024 * 1024)).await;
+    let r = stdio.reply(3).await;
+    assert_eq!(r["error"]["code"], -32600, "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("8 MiB"),
+        "{r}"
+    );
+    drop(stdio.stdin);
+    let _ = stdio.child.wait().await;
+
+    let server = Server::start(&env, &[]);
+    let resp = reqwest::Client::new()
+        .post(&server.url)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(big_call(4, 9 * 1024 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let r: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (r["id"].clone(), r["error"]["code"].clone()),
+        (json!(4), json!(-32600)),
+        "{r}"
+    );
+    assert!(!env.project.join("big.txt").exists());
+}
+
 /// Every way `connect` can fail is one plain line saying what to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connect_failures_are_one_plain_line() {

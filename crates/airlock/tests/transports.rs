@@ -192,7 +192,7 @@ async fn http_requires_the_token_a_local_host_and_no_foreign_origin() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    // An oversized body is refused before it is read whole.
+    // An oversized body is refused with a 413 (read to its end, but not kept).
     let huge = vec![b' '; airlock::config::Settings::default().max_message_bytes() + 1024];
     let resp = http
         .post(&server.url)

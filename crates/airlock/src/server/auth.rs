@@ -142,15 +142,7 @@ pub async fn require_auth(
 /// (-32700), as the spec asks, rather than a transport error. Valid JSON goes on unchanged.
 async fn json_body(request: Request, limit: usize) -> Result<Request, Response> {
     use futures::StreamExt;
-    let too_large = |start: &[u8]| {
-        let id = super::framing::id_in_prefix(start);
-        refuse_json(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            super::framing::TOO_LARGE_CODE,
-            id,
-            &super::framing::too_large_message(limit),
-        )
-    };
+    const ID_PROBE: usize = 64 * 1024;
     let (parts, body) = request.into_parts();
     let declared = parts
         .headers
@@ -159,25 +151,37 @@ async fn json_body(request: Request, limit: usize) -> Result<Request, Response> 
         .and_then(|v| v.parse::<u64>().ok());
     let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
     let mut stream = body.into_data_stream();
+    let unreadable = || {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read",
+        )
+    };
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| {
-            refuse(
-                StatusCode::BAD_REQUEST,
-                "the request body could not be read",
-            )
-        })?;
-        if bytes.len() + chunk.len() > limit {
-            bytes.extend_from_slice(
-                &chunk[..(64 * 1024usize)
-                    .saturating_sub(bytes.len())
-                    .min(chunk.len())],
-            );
-            return Err(too_large(&bytes));
+        let chunk = chunk.map_err(|_| unreadable())?;
+        if bytes.len() + chunk.len() <= limit {
+            bytes.extend_from_slice(&chunk);
+            continue;
         }
-        bytes.extend_from_slice(&chunk);
-        if declared.is_some_and(|d| d > limit as u64) && bytes.len() >= 64 * 1024 {
-            return Err(too_large(&bytes));
+        // Too large: keep the start (for the id) and read the rest without keeping it, so the
+        // client, still sending, gets to read the answer (up to a ceiling; past it, the
+        // connection is simply closed).
+        bytes.truncate(ID_PROBE);
+        let room = ID_PROBE.saturating_sub(bytes.len()).min(chunk.len());
+        bytes.extend_from_slice(&chunk[..room]);
+        let mut total = (limit as u64).saturating_add(chunk.len() as u64);
+        while total <= super::http::MAX_BODY_BYTES as u64 {
+            match stream.next().await {
+                Some(Ok(more)) => total += more.len() as u64,
+                _ => break,
+            }
         }
+        return Err(refuse_json(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            super::framing::TOO_LARGE_CODE,
+            super::framing::id_in_prefix(&bytes),
+            &super::framing::too_large_message(limit),
+        ));
     }
     if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
         return Err(refuse_json(
