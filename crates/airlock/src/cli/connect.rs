@@ -159,6 +159,13 @@ pub enum End {
     Signal,
 }
 
+/// A transport's send as a boxed future with a plain error.
+fn boxed<E: std::error::Error>(
+    send: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
+) -> futures::future::BoxFuture<'static, Result<(), String>> {
+    Box::pin(async move { send.await.map_err(|e| plain(&e)) })
+}
+
 /// Relays messages between the client (`down`) and Airlock (`up`) until either side ends or
 /// `stop` resolves, then ends the upstream session.
 pub async fn bridge<D, U>(
@@ -174,7 +181,16 @@ where
     // Sends run concurrently (a long call's POST lasts as long as the call); a request whose
     // POST fails is answered here, so the client never waits for nothing.
     let mut to_up = tokio::task::JoinSet::new();
-    let mut to_down = tokio::task::JoinSet::new();
+    // Writes to the client go out one after another, in the order Airlock sent them.
+    let (to_down, mut writes) = tokio::sync::mpsc::unbounded_channel::<
+        futures::future::BoxFuture<'static, Result<(), String>>,
+    >();
+    let mut writer = tokio::spawn(async move {
+        while let Some(write) = writes.recv().await {
+            write.await?;
+        }
+        Ok::<(), String>(())
+    });
     let end = loop {
         tokio::select! {
             message = down.receive() => {
@@ -188,8 +204,7 @@ where
             }
             message = up.receive() => {
                 let Some(message) = message else { break End::UpstreamGone };
-                let send = down.send(message);
-                to_down.spawn(async move { send.await.map_err(|e| plain(&e)) });
+                let _ = to_down.send(boxed(down.send(message)));
             }
             Some(sent) = to_up.join_next(), if !to_up.is_empty() => {
                 if let Ok((Some(id), Err(e))) = sent {
@@ -198,26 +213,26 @@ where
                         format!("Airlock did not take the request: {e}"),
                         None,
                     );
-                    let send = down.send(ServerJsonRpcMessage::error(error, Some(id)));
-                    to_down.spawn(async move { send.await.map_err(|e| plain(&e)) });
+                    let _ = to_down.send(boxed(
+                        down.send(ServerJsonRpcMessage::error(error, Some(id))),
+                    ));
                 }
             }
-            Some(sent) = to_down.join_next(), if !to_down.is_empty() => {
-                if let Ok(Err(e)) = sent {
+            written = &mut writer => {
+                if let Ok(Err(e)) = written {
                     tracing::debug!("writing to the client failed: {e}");
-                    break End::ClientGone;
                 }
+                break End::ClientGone;
             }
             _ = &mut stop => break End::Signal,
         }
     };
     // Messages already on their way to the client go out first (the client may still read).
+    drop(to_down);
     if end != End::ClientGone {
-        let _ = tokio::time::timeout(Duration::from_millis(300), async {
-            while to_down.join_next().await.is_some() {}
-        })
-        .await;
+        let _ = tokio::time::timeout(Duration::from_millis(300), &mut writer).await;
     }
+    writer.abort();
     to_up.abort_all();
     // Closing the upstream transport sends the DELETE that ends the session and its sandbox.
     if tokio::time::timeout(CLOSE_TIMEOUT, up.close())
