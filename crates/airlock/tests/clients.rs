@@ -414,6 +414,26 @@ async fn connect_failures_are_one_plain_line() {
         err,
         "airlock connect: no token for client \"cursor\": run `airlock clients --install cursor`\n"
     );
+    // A token the server does not know (issued in another keychain than the server's).
+    let store = airlock_secrets::SecretStore::open_with_service(
+        airlock_secrets::Backend::Keyutils,
+        keychain.0.clone(),
+    )
+    .unwrap();
+    airlock_secrets::TokenRegistry::new(store, None)
+        .unwrap()
+        .issue("cursor")
+        .unwrap();
+    let err = stderr_of(
+        airlock_command(&env, &["connect", "--client", "cursor"])
+            .env_remove("AIRLOCK_TOKEN")
+            .env("AIRLOCK_KEYCHAIN_SERVICE", &keychain.0),
+    )
+    .await;
+    assert_eq!(
+        err,
+        "airlock connect: the token for client cursor was refused: run `airlock clients --install cursor`\n"
+    );
 
     // A server that died without cleaning up leaves its runtime file behind: still plain.
     server.child.kill().unwrap();
