@@ -529,7 +529,7 @@ async fn always_allow_edited_rule_then_revoke_and_session_grant() {
 /// Install writes a client config whose URL and token a real client then uses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_secret_reaches_sandbox_redacted_and_client_install_works() {
-    let env = TestEnv::new(r#"allow = ["run_command(*)"]"#);
+    let env = TestEnv::new(r#"allow = ["run_command"]"#);
     let home = env.dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let home_s = home.display().to_string();

@@ -611,6 +611,8 @@ async fn the_cli_and_a_live_engine_agree_on_every_call() {
             );
         }
     }
+}
+
 /// A client that counts the progress notifications it receives.
 #[derive(Clone, Default)]
 struct ProgressCounter(std::sync::Arc<std::sync::atomic::AtomicUsize>);
