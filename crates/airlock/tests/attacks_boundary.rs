@@ -7,22 +7,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use airlock::config::Settings;
 use airlock::sandbox::{SandboxError, SandboxManager};
 use airlock_agent::{ErrorKind, Op, Reply, RunResult, RunSpec};
 use common::*;
 use std::sync::Arc;
 
 fn manager(env: &TestEnv) -> Arc<SandboxManager> {
-    let settings = Settings::load(&env.config).expect("test settings load");
-    let paths = airlock::paths::Paths {
-        config_file: env.config.clone(),
-        data_dir: env.data.clone(),
-    };
-    Arc::new(
-        SandboxManager::new(Arc::new(settings), paths.instance_id(), paths.agent_store())
-            .with_private_paths(env.config.clone(), env.data.clone()),
-    )
+    sandbox_manager(env)
 }
 
 /// The project workspace with these extra lines (e.g. `hide = [...]`) in its table.

@@ -106,49 +106,20 @@ pub async fn run_setup(
     config: &AgentConfig,
 ) -> Result<(), SandboxError> {
     let config_json = serde_json::to_string(config).map_err(SandboxError::internal)?;
-    let exec = docker
-        .create_exec(
-            container,
-            CreateExecOptions {
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                user: Some("0:0".to_string()),
-                cmd: Some(vec![
-                    super::spec::AGENT_PATH.to_string(),
-                    "setup".to_string(),
-                    "--config".to_string(),
-                    config_json,
-                ]),
-                ..Default::default()
-            },
-        )
+    let cmd = vec![
+        super::spec::AGENT_PATH.to_string(),
+        "setup".to_string(),
+        "--config".to_string(),
+        config_json,
+    ];
+    let (code, said) = exec_as_root(docker, container, cmd, 4096, SETUP_DEADLINE)
         .await
-        .map_err(|e| SandboxError::docker("start the sandbox setup", e))?;
-    let run = async {
-        let mut said = String::new();
-        if let StartExecResults::Attached { mut output, .. } = docker
-            .start_exec(&exec.id, None)
-            .await
-            .map_err(|e| SandboxError::docker("run the sandbox setup", e))?
-        {
-            while let Some(Ok(chunk)) = output.next().await {
-                if said.len() < 4096 {
-                    said.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-                }
+        .map_err(|e| match e {
+            ExecError::Docker(action, e) => SandboxError::docker(action, e),
+            ExecError::TimedOut => {
+                SandboxError::Setup(format!("no answer within {} s", SETUP_DEADLINE.as_secs()))
             }
-        }
-        let code = docker
-            .inspect_exec(&exec.id)
-            .await
-            .map_err(|e| SandboxError::docker("inspect the sandbox setup", e))?
-            .exit_code;
-        Ok::<_, SandboxError>((code, said))
-    };
-    let (code, said) = tokio::time::timeout(SETUP_DEADLINE, run)
-        .await
-        .map_err(|_| {
-            SandboxError::Setup(format!("no answer within {} s", SETUP_DEADLINE.as_secs()))
-        })??;
+        })?;
     match code {
         Some(0) => {
             tracing::debug!(container, "sandbox setup: {}", said.trim());
@@ -162,6 +133,60 @@ pub async fn run_setup(
                 .to_string(),
         )),
     }
+}
+
+/// Why a root exec did not finish.
+pub enum ExecError {
+    /// What Docker could not do, and its error.
+    Docker(&'static str, bollard::errors::Error),
+    TimedOut,
+}
+
+/// Runs `cmd` as root in `container` to its end (or `timeout`): its exit code and up to
+/// `keep` bytes of its output.
+pub async fn exec_as_root(
+    docker: &Docker,
+    container: &str,
+    cmd: Vec<String>,
+    keep: usize,
+    timeout: std::time::Duration,
+) -> Result<(Option<i64>, String), ExecError> {
+    let exec = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                user: Some("0:0".to_string()),
+                cmd: Some(cmd),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| ExecError::Docker("start a root command", e))?;
+    let run = async {
+        let mut out = String::new();
+        if let StartExecResults::Attached { mut output, .. } = docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|e| ExecError::Docker("run a root command", e))?
+        {
+            while let Some(Ok(chunk)) = output.next().await {
+                if out.len() < keep {
+                    out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                }
+            }
+        }
+        let code = docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| ExecError::Docker("inspect a root command", e))?
+            .exit_code;
+        Ok((code, out))
+    };
+    tokio::time::timeout(timeout, run)
+        .await
+        .map_err(|_| ExecError::TimedOut)?
 }
 
 /// How long the setup step may take (it walks the workspaces once).

@@ -574,64 +574,32 @@ impl SandboxManager {
     }
 
     /// Runs `command` as root in the session's sandbox through the Engine API (for system
-    /// packages; the agent itself never runs as root).
+    /// packages; the agent itself never runs as root), without any capability: root, but
+    /// without the setup step's capabilities (or any other).
     pub async fn exec_as_root(
         &self,
         session: &str,
         command: &[&str],
         timeout: Duration,
     ) -> Result<(i64, String), SandboxError> {
-        use bollard::exec::{CreateExecOptions, StartExecResults};
-        use futures::StreamExt;
         let sandbox = self.sandbox(session).await?;
         let docker = self.docker().await?;
-        let exec = docker
-            .create_exec(
-                &sandbox.container_id,
-                CreateExecOptions {
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    user: Some("0:0".to_string()),
-                    // Root, but without the setup step's capabilities (or any other).
-                    cmd: Some(
-                        [spec::AGENT_PATH, "drop-caps", "--"]
-                            .iter()
-                            .chain(command)
-                            .map(|s| s.to_string())
-                            .collect(),
-                    ),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| SandboxError::docker("start a root command", e))?;
-        let run = async {
-            let mut out = String::new();
-            if let StartExecResults::Attached { mut output, .. } = docker
-                .start_exec(&exec.id, None)
+        let cmd: Vec<String> = [spec::AGENT_PATH, "drop-caps", "--"]
+            .iter()
+            .chain(command)
+            .map(|s| s.to_string())
+            .collect();
+        let (code, out) =
+            agent::exec_as_root(&docker, &sandbox.container_id, cmd, 256 * 1024, timeout)
                 .await
-                .map_err(|e| SandboxError::docker("start a root command", e))?
-            {
-                while let Some(Ok(chunk)) = output.next().await {
-                    if out.len() < 256 * 1024 {
-                        out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-                    }
-                }
-            }
-            let code = docker
-                .inspect_exec(&exec.id)
-                .await
-                .map_err(|e| SandboxError::docker("inspect a root command", e))?
-                .exit_code
-                .unwrap_or(-1);
-            Ok::<_, SandboxError>((code, out))
-        };
-        tokio::time::timeout(timeout, run)
-            .await
-            .map_err(|_| SandboxError::Docker {
-                action: "finish the command".into(),
-                detail: format!("timed out after {}s", timeout.as_secs()),
-            })?
+                .map_err(|e| match e {
+                    agent::ExecError::Docker(action, e) => SandboxError::docker(action, e),
+                    agent::ExecError::TimedOut => SandboxError::Docker {
+                        action: "finish the command".into(),
+                        detail: format!("timed out after {}s", timeout.as_secs()),
+                    },
+                })?;
+        Ok((code.unwrap_or(-1), out))
     }
 }
 

@@ -152,6 +152,24 @@ access = "ro"
     }
 }
 
+/// A sandbox manager on the env's settings, as `airlock serve` makes it (agent in the data
+/// dir, Airlock's own files out of every workspace).
+pub fn sandbox_manager(env: &TestEnv) -> std::sync::Arc<airlock::sandbox::SandboxManager> {
+    let settings = airlock::config::Settings::load(&env.config).expect("test settings load");
+    let paths = airlock::paths::Paths {
+        config_file: env.config.clone(),
+        data_dir: env.data.clone(),
+    };
+    std::sync::Arc::new(
+        airlock::sandbox::SandboxManager::new(
+            std::sync::Arc::new(settings),
+            paths.instance_id(),
+            paths.agent_store(),
+        )
+        .with_private_paths(env.config.clone(), env.data.clone()),
+    )
+}
+
 pub fn docker_ps(label: &str) -> Vec<String> {
     let out = Command::new("docker")
         .args(["ps", "-aq", "--filter", &format!("label={label}")])
