@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 /// How long a new container may wait for its first serving agent.
 const FIRST_SERVE_GRACE: Duration = Duration::from_secs(120);
-/// How often the process table is looked at.
-const TICK: libc::time_t = 1;
+/// How often the process table is looked at (a scan of /proc in a small container).
+const TICK_MS: libc::c_long = 250;
 
 extern "C" fn stop(_signal: libc::c_int) {
     // SAFETY: `_exit` is async-signal-safe and ends the process at once.
@@ -58,8 +58,8 @@ pub fn idle() -> i32 {
             return 0;
         }
         let tick = libc::timespec {
-            tv_sec: TICK,
-            tv_nsec: 0,
+            tv_sec: 0,
+            tv_nsec: TICK_MS * 1_000_000,
         };
         // SAFETY: `children` is a valid set; waits for SIGCHLD or the tick, whichever is first.
         unsafe { libc::sigtimedwait(&children, std::ptr::null_mut(), &tick) };
