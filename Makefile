@@ -12,6 +12,8 @@ export AIRLOCK_TEST_IMAGE := $(TEST_IMAGE)
 # A compiler cache outside the clone (sccache, installed by scripts/deps.sh), used when present:
 # a second clone on the same machine — CI right after a session — reuses compiled dependencies.
 # Evaluated per recipe (`=`), so it applies from the step after the one that installed it.
+# sccache's keys include every CARGO_* environment variable: set none here (nor CI-only ones),
+# or a CI run would miss everything a developer's build cached.
 TOOLS_DIR := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/airlock/tools
 SCCACHE   := $(TOOLS_DIR)/venv/bin/sccache
 export RUSTC_WRAPPER = $(if $(wildcard $(SCCACHE)),$(SCCACHE))
@@ -19,13 +21,9 @@ export RUSTC_WRAPPER = $(if $(wildcard $(SCCACHE)),$(SCCACHE))
 # denied (what `cargo clippy` checks, without a second, check-only build of every dependency).
 export RUSTC_WORKSPACE_WRAPPER = $(shell command -v clippy-driver)
 export CLIPPY_ARGS := -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
-# CI builds a fresh clone once: incremental compilation data would only cost time there.
-ifdef CI
-export CARGO_INCREMENTAL := 0
-endif
 # Every cargo call of `make test` selects the same packages, targets and features, so no
 # dependency is compiled twice with another feature set.
-export CARGO_SELECTION := --workspace --all-targets --all-features
+export AIRLOCK_CARGO_SELECTION := --workspace --all-targets --all-features
 
 .PHONY: help setup deps docker test-image gui-deps agent build run serve test lint bench clean app gui-test
 

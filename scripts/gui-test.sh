@@ -59,7 +59,7 @@ done
 
 echo "gui-test: display $DISPLAY ready (openbox, dunst, trayer, D-Bus); running the GUI tests one at a time" >&2
 # The same package/target/feature selection as `make test`'s build, so nothing is compiled again.
-read -r -a selection <<<"${CARGO_SELECTION:---workspace --all-targets --all-features}"
+read -r -a selection <<<"${AIRLOCK_CARGO_SELECTION:---workspace --all-targets --all-features}"
 cargo nextest run "${selection[@]}" -E 'package(airlock-gui-tests)' --test-threads 1 \
   --run-ignored all --no-fail-fast --status-level pass --failure-output final "$@"
 echo "gui-test: screenshots in target/gui-screenshots/" >&2

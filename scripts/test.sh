@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 # The Makefile exports these; a direct call gets the same selection (a different one would
 # compile dependencies again with other feature sets).
-read -r -a SELECTION <<<"${CARGO_SELECTION:---workspace --all-targets --all-features}"
+read -r -a SELECTION <<<"${AIRLOCK_CARGO_SELECTION:---workspace --all-targets --all-features}"
 LOG_DIR=target/test-logs
 mkdir -p "$LOG_DIR"
 SUMMARY=()
