@@ -2,11 +2,18 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# Build output lives outside the clone, shared by every clone on this machine: a second clone
+# (CI right after a session) reuses every compiled dependency as it is; its own crates build anew
+# (their artifacts carry the clone's path in their names, so clones never mix libraries; the
+# final binaries are the last build's). Set CARGO_TARGET_DIR to build elsewhere.
+export CARGO_TARGET_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/airlock/target
+T := $(CARGO_TARGET_DIR)
+
 AGENT_TARGET := x86_64-unknown-linux-gnu
-AGENT_DIR    := target/airlock-agent
+AGENT_DIR    := $(T)/airlock-agent
 AGENT_BIN    := $(AGENT_DIR)/airlock-agent-linux-amd64
 TEST_IMAGE   ?= airlock-test-busybox:1
-export AIRLOCK_AGENT_DIR := $(CURDIR)/$(AGENT_DIR)
+export AIRLOCK_AGENT_DIR := $(AGENT_DIR)
 export AIRLOCK_TEST_IMAGE := $(TEST_IMAGE)
 
 # A compiler cache outside the clone (sccache, installed by scripts/deps.sh), used when present:
@@ -51,20 +58,20 @@ gui-deps:
 agent:
 	@RUSTFLAGS="-C target-feature=+crt-static" cargo build --profile agent -p airlock-agent --target $(AGENT_TARGET) --quiet
 	@mkdir -p $(AGENT_DIR)
-	@cp target/$(AGENT_TARGET)/agent/airlock-agent $(AGENT_BIN)
+	@cp $(T)/$(AGENT_TARGET)/agent/airlock-agent $(AGENT_BIN)
 
 build: agent
 	cargo build -p airlock --quiet
 
 # The headless engine on its defaults: approvals from policy, MCP at http://127.0.0.1:7771/mcp.
 serve: build docker
-	target/debug/airlock serve --approver policy
+	$(T)/debug/airlock serve --approver policy
 
 run: agent docker
 	@scripts/run.sh
 
 # The tray app: its system packages, then the engine and the app in one build, and the engine
-# placed beside the app as its sidecar (`target/debug/airlock-engine`).
+# placed beside the app as its sidecar (`$(T)/debug/airlock-engine`).
 app: agent gui-deps
 	cargo build --workspace --all-features --bins --quiet
 	@scripts/place-sidecar.sh

@@ -11,8 +11,9 @@ fail() { echo "gui-test: $*" >&2; exit 1; }
 for cmd in Xvfb openbox dunst trayer xdotool import dbus-launch tauri-driver WebKitWebDriver docker; do
   command -v "$cmd" >/dev/null 2>&1 || fail "\`$cmd\` is missing: run scripts/gui-deps.sh (or make app)"
 done
-[ -x target/debug/airlock-app ] || fail "the app is not built: run \`make app\`"
-[ "$(stat -c %s target/debug/airlock-engine 2>/dev/null || echo 0)" -gt 4096 ] \
+bin="${CARGO_TARGET_DIR:-target}/debug"
+[ -x "$bin/airlock-app" ] || fail "the app is not built: run \`make app\`"
+[ "$(stat -c %s "$bin/airlock-engine" 2>/dev/null || echo 0)" -gt 4096 ] \
   || fail "the engine sidecar next to the app is missing or a placeholder: run \`make app\`"
 docker info >/dev/null 2>&1 || fail "no Docker engine answers: run \`make setup\` (scripts/docker-up.sh)"
 

@@ -10,9 +10,10 @@ cd "$ROOT"
 TESTS="$ROOT/tests/python"
 VENV="$TESTS/.venv"
 REQS="$TESTS/requirements.txt"
-export AIRLOCK_AGENT_DIR="${AIRLOCK_AGENT_DIR:-$ROOT/target/airlock-agent}"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+export AIRLOCK_AGENT_DIR="${AIRLOCK_AGENT_DIR:-$TARGET/airlock-agent}"
 export AIRLOCK_TEST_IMAGE="${AIRLOCK_TEST_IMAGE:-airlock-test-busybox:1}"
-BIN="${AIRLOCK_BIN:-$ROOT/target/debug/airlock}"
+BIN="${AIRLOCK_BIN:-$TARGET/debug/airlock}"
 
 fail() {
   echo "python-test: $*" >&2

@@ -3,15 +3,16 @@
 # sidecar); with none, say so and run the headless server with sensible defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bin="${CARGO_TARGET_DIR:-target}/debug"
 
 if [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ] || [ "$(uname)" = Darwin ]; then
   make --no-print-directory app
   echo "run: starting Airlock in the tray (Quit from its menu)" >&2
-  exec target/debug/airlock-app
+  exec "$bin/airlock-app"
 fi
 
 echo "run: no display (DISPLAY is not set), so no tray app: running the headless server instead." >&2
 echo "run: approvals come from policy (an \"ask\" is refused with the rule that would allow it);" >&2
-echo "run: connect clients with \`target/debug/airlock clients\`, stop with Ctrl-C." >&2
+echo "run: connect clients with \`$bin/airlock clients\`, stop with Ctrl-C." >&2
 cargo build -p airlock --quiet
-exec target/debug/airlock serve --approver policy
+exec "$bin/airlock" serve --approver policy

@@ -29,10 +29,17 @@ pub fn root() -> PathBuf {
         .unwrap()
 }
 
+/// Where cargo put the build (`CARGO_TARGET_DIR`, as `make` sets it, else `target/`).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
 fn bin(env_var: &str, name: &str) -> PathBuf {
     std::env::var_os(env_var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/debug").join(name))
+        .unwrap_or_else(|| target_dir().join("debug").join(name))
 }
 
 /// The app under test (`make app` builds it with its sidecar next to it).
@@ -52,7 +59,7 @@ pub fn test_image() -> String {
 pub fn agent_dir() -> PathBuf {
     std::env::var_os("AIRLOCK_AGENT_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/airlock-agent"))
+        .unwrap_or_else(|| target_dir().join("airlock-agent"))
 }
 
 pub fn screenshot_dir() -> PathBuf {

@@ -47,7 +47,12 @@ pub fn require_docker() {
 pub fn agent_dir() -> PathBuf {
     std::env::var_os("AIRLOCK_AGENT_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/airlock-agent"))
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+                .join("airlock-agent")
+        })
 }
 
 /// Makes a host folder writable by the sandbox user (tests run as root; the sandbox never does).
