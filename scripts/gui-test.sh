@@ -11,6 +11,12 @@ fail() { echo "gui-test: $*" >&2; exit 1; }
 for cmd in Xvfb openbox dunst trayer xdotool import dbus-launch tauri-driver WebKitWebDriver docker; do
   command -v "$cmd" >/dev/null 2>&1 || fail "\`$cmd\` is missing: run scripts/gui-deps.sh (or make app)"
 done
+# The same package/target/feature selection as `make test`'s build, so nothing is compiled again.
+read -r -a selection <<<"${AIRLOCK_CARGO_SELECTION:---workspace --all-targets --all-features}"
+# Built already (a no-op then); a build step that ran again may have put its placeholder beside
+# the app, so the engine is placed there again.
+cargo build "${selection[@]}" --quiet || fail "the build failed"
+scripts/place-sidecar.sh || fail "cannot place the engine beside the app"
 bin="${CARGO_TARGET_DIR:-target}/debug"
 [ -x "$bin/airlock-app" ] || fail "the app is not built: run \`make app\`"
 [ "$(stat -c %s "$bin/airlock-engine" 2>/dev/null || echo 0)" -gt 4096 ] \
@@ -59,8 +65,6 @@ for p in "${pids[@]}"; do
 done
 
 echo "gui-test: display $DISPLAY ready (openbox, dunst, trayer, D-Bus); running the GUI tests one at a time" >&2
-# The same package/target/feature selection as `make test`'s build, so nothing is compiled again.
-read -r -a selection <<<"${AIRLOCK_CARGO_SELECTION:---workspace --all-targets --all-features}"
 cargo nextest run "${selection[@]}" -E 'package(airlock-gui-tests)' --test-threads 1 \
   --run-ignored all --no-fail-fast --status-level pass --failure-output final "$@"
 echo "gui-test: screenshots in target/gui-screenshots/" >&2

@@ -14,6 +14,7 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 export AIRLOCK_AGENT_DIR="${AIRLOCK_AGENT_DIR:-$TARGET/airlock-agent}"
 export AIRLOCK_TEST_IMAGE="${AIRLOCK_TEST_IMAGE:-airlock-test-busybox:1}"
 BIN="${AIRLOCK_BIN:-$TARGET/debug/airlock}"
+export AIRLOCK_BIN="$BIN"
 
 fail() {
   echo "python-test: $*" >&2

@@ -33,8 +33,10 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
 REPO = Path(__file__).resolve().parents[2]
-AIRLOCK_BIN = Path(os.environ.get("AIRLOCK_BIN", REPO / "target" / "debug" / "airlock"))
-AGENT_DIR = Path(os.environ.get("AIRLOCK_AGENT_DIR", REPO / "target" / "airlock-agent"))
+# Where cargo built (`CARGO_TARGET_DIR`, as `make` sets it, else the repo's `target/`).
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+AIRLOCK_BIN = Path(os.environ.get("AIRLOCK_BIN", TARGET / "debug" / "airlock"))
+AGENT_DIR = Path(os.environ.get("AIRLOCK_AGENT_DIR", TARGET / "airlock-agent"))
 TEST_IMAGE = os.environ.get("AIRLOCK_TEST_IMAGE", "airlock-test-busybox:1")
 TOKEN = "py-test-token-0123456789"
 SANDBOX_UID = 65532
