@@ -592,16 +592,23 @@ async fn settings_secret_reaches_sandbox_redacted_and_client_install_works() {
         .click()
         .await
         .unwrap();
-    app.find(".ws[data-name=project] input[type=text]")
-        .await
-        .send_keys(&name)
-        .await
-        .unwrap();
-    app.find(".ws[data-name=project] details button.primary")
-        .await
-        .click()
-        .await
-        .unwrap();
+    // The folded section opens with an animation: type and click once it can take them.
+    eventually("the secret name typed", SHORT, || async {
+        app.find(".ws[data-name=project] input[type=text]")
+            .await
+            .send_keys(&name)
+            .await
+            .ok()
+    })
+    .await;
+    eventually("the grant button clicked", SHORT, || async {
+        app.find(".ws[data-name=project] details button.primary")
+            .await
+            .click()
+            .await
+            .ok()
+    })
+    .await;
     eventually("the grant in the settings file", SHORT, || async {
         env.settings_file().contains(&name).then_some(())
     })
