@@ -587,11 +587,15 @@ async fn settings_secret_reaches_sandbox_redacted_and_client_install_works() {
         .click()
         .await
         .unwrap();
-    app.find(".ws[data-name=project] summary")
-        .await
-        .click()
-        .await
-        .unwrap();
+    // The page may redraw under a busy machine (a stale element): find and click again.
+    eventually("the workspace's details opened", SHORT, || async {
+        app.find(".ws[data-name=project] summary")
+            .await
+            .click()
+            .await
+            .ok()
+    })
+    .await;
     // The folded section opens with an animation: type and click once it can take them.
     eventually("the secret name typed", SHORT, || async {
         app.find(".ws[data-name=project] input[type=text]")
