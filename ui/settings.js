@@ -39,7 +39,7 @@ async function send(what, newSettings, onOk) {
 }
 
 function onSettings(msg) {
-  snap.settings = { path: msg.path, settings: msg.settings, error: msg.error || null };
+  snap.settings = { path: msg.path, settings: msg.settings, error: msg.error || null, notes: msg.notes || [] };
   const err = $("settings-error");
   err.classList.toggle("hidden", !msg.error);
   err.textContent = msg.error ? "Not applied: " + msg.error : "";
@@ -211,6 +211,7 @@ $("ws-add").addEventListener("submit", (e) => {
 // ---- approvals ----
 
 function renderRules() {
+  renderRuleNotes();
   const s = snap.settings && snap.settings.settings;
   if (!s || dirty.has("rules-form")) return;
   $("rules-allow").value = s.approval.allow.join("\n");
@@ -218,6 +219,27 @@ function renderRules() {
   $("rules-deny").value = s.approval.deny.join("\n");
   $("rules-always").value = (s.approval.always || []).join("\n");
   $("approval-timeout").value = s.approval.timeout_secs;
+}
+
+// What a saved rule does not do (from the engine), with the change that would do it.
+function renderRuleNotes() {
+  const notes = (snap.settings && snap.settings.notes) || [];
+  const box = $("rule-notes");
+  fill(box, ...notes.map((n) => {
+    const fix = n.fix && n.fix.kind === "hide"
+      ? h("button", { class: "link", type: "button", onclick: () => hideAlso(n.fix) }, `Also hide ${n.fix.pattern}`)
+      : null;
+    return h("p", { class: "note small" }, n.message, " ", fix);
+  }));
+  box.classList.toggle("hidden", notes.length === 0);
+}
+
+function hideAlso(fix) {
+  const s = settings();
+  const ws = s && s.workspaces.find((w) => w.name === fix.workspace);
+  if (!ws) return;
+  ws.hide = [...(ws.hide || []), fix.pattern];
+  send(`${fix.pattern} hidden in ${fix.workspace}`, s);
 }
 $("rules-form").addEventListener("input", () => dirty.add("rules-form"));
 $("rules-form").addEventListener("submit", (e) => {

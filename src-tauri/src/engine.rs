@@ -201,11 +201,13 @@ fn handle_line(app: &AppHandle, line: &[u8]) {
             path,
             settings,
             error,
+            notes,
         } => {
             state.lock().settings = Some(SettingsSnapshot {
                 path: path.clone(),
                 settings: settings.clone(),
                 error: error.clone(),
+                notes: notes.clone(),
             });
             refresh_tray = true;
         }

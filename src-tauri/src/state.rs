@@ -33,6 +33,8 @@ pub struct SettingsSnapshot {
     pub settings: Value,
     /// Why the last change or the file on disk was not used.
     pub error: Option<String>,
+    /// What these settings do not do that the user might expect (shown beside them).
+    pub notes: Vec<airlock_control::SettingsNote>,
 }
 
 /// Everything a window needs to draw itself when it opens; events keep it current after.

@@ -386,6 +386,7 @@ mod tests {
                 path: "/x/airlock.toml".into(),
                 settings: serde_json::json!({ "runtime": { "enabled": true } }),
                 error: None,
+                notes: Vec::new(),
             }),
             pending: Vec::new(),
             engine_log: Vec::new(),

@@ -122,6 +122,42 @@ async fn settings_runtime_toggle_and_new_workspace() {
         "{reads:#?}"
     );
 
+    // A deny rule on reading a path: the window says a command still reads it, and offers to
+    // hide the path, which lands in the workspace's hide list.
+    app.find("a[data-section=approvals]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.find("#rules-deny")
+        .await
+        .send_keys("read_file(/workspaces/project/secret/**)")
+        .await
+        .unwrap();
+    app.find("#rules-form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.wait_text("#rule-notes", "cat", SHORT).await;
+    app.screenshot("settings-rule-note").await;
+    app.find("#rule-notes button").await.click().await.unwrap();
+    eventually("/secret in the workspace's hide list", SHORT, || async {
+        env.settings_file().contains("\"/secret\"").then_some(())
+    })
+    .await;
+    eventually("the note gone once the path is hidden", SHORT, || async {
+        let shown = app
+            .find("#rule-notes")
+            .await
+            .attr("class")
+            .await
+            .ok()
+            .flatten();
+        shown.is_some_and(|c| c.contains("hidden")).then_some(())
+    })
+    .await;
+
     client.cancel().await.unwrap();
     client2.cancel().await.unwrap();
     app.stop().await;

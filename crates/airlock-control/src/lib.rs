@@ -44,6 +44,9 @@ pub enum EngineMessage {
         settings: Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// What these settings do not do that a user might expect, shown beside them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<SettingsNote>,
     },
     /// Long work in progress (an image pull).
     Progress { message: String },
@@ -114,6 +117,25 @@ pub enum ResolvedBy {
     ApproverGone,
     /// The client cancelled the call.
     Cancelled,
+}
+
+/// Something the settings do not do that a user might expect (e.g. a deny rule on reading a
+/// path does not stop a command from reading it), with the change that would do it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SettingsNote {
+    /// What the note is about: a rule as written, or a workspace's name.
+    pub about: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<SettingsFix>,
+}
+
+/// A change to the settings a note offers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SettingsFix {
+    /// Add `pattern` to workspace `workspace`'s `hide` list.
+    Hide { workspace: String, pattern: String },
 }
 
 /// A call waiting for a decision.

@@ -230,7 +230,7 @@ impl Approvals {
             "\nairlock: {} wants to run {} {}\n  reason: {}\n  [y] allow once  [s] allow for session  [a] always allow ({})  [N] deny  (denied in {}s) > ",
             visible(&request.client),
             visible(&request.tool),
-            crate::engine::display_arguments(&request.arguments),
+            visible(&request.arguments.to_string()),
             visible(&request.reason),
             visible(&request.suggested_rule),
             timeout.as_secs()
@@ -256,9 +256,18 @@ impl Approvals {
     }
 }
 
-/// Text for the terminal with control and bidirectional characters made visible.
+/// Text for the terminal with control and bidirectional-override characters as `\u{..}`
+/// escapes, so nothing printed can rewrite what the user sees.
 fn visible(text: &str) -> String {
-    crate::engine::visible_text(text)
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+                c.escape_unicode().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 fn read_tty_line(prompt: &str) -> std::io::Result<String> {

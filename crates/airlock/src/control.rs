@@ -133,11 +133,13 @@ async fn handle(engine: &Arc<Engine>, outbox: &Outbox, msg: AppMessage) {
 
 /// Sends the current settings (and the error of a refused change or a bad hand edit).
 pub fn send_settings(engine: &Engine, outbox: &Outbox, error: Option<String>) {
-    let settings = serde_json::to_value(&*engine.settings()).unwrap_or(Value::Null);
+    let current = engine.settings();
+    let settings = serde_json::to_value(&*current).unwrap_or(Value::Null);
     let _ = outbox.send(EngineMessage::Settings {
         path: engine.paths.config_file.display().to_string(),
         settings,
         error,
+        notes: crate::advice::settings_notes(&current),
     });
 }
 

@@ -34,9 +34,6 @@ pub struct CallHooks {
     pub progress: Option<Arc<dyn Fn(String) + Send + Sync>>,
 }
 
-/// Replaces secret values in everything that leaves the engine.
-pub type Redact = Arc<dyn Fn(&str) -> String + Send + Sync>;
-
 /// Shared by every session and transport of one engine process.
 pub struct Engine {
     pub paths: Paths,
@@ -44,7 +41,6 @@ pub struct Engine {
     pub approvals: Arc<Approvals>,
     pub audit: Arc<AuditLog>,
     policy: RwLock<Arc<Rulebook>>,
-    redact: RwLock<Redact>,
     /// Serialises writers of the settings file (the engine is its only writer).
     settings_write: tokio::sync::Mutex<()>,
     /// Bumped whenever new settings are applied (the app is told).
@@ -91,7 +87,6 @@ impl Engine {
             approvals,
             audit,
             policy: RwLock::new(Arc::new(policy)),
-            redact: RwLock::new(Arc::new(|s: &str| s.to_string())),
             settings_write: tokio::sync::Mutex::new(()),
             in_flight: Arc::default(),
             processes: Default::default(),
@@ -99,22 +94,13 @@ impl Engine {
         }
     }
 
-    pub fn set_redactor(&self, redact: Redact) {
-        if let Ok(mut r) = self.redact.write() {
-            *r = redact;
-        }
-    }
-
-    pub fn redactor(&self) -> Redact {
-        self.redact
-            .read()
-            .map(|r| r.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+    /// `text` with every secret the process knows replaced (see [`crate::secrets`]).
+    pub fn redact(&self, text: &str) -> String {
+        crate::secrets::current_redactor().redact(text).into_owned()
     }
 
     fn redact_json(&self, value: &Value) -> Value {
-        let redact = self.redactor();
-        map_strings(value, &|s| redact(s))
+        crate::secrets::current_redactor().redact_json(value)
     }
 
     fn policies(&self) -> Arc<Rulebook> {
@@ -172,6 +158,10 @@ impl Engine {
 
     /// Runs one tool call through the whole pipeline. Every failure becomes a tool result
     /// with `is_error`, worded for the model; every call, whatever its fate, is audited.
+    /// One tool call end to end, as named steps: **admit** (parse once, canonical form) →
+    /// **decide** (rules, the agent's resolution of paths, a human) → **record** the intent →
+    /// **run** exactly what was decided on → **finish** (redact, record the completion).
+    /// Whatever refuses a call on the way answers through [`CallAudit::refuse`].
     pub async fn call_tool(
         &self,
         caller: &Caller,
@@ -182,150 +172,118 @@ impl Engine {
         self.in_flight
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _in_flight = InFlight(self.in_flight.clone());
-        let started = Instant::now();
-        let call_id = uuid::Uuid::new_v4().to_string();
         tracing::debug!(client = %caller.client, session = %caller.session, tool, "call received");
-        let redacted_args = self.redact_json(&args);
         let settings = self.settings();
-        let mut record = CallAudit {
-            engine: self,
-            call_id: call_id.clone(),
-            intent: Intent {
-                call_id,
-                client: caller.client.clone(),
-                session: caller.session.clone(),
-                tool: tool.to_string(),
-                arguments: redacted_args.clone(),
-                workspace: None,
-                container: None,
-                decision: AuditDecision::Denied,
-                decided_by: DecidedBy::Policy,
-            },
-            started,
+        let mut record = CallAudit::new(self, caller, tool, self.redact_json(&args));
+        let steps = async {
+            let admitted = self.admit(caller, tool, &args, &settings)?;
+            record.intent.workspace = workspace_of(&admitted.call, &settings);
+            let decided = self
+                .decide(caller, admitted, &args, &settings, &hooks, &mut record)
+                .await?;
+            self.record_intent(caller, &mut record, decided.by).await?;
+            Ok::<_, Refusal>(decided)
         };
+        let decided = match steps.await {
+            Ok(decided) => decided,
+            Err(refusal) => return record.refuse(refusal).await,
+        };
+        let result = self.run(caller, decided, hooks).await;
+        self.finish(caller, tool, &args, record, result).await
+    }
 
-        // 1. Admit: parsed once against the tool's schema (a call that cannot run is never
-        // put to policy or a human), then in canonical container form for the rules.
-        let typed = match tools::ToolCall::parse(tool, &args) {
-            Ok(typed) => typed,
-            Err(e) => {
-                return record
-                    .refuse(DecidedBy::Policy, Outcome::Refused, e.to_string())
-                    .await
-            }
-        };
-        let call = match self.normalise(tool, &args, &settings) {
-            Ok(call) => call,
-            Err(e) => {
-                return record
-                    .refuse(DecidedBy::Policy, Outcome::Refused, e.to_string())
-                    .await
-            }
-        };
-        // Input for a background process is decided as input to the program it runs.
+    /// Admit: parsed once against the tool's schema (a call that cannot run is never put to
+    /// policy or a human), then in canonical container form for the rules. Input for a
+    /// background process is decided as input to the program it runs.
+    fn admit(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        args: &Value,
+        settings: &Settings,
+    ) -> Result<Admitted, Refusal> {
+        let typed = tools::ToolCall::parse(tool, args).map_err(Refusal::invalid)?;
+        let call = self
+            .normalise(tool, args, settings)
+            .map_err(Refusal::invalid)?;
         let call = match &typed {
             tools::ToolCall::WriteProcessInput(a) => {
                 match self.process_started_as(&caller.session, a.handle) {
-                    Some((command, cwd)) => match call.with_process(&command, cwd.as_deref()) {
-                        Ok(call) => call,
-                        Err(e) => {
-                            return record
-                                .refuse(DecidedBy::Policy, Outcome::Refused, e.to_string())
-                                .await
-                        }
-                    },
+                    Some((command, cwd)) => call
+                        .with_process(&command, cwd.as_deref())
+                        .map_err(Refusal::invalid)?,
                     None => call,
                 }
             }
             _ => call,
         };
-        record.intent.workspace = workspace_of(&call, &settings);
+        Ok(Admitted { typed, call })
+    }
 
-        // 2. Policy, then a human where it asks. A call refused as written (denied, or asked
-        // with nobody to ask) needs no sandbox to say so; any other has its paths resolved by
-        // the agent, and is decided on (and later run on, following no symlink) what they are.
-        let mut typed = typed;
-        let mut verdict = self.verdict(&call, caller, &args);
+    /// Decide: the rules on the call as written; a call refused as written (denied, or asked
+    /// with nobody to ask) needs no sandbox to say so. Any other has its paths resolved by the
+    /// agent and is decided again on what they are (and later run on them, following no
+    /// symlink); then a human where the rules ask.
+    async fn decide(
+        &self,
+        caller: &Caller,
+        admitted: Admitted,
+        args: &Value,
+        settings: &Settings,
+        hooks: &CallHooks,
+        record: &mut CallAudit<'_>,
+    ) -> Result<Decided, Refusal> {
+        let Admitted { mut typed, call } = admitted;
+        let mut verdict = self.verdict(&call, caller, args);
         let refused_as_written = verdict.decision == Decision::Deny
             || (verdict.decision == Decision::Ask && !self.approvals.has_human());
         let call = if refused_as_written {
             call
         } else {
-            match self
-                .resolve_paths(caller, call, &mut typed, &settings)
+            let (call, resolved) = self
+                .resolve_paths(caller, call, &mut typed, settings)
                 .await
-            {
-                Ok((call, resolved)) => {
-                    if resolved.as_object().is_some_and(|m| !m.is_empty()) {
-                        if let Value::Object(map) = &mut record.intent.arguments {
-                            map.insert("resolved_paths".into(), self.redact_json(&resolved));
-                        }
-                    }
-                    record.intent.workspace = workspace_of(&call, &settings);
-                    verdict = self.verdict(&call, caller, &args);
-                    call
-                }
-                Err(e) => {
-                    return record
-                        .refuse(DecidedBy::Policy, Outcome::Refused, e.to_string())
-                        .await
+                .map_err(Refusal::invalid)?;
+            if resolved.as_object().is_some_and(|m| !m.is_empty()) {
+                if let Value::Object(map) = &mut record.intent.arguments {
+                    map.insert("resolved_paths".into(), self.redact_json(&resolved));
                 }
             }
+            record.intent.workspace = workspace_of(&call, settings);
+            verdict = self.verdict(&call, caller, args);
+            call
         };
-        let decided_by = match verdict.decision {
+        let by = match verdict.decision {
             Decision::Deny => {
-                return record
-                    .refuse(
-                        by_of(&verdict.reason),
-                        Outcome::Denied,
-                        format!("{verdict} This call was not run."),
-                    )
-                    .await;
+                return Err(Refusal {
+                    by: by_of(&verdict.reason),
+                    outcome: Outcome::Denied,
+                    message: format!("{verdict} This call was not run."),
+                })
             }
             Decision::Allow => by_of(&verdict.reason),
+            Decision::Ask if !self.approvals.has_human() => {
+                let rule = airlock_policy::suggest_allow_rule(&call);
+                let tool = call.tool().name();
+                return Err(Refusal::denied(format!(
+                    "{tool} needs the user's approval ({verdict}), and no one is there to approve it. The user can allow it by adding `{rule}` to the [approval] allow list in Airlock's settings, or by running Airlock with the app."
+                )));
+            }
             Decision::Ask => {
-                if !self.approvals.has_human() {
-                    let rule = airlock_policy::suggest_allow_rule(&call);
-                    return record.refuse(
-                        DecidedBy::Policy,
-                        Outcome::Denied,
-                        format!(
-                            "{tool} needs the user's approval ({verdict}), and no one is there to approve it. The user can allow it by adding `{rule}` to the [approval] allow list in Airlock's settings, or by running Airlock with the app."
-                        ),
-                    ).await;
-                }
                 let resolution = self
                     .ask_human(
                         caller,
                         &call,
                         &typed,
                         &verdict,
-                        &redacted_args,
-                        &settings,
+                        &self.redact_json(args),
+                        settings,
                         &record.intent.workspace,
-                        &hooks,
+                        hooks,
                     )
                     .await;
                 if !resolution.is_allowed() {
-                    let by = if resolution.by == ResolvedBy::Timeout {
-                        DecidedBy::Timeout
-                    } else {
-                        DecidedBy::User
-                    };
-                    // A call its client cancelled is recorded as cut short, not as a denial.
-                    let outcome = if resolution.by == ResolvedBy::Cancelled {
-                        Outcome::Interrupted
-                    } else {
-                        Outcome::Denied
-                    };
-                    let why = match (resolution.by, &resolution.reason) {
-                        (ResolvedBy::Timeout, _) => "Nobody answered the approval prompt in time, so the call was denied.".to_string(),
-                        (ResolvedBy::ApproverGone, _) => "The approval prompt went away (the Airlock app closed), so the call was denied.".to_string(),
-                        (ResolvedBy::Cancelled, _) => "Cancelled by the client while waiting for the user's approval.".to_string(),
-                        (_, Some(reason)) => format!("The user denied this call: {reason}"),
-                        (_, None) => "The user denied this call.".to_string(),
-                    };
-                    return record.refuse(by, outcome, why).await;
+                    return Err(Refusal::unapproved(&resolution));
                 }
                 if let Err(e) = self.remember(&caller.session, &call, &resolution).await {
                     tracing::warn!("could not remember the approval: {e}");
@@ -333,34 +291,49 @@ impl Engine {
                 DecidedBy::User
             }
         };
+        Ok(Decided { typed, call, by })
+    }
 
-        // 3. Audit intent, durably, before anything runs.
+    /// Record: the audit intent, durably, before anything runs (no record, no run).
+    async fn record_intent(
+        &self,
+        caller: &Caller,
+        record: &mut CallAudit<'_>,
+        by: DecidedBy,
+    ) -> Result<(), Refusal> {
         record.intent.decision = AuditDecision::Allowed;
-        record.intent.decided_by = decided_by;
+        record.intent.decided_by = by;
         record.intent.container = self.sandboxes.container_name(&caller.session);
-        if let Err(e) = self
-            .write_audit(AuditWrite::Intent(record.intent.clone()))
+        self.write_audit(AuditWrite::Intent(record.intent.clone()))
             .await
-        {
-            tracing::error!("audit intent failed: {e}");
-            return error_output(format!(
-                "The audit log could not be written ({e}), so the call was not run."
-            ));
-        }
+            .map_err(|e| {
+                tracing::error!("audit intent failed: {e}");
+                Refusal::unrecorded(format!(
+                    "The audit log could not be written ({e}), so the call was not run."
+                ))
+            })
+    }
 
-        // 4. Run it in the sandbox.
+    /// Run: exactly the decided call, in the session's sandbox; what a background process was
+    /// started as is kept for the input later written to it.
+    async fn run(
+        &self,
+        caller: &Caller,
+        decided: Decided,
+        hooks: CallHooks,
+    ) -> Result<ToolOutput, ToolError> {
         let ctx = ToolContext {
             sandboxes: self.sandboxes.clone(),
             session: caller.session.clone(),
             cancel: hooks.cancel,
             progress: hooks.progress,
-            denied: Some(self.denied_paths(call.tool())),
+            denied: self.denied_paths(decided.call.tool()),
         };
-        let started_as = match &typed {
+        let started_as = match &decided.typed {
             tools::ToolCall::StartProcess(a) => Some((a.command.clone(), a.cwd.clone())),
             _ => None,
         };
-        let result = tools::execute(&ctx, typed).await;
+        let result = tools::execute(&ctx, decided.typed).await;
         if let (Some(started_as), Ok(out)) = (started_as, &result) {
             let handle = out
                 .structured
@@ -372,16 +345,25 @@ impl Engine {
                 processes.insert((caller.session.clone(), handle as u32), started_as);
             }
         }
+        result
+    }
 
-        // 5. Audit completion; redact what goes back.
-        let redact = self.redactor();
+    /// Finish: redact what goes back, record the completion.
+    async fn finish(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        args: &Value,
+        record: CallAudit<'_>,
+        result: Result<ToolOutput, ToolError>,
+    ) -> ToolOutput {
         let mut output = match result {
             Ok(o) => o,
             Err(e) => error_output(e.to_string()),
         };
-        output.text = redact(&output.text);
+        output.text = self.redact(&output.text);
         if let Some(s) = output.structured.take() {
-            output.structured = Some(map_strings(&s, &|x| redact(x)));
+            output.structured = Some(self.redact_json(&s));
         }
         let outcome = match &output {
             o if !o.is_error => Outcome::Ok,
@@ -398,11 +380,11 @@ impl Engine {
         };
         let mut done = Completion::new(&record.call_id, outcome);
         done.exit_code = output.exit_code.map(i64::from);
-        done.bytes_in = serde_json::to_string(&args)
+        done.bytes_in = serde_json::to_string(args)
             .map(|s| s.len() as u64)
             .unwrap_or(0);
         done.bytes_out = output.text.len() as u64;
-        done.duration_ms = started.elapsed().as_millis() as u64;
+        done.duration_ms = record.started.elapsed().as_millis() as u64;
         done.summary = Some(summary_of(&output.text));
         if output.is_error {
             done.error = Some(summary_of(&output.text));
@@ -410,25 +392,41 @@ impl Engine {
         if let Err(e) = self.write_audit(AuditWrite::Completion(done)).await {
             tracing::error!("audit completion failed: {e}");
         }
-        tracing::info!(client = %caller.client, session = %caller.session, tool, ?outcome, ms = started.elapsed().as_millis() as u64, "call");
+        tracing::info!(client = %caller.client, session = %caller.session, tool, ?outcome, ms = record.started.elapsed().as_millis() as u64, "call");
         output
     }
 
     /// "Do the rules deny this container path to `tool`?", by the same decision a call of the
-    /// tool on that path would meet. Grep reads what it finds, so `read_file` denials count too.
-    fn denied_paths(&self, tool: airlock_policy::ToolKind) -> tools::DeniedPaths {
-        use airlock_policy::ToolKind;
+    /// tool on that path would meet; `None` when no deny rule names the tool (nothing to skip).
+    /// Grep reads what it finds, so `read_file` denials count too.
+    fn denied_paths(&self, tool: airlock_policy::ToolKind) -> Option<tools::DeniedPaths> {
+        use airlock_policy::{RuleList, ToolKind, ToolSelector};
         let policies = self.policies();
         let tools: Vec<ToolKind> = match tool {
             ToolKind::Grep => vec![ToolKind::Grep, ToolKind::ReadFile],
             other => vec![other],
         };
-        Arc::new(move |path: &str| {
+        let named = policies
+            .rules()
+            .rules(RuleList::Deny)
+            .iter()
+            .any(|r| match r.tool() {
+                ToolSelector::Any => true,
+                ToolSelector::Tool(t) => tools.contains(&t),
+            });
+        if !named {
+            return None;
+        }
+        Some(Arc::new(move |path: &str| {
             tools.iter().any(|t| {
-                Call::path(*t, path)
-                    .is_ok_and(|c| policies.rules().decide(&c).decision == Decision::Deny)
+                // A move's rules see both ends: the path as either end.
+                let call = match t {
+                    ToolKind::MovePath => Call::move_path(path, path),
+                    _ => Call::path(*t, path),
+                };
+                call.is_ok_and(|c| policies.rules().decide(&c).decision == Decision::Deny)
             })
-        })
+        }))
     }
 
     /// Writes audit entries off the async workers (a commit may wait on the disk).
@@ -536,7 +534,6 @@ impl Engine {
         hooks: &CallHooks,
     ) -> Resolution {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let redact = self.redactor();
         // The preview may start the sandbox: the user's time to decide starts after it.
         let diff = tokio::select! {
             d = self.diff_preview(caller, call, typed) => d,
@@ -556,8 +553,8 @@ impl Engine {
             arguments: redacted_args.clone(),
             workspace: workspace.clone(),
             expires_at,
-            reason: redact(&verdict.to_string()),
-            suggested_rule: redact(&airlock_policy::suggest_allow_rule(call)),
+            reason: self.redact(&verdict.to_string()),
+            suggested_rule: self.redact(&airlock_policy::suggest_allow_rule(call)),
             diff,
         };
         let approvals = self.approvals.clone();
@@ -612,7 +609,7 @@ impl Engine {
                 {
                     Ok(airlock_agent::Reply::Edited { diff, .. }) => Some(DiffPreview {
                         path: path.clone(),
-                        unified: (self.redactor())(&diff),
+                        unified: self.redact(&diff),
                         new_file: false,
                     }),
                     _ => None,
@@ -645,7 +642,7 @@ impl Engine {
                     .to_string();
                 Some(DiffPreview {
                     path: path.clone(),
-                    unified: (self.redactor())(&unified),
+                    unified: self.redact(&unified),
                     new_file: old.is_none(),
                 })
             }
@@ -701,7 +698,90 @@ impl Engine {
     }
 }
 
-/// Writes the intent and completion of a call that never ran.
+/// A call through the first steps: its one typed form and its canonical form for the rules.
+struct Admitted {
+    typed: tools::ToolCall,
+    call: Call,
+}
+
+/// A call allowed to run: what runs (`typed`, paths as resolved), what was decided on, by whom.
+struct Decided {
+    typed: tools::ToolCall,
+    call: Call,
+    by: DecidedBy,
+}
+
+/// Why a call stops before it runs, as the audit log records it and the client reads it.
+struct Refusal {
+    by: DecidedBy,
+    outcome: Outcome,
+    message: String,
+}
+
+impl Refusal {
+    /// Arguments that cannot run (wrong fields, a path outside every workspace, …).
+    fn invalid(e: impl std::fmt::Display) -> Refusal {
+        Refusal {
+            by: DecidedBy::Policy,
+            outcome: Outcome::Refused,
+            message: e.to_string(),
+        }
+    }
+
+    /// Asked with nobody to ask.
+    fn denied(message: String) -> Refusal {
+        Refusal {
+            by: DecidedBy::Policy,
+            outcome: Outcome::Denied,
+            message,
+        }
+    }
+
+    /// The audit intent could not be written.
+    fn unrecorded(message: String) -> Refusal {
+        Refusal {
+            by: DecidedBy::Policy,
+            outcome: Outcome::Error,
+            message,
+        }
+    }
+
+    /// The user (or the prompt's timeout, or the client) did not approve the call. A call its
+    /// client cancelled is recorded as cut short, not as a denial.
+    fn unapproved(resolution: &Resolution) -> Refusal {
+        let by = if resolution.by == ResolvedBy::Timeout {
+            DecidedBy::Timeout
+        } else {
+            DecidedBy::User
+        };
+        let outcome = if resolution.by == ResolvedBy::Cancelled {
+            Outcome::Interrupted
+        } else {
+            Outcome::Denied
+        };
+        let message = match (resolution.by, &resolution.reason) {
+            (ResolvedBy::Timeout, _) => {
+                "Nobody answered the approval prompt in time, so the call was denied.".to_string()
+            }
+            (ResolvedBy::ApproverGone, _) => {
+                "The approval prompt went away (the Airlock app closed), so the call was denied."
+                    .to_string()
+            }
+            (ResolvedBy::Cancelled, _) => {
+                "Cancelled by the client while waiting for the user's approval.".to_string()
+            }
+            (_, Some(reason)) => format!("The user denied this call: {reason}"),
+            (_, None) => "The user denied this call.".to_string(),
+        };
+        Refusal {
+            by,
+            outcome,
+            message,
+        }
+    }
+}
+
+/// One call's audit record as it goes through the steps.
 struct CallAudit<'a> {
     engine: &'a Engine,
     call_id: String,
@@ -716,13 +796,39 @@ enum AuditWrite {
     Refused(Intent, Completion),
 }
 
-impl CallAudit<'_> {
-    async fn refuse(&mut self, by: DecidedBy, outcome: Outcome, message: String) -> ToolOutput {
+impl<'a> CallAudit<'a> {
+    /// Denied until decided otherwise (a call that fails before its decision is recorded so).
+    fn new(engine: &'a Engine, caller: &Caller, tool: &str, arguments: Value) -> CallAudit<'a> {
+        let call_id = uuid::Uuid::new_v4().to_string();
+        CallAudit {
+            engine,
+            call_id: call_id.clone(),
+            intent: Intent {
+                call_id,
+                client: caller.client.clone(),
+                session: caller.session.clone(),
+                tool: tool.to_string(),
+                arguments,
+                workspace: None,
+                container: None,
+                decision: AuditDecision::Denied,
+                decided_by: DecidedBy::Policy,
+            },
+            started: Instant::now(),
+        }
+    }
+
+    /// Answers a call that did not run and records it — unless its allowed intent was what
+    /// could not be written (then the log is failing: the answer says so, nothing more is tried).
+    async fn refuse(&mut self, refusal: Refusal) -> ToolOutput {
         // Refusals quote the call (paths, suggested rules): they are redacted like results.
-        let message = (self.engine.redactor())(&message);
-        self.intent.decision = AuditDecision::Denied;
-        self.intent.decided_by = by;
-        let mut done = Completion::new(&self.call_id, outcome);
+        let message = self.engine.redact(&refusal.message);
+        if self.intent.decision == AuditDecision::Allowed {
+            tracing::error!("{message}");
+            return error_output(message);
+        }
+        self.intent.decided_by = refusal.by;
+        let mut done = Completion::new(&self.call_id, refusal.outcome);
         done.duration_ms = self.started.elapsed().as_millis() as u64;
         done.error = Some(message.clone());
         let written = self
@@ -788,35 +894,4 @@ fn summary_of(text: &str) -> String {
         .map(|(i, _)| i)
         .unwrap_or(text.len());
     text[..end].to_string()
-}
-
-/// Applies `f` to every string in a JSON value.
-pub fn map_strings(value: &Value, f: &dyn Fn(&str) -> String) -> Value {
-    match value {
-        Value::String(s) => Value::String(f(s)),
-        Value::Array(a) => Value::Array(a.iter().map(|v| map_strings(v, f)).collect()),
-        Value::Object(o) => {
-            Value::Object(o.iter().map(|(k, v)| (f(k), map_strings(v, f))).collect())
-        }
-        other => other.clone(),
-    }
-}
-
-/// Arguments on one line for a terminal prompt, control characters made visible.
-pub fn display_arguments(args: &Value) -> String {
-    visible_text(&args.to_string())
-}
-
-/// Control and bidirectional-override characters as `\u{..}` escapes, so nothing printed can
-/// rewrite what the user sees.
-pub fn visible_text(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
-                c.escape_unicode().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }

@@ -3,6 +3,8 @@
 //!
 //! The modules, roughly in the order a tool call meets them:
 
+/// Notes on what the settings do not do that a user might expect, with the fix.
+pub mod advice;
 /// Pending approvals, approvers, timeouts, session grants.
 pub mod approval;
 /// The audit log as the engine uses it.

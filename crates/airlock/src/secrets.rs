@@ -2,7 +2,6 @@
 //! HTTP tokens, the audit key, secrets injected into sandboxes, and the redactor built from them.
 
 use crate::config::{Settings, Workspace};
-use crate::engine::Engine;
 use crate::sandbox::EnvProvider;
 use airlock_secrets::{Backend, Redactor, SecretStore, TokenRegistry};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -120,14 +119,6 @@ pub fn refresh() {
         })
         .collect();
     learn(&pairs);
-}
-
-/// Points the engine's redaction at the process-wide redactor.
-pub fn install_redactor(engine: &Engine) {
-    refresh();
-    engine.set_redactor(Arc::new(|text: &str| {
-        current_redactor().redact(text).into_owned()
-    }));
 }
 
 /// The environment of a workspace's sandbox: the secrets granted to it in settings. Every value

@@ -326,23 +326,7 @@ async fn without_an_approver_asks_become_refusals_that_name_the_rule() {
 #[test]
 fn policy_check_explains_the_decision() {
     let env = TestEnv::with_approval("", ASK_WRITES);
-    let check = |tool: &str, args: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args([
-                "policy",
-                "check",
-                tool,
-                args,
-                "--config",
-                env.config.to_str().unwrap(),
-            ])
-            .env("AIRLOCK_DATA_DIR", &env.data)
-            .stdout(Stdio::piped())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8_lossy(&out.stdout).to_lowercase()
-    };
+    let check = |tool: &str, args: &str| policy_check(&env, tool, args);
     let out = check("run_command", r#"{"command": "rm -rf /tmp/x"}"#);
     assert!(out.contains("deny") && out.contains("rm -rf *"), "{out}");
     let out = check("write_file", r#"{"path": "a/../b.txt", "content": ""}"#);
@@ -352,6 +336,39 @@ fn policy_check_explains_the_decision() {
     );
     let out = check("read_file", r#"{"path": "hello.txt"}"#);
     assert!(out.contains("allow"), "{out}");
+    assert!(!out.contains("note:"), "{out}");
+}
+
+/// A deny rule on reading a path holds for the file tools only: `policy check` says so next to
+/// it and names the `hide` entry that would keep commands out too.
+#[test]
+fn policy_check_notes_that_a_read_deny_rule_does_not_stop_commands() {
+    let env = TestEnv::with_approval("", r#"deny = ["read_file(/workspaces/project/secret/**)"]"#);
+    let out = policy_check(&env, "read_file", r#"{"path": "secret/key.txt"}"#);
+    assert!(out.contains("deny"), "{out}");
+    assert!(
+        out.contains("note:") && out.contains("cat") && out.contains("hide `/secret`"),
+        "{out}"
+    );
+}
+
+/// `airlock policy check TOOL ARGS` against the test settings, lower-cased.
+fn policy_check(env: &TestEnv, tool: &str, args: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args([
+            "policy",
+            "check",
+            tool,
+            args,
+            "--config",
+            env.config.to_str().unwrap(),
+        ])
+        .env("AIRLOCK_DATA_DIR", &env.data)
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).to_lowercase()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -315,3 +315,67 @@ async fn recursive_tools_leave_out_what_the_rules_deny_below_their_argument() {
         text(&r)
     );
 }
+
+/// Moving or deleting a folder takes what is below it along: refused when a rule denies that
+/// tool a path below it (or where a moved entry would land); allowed when nothing there is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moving_or_deleting_a_folder_over_a_denied_path_is_refused() {
+    let env = TestEnv::with_approval(
+        "",
+        "allow = [\"*\"]\ndeny = [\"delete_path(/workspaces/project/keep/**)\", \"move_path(/workspaces/project/keep/**)\", \"move_path(/workspaces/project/vault/sub/**)\"]",
+    );
+    std::fs::create_dir_all(env.project.join("a/keep")).unwrap();
+    std::fs::create_dir_all(env.project.join("keep")).unwrap();
+    std::fs::write(env.project.join("keep/data.txt"), "keep me\n").unwrap();
+    std::fs::create_dir_all(env.project.join("free/sub")).unwrap();
+    std::fs::write(env.project.join("free/sub/x.txt"), "x\n").unwrap();
+    std::fs::create_dir_all(env.project.join("tmp")).unwrap();
+    give_to_sandbox(&env.project);
+    let server = Server::start(&env, &[]);
+    let client = server.client().await;
+
+    // The workspace root holds `keep/`: neither deleted nor moved.
+    let r = call(
+        &client,
+        "delete_path",
+        json!({"path": "/workspaces/project", "recursive": true}),
+    )
+    .await;
+    assert!(is_error(&r), "{}", text(&r));
+    assert!(text(&r).contains("/workspaces/project/keep"), "{}", text(&r));
+    assert!(env.project.join("keep/data.txt").exists());
+    let r = call(
+        &client,
+        "move_path",
+        json!({"source": "/workspaces/project/keep", "destination": "/workspaces/project/tmp/k"}),
+    )
+    .await;
+    assert!(is_error(&r), "the folder itself is denied: {}", text(&r));
+    // A folder whose entries would land in a denied place is not moved there either.
+    let r = call(
+        &client,
+        "move_path",
+        json!({"source": "/workspaces/project/free", "destination": "/workspaces/project/vault"}),
+    )
+    .await;
+    assert!(is_error(&r), "{}", text(&r));
+    assert!(text(&r).contains("vault/sub"), "{}", text(&r));
+    assert!(env.project.join("free/sub/x.txt").exists());
+
+    // Nothing denied below: moved and deleted as asked.
+    let r = call(
+        &client,
+        "move_path",
+        json!({"source": "/workspaces/project/free", "destination": "/workspaces/project/tmp/free"}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let r = call(
+        &client,
+        "delete_path",
+        json!({"path": "/workspaces/project/tmp", "recursive": true}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert!(!env.project.join("tmp").exists());
+}

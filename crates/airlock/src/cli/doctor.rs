@@ -16,6 +16,10 @@ impl Report {
     fn ok(&self, what: &str, detail: &str) {
         println!("ok    {what}: {detail}");
     }
+    /// Works, but may not do what the user expects (see `airlock::advice`).
+    fn note(&self, what: &str, detail: &str) {
+        println!("note  {what}: {detail}");
+    }
     fn fail(&mut self, what: &str, detail: &str, fix: &str) {
         self.failures += 1;
         println!("FAIL  {what}: {detail}\n      fix: {fix}");
@@ -39,6 +43,9 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    for note in airlock::advice::settings_notes(&settings) {
+        r.note(&note.about, &note.message);
+    }
     if !settings.runtime.enabled {
         r.fail(
             "runtime",

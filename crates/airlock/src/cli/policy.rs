@@ -46,5 +46,9 @@ pub async fn run(config: Option<PathBuf>, args: PolicyArgs) -> anyhow::Result<Ex
         })?;
     let check = rulebook.check(&call, airlock::engine::extras_of(&args));
     println!("{check}");
+    let matching = rulebook.rules().matching_rules(&call);
+    for note in airlock::advice::notes_for_rules(matching, &settings) {
+        println!("note: {}", note.message);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -105,7 +105,7 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
         approvals,
         audit,
     ));
-    airlock::secrets::install_redactor(&engine);
+    airlock::secrets::refresh();
     for name in airlock::secrets::missing_secrets(&settings) {
         tracing::warn!(
             "secret {name} is granted to a workspace but not set: `airlock secrets set {name}`"

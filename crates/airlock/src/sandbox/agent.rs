@@ -328,7 +328,7 @@ impl AgentClient {
             alive,
             reader,
         };
-        match client.call(Op::Hello).await? {
+        match client.call(Op::Hello, false).await? {
             Reply::Hello { version, .. } if version == airlock_agent::PROTOCOL_VERSION => {
                 Ok(client)
             }
@@ -348,17 +348,11 @@ impl AgentClient {
         self.alive.load(Ordering::SeqCst)
     }
 
-    /// Sends one operation and waits for its reply.
-    pub async fn call(&self, op: Op) -> Result<Reply, SandboxError> {
+    /// Sends one operation and waits for its reply. `exact`: the operation's paths were
+    /// resolved before ([`Op::Resolve`]), so no symlink is followed.
+    pub async fn call(&self, op: Op, exact: bool) -> Result<Reply, SandboxError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.call_with_id(id, op, false).await
-    }
-
-    /// Like [`Self::call`] for an operation on paths the agent resolved before the decision
-    /// ([`Op::Resolve`]): no symlink is followed, so what runs is what was decided on.
-    pub async fn call_exact(&self, op: Op) -> Result<Reply, SandboxError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.call_with_id(id, op, true).await
+        self.call_with_id(id, op, exact).await
     }
 
     /// Reserves an id so that the caller can cancel the request it is about to send.

@@ -169,6 +169,18 @@ type Slot = Arc<tokio::sync::Mutex<Option<Arc<Sandbox>>>>;
 /// Supplies the environment variables (secrets) granted to a workspace.
 pub type EnvProvider = Arc<dyn Fn(&Workspace) -> Vec<(String, String)> + Send + Sync>;
 
+/// The seam in front of the sandboxes: where agent operations go instead of a container's agent.
+/// The product never sets one; the engine's pipeline tests put a fake agent here, so every step
+/// of a call (admit, decide, record, run, finish) is tested in-process without Docker.
+pub trait AgentPort: Send + Sync {
+    fn call<'a>(
+        &'a self,
+        session: &'a str,
+        op: Op,
+        exact: bool,
+    ) -> futures::future::BoxFuture<'a, Result<Reply, SandboxError>>;
+}
+
 /// Owns every sandbox of this engine instance.
 pub struct SandboxManager {
     settings: RwLock<Arc<Settings>>,
@@ -185,6 +197,7 @@ pub struct SandboxManager {
     reconfiguring: tokio::sync::RwLock<()>,
     env: EnvProvider,
     progress: Arc<dyn Fn(&str) + Send + Sync>,
+    port: Option<Arc<dyn AgentPort>>,
 }
 
 impl SandboxManager {
@@ -201,7 +214,14 @@ impl SandboxManager {
             reconfiguring: tokio::sync::RwLock::new(()),
             env: Arc::new(|_| Vec::new()),
             progress: Arc::new(|line| tracing::info!("{line}")),
+            port: None,
         }
+    }
+
+    /// Sends every agent operation to `port` instead of a sandbox (see [`AgentPort`]).
+    pub fn with_agent_port(mut self, port: Arc<dyn AgentPort>) -> SandboxManager {
+        self.port = Some(port);
+        self
     }
 
     /// Sets where secret environment variables come from.
@@ -335,18 +355,36 @@ impl SandboxManager {
     }
 
     /// Runs one agent operation in the session's sandbox. A dead agent was already replaced by
-    /// [`Self::sandbox`]; an operation is never sent twice, so nothing runs twice.
-    pub async fn call(&self, session: &str, op: Op) -> Result<Reply, SandboxError> {
+    /// [`Self::sandbox`]; an operation is never sent twice, so nothing runs twice. `exact`: the
+    /// operation's paths were resolved and decided on before ([`Op::Resolve`]), so no symlink
+    /// is followed and what runs is what was decided on.
+    pub async fn call_with(
+        &self,
+        session: &str,
+        op: Op,
+        exact: bool,
+    ) -> Result<Reply, SandboxError> {
+        if let Some(port) = &self.port {
+            return port.call(session, op, exact).await;
+        }
         let sandbox = self.sandbox(session).await?;
         let _busy = sandbox.busy();
-        sandbox.agent().call(op).await
+        sandbox.agent().call(op, exact).await
     }
 
-    /// [`Self::call`] on paths resolved and decided on before: no symlink is followed.
+    /// [`Self::call_with`] following symlinks (operations not decided on resolved paths).
+    pub async fn call(&self, session: &str, op: Op) -> Result<Reply, SandboxError> {
+        self.call_with(session, op, false).await
+    }
+
+    /// [`Self::call_with`] on paths resolved and decided on before: no symlink is followed.
     pub async fn call_exact(&self, session: &str, op: Op) -> Result<Reply, SandboxError> {
-        let sandbox = self.sandbox(session).await?;
-        let _busy = sandbox.busy();
-        sandbox.agent().call_exact(op).await
+        self.call_with(session, op, true).await
+    }
+
+    /// The stand-in agent, when this manager has one instead of sandboxes (pipeline tests).
+    pub fn agent_port(&self) -> Option<&Arc<dyn AgentPort>> {
+        self.port.as_ref()
     }
 
     /// The canonical container form of `paths`, resolved by the agent beneath the workspace
@@ -562,7 +600,7 @@ impl SandboxManager {
             agent: agent_client,
             ..
         } = self.launch(&docker, session, Role::Installer).await?;
-        let result = agent_client.call(Op::Run(spec_op)).await;
+        let result = agent_client.call(Op::Run(spec_op), false).await;
         drop(agent_client);
         remove_container(&docker, &id).await;
         match result? {

@@ -598,6 +598,7 @@ fn matches_output(
 pub(super) async fn move_path(ctx: &ToolContext, a: MoveArgs) -> Result<ToolOutput, ToolError> {
     let from = container_form(ctx, &a.source)?;
     let to = container_form(ctx, &a.destination)?;
+    refuse_denied_below(ctx, &from, Some(&to), "moved").await?;
     match call(
         ctx,
         Op::Move {
@@ -615,6 +616,7 @@ pub(super) async fn move_path(ctx: &ToolContext, a: MoveArgs) -> Result<ToolOutp
 
 pub(super) async fn delete_path(ctx: &ToolContext, a: DeleteArgs) -> Result<ToolOutput, ToolError> {
     let path = container_form(ctx, &a.path)?;
+    refuse_denied_below(ctx, &path, None, "deleted").await?;
     match call(
         ctx,
         Op::Delete {
@@ -627,6 +629,57 @@ pub(super) async fn delete_path(ctx: &ToolContext, a: DeleteArgs) -> Result<Tool
         Reply::Done { path } => Ok(ToolOutput::text(format!("Deleted {path}"))),
         other => Err(unexpected(other)),
     }
+}
+
+/// A directory moved or deleted takes everything below it along: refused when the caller's
+/// rules deny this tool any entry below it (or, for a move, any place an entry would land).
+/// Fails closed when the directory is too large to check whole.
+async fn refuse_denied_below(
+    ctx: &ToolContext,
+    path: &str,
+    landing: Option<&str>,
+    done: &str,
+) -> Result<(), ToolError> {
+    let Some(denied) = &ctx.denied else {
+        return Ok(());
+    };
+    match call(ctx, Op::Stat { path: path.into() }).await? {
+        Reply::Stat(e) if e.kind == EntryKind::Dir => {}
+        _ => return Ok(()),
+    }
+    let op = Op::Tree {
+        path: path.into(),
+        depth: u32::MAX,
+        max_entries: Some(u32::MAX),
+    };
+    let Reply::Entries {
+        entries, truncated, ..
+    } = call(ctx, op).await?
+    else {
+        return Err(ToolError::Refused(format!(
+            "{path} could not be listed to check it against your rules, so it was not {done}"
+        )));
+    };
+    let below = |root: &str, e: &Entry| super::join_container_path(root, &e.path);
+    let hit = entries.iter().find_map(|e| {
+        let here = below(path, e);
+        if denied(&here) {
+            return Some(here);
+        }
+        landing.map(|to| below(to, e)).filter(|there| denied(there))
+    });
+    if let Some(hit) = hit {
+        return Err(ToolError::Refused(format!(
+            "{path} was not {done}: it would take {hit} along, which your rules deny to this tool"
+        )));
+    }
+    if truncated {
+        return Err(ToolError::Refused(format!(
+            "{path} was not {done}: it holds more entries than Airlock can check against your deny rules at once; {done_verb} its subfolders one by one",
+            done_verb = if landing.is_some() { "move" } else { "delete" }
+        )));
+    }
+    Ok(())
 }
 
 pub(super) async fn simple_path_op(

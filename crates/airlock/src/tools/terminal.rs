@@ -130,6 +130,16 @@ pub(super) async fn run_command(ctx: &ToolContext, a: RunArgs) -> Result<ToolOut
 
 /// Runs a command through the session's agent, reporting progress and honouring cancellation.
 pub async fn run_in_sandbox(ctx: &ToolContext, spec: RunSpec) -> Result<RunResult, ToolError> {
+    if ctx.sandboxes.agent_port().is_some() {
+        return match ctx
+            .sandboxes
+            .call_exact(&ctx.session, Op::Run(spec))
+            .await?
+        {
+            Reply::Ran(result) => Ok(result),
+            other => Err(unexpected(other)),
+        };
+    }
     let sandbox = ctx.sandboxes.sandbox(&ctx.session).await?;
     let _busy = sandbox.busy();
     let agent = sandbox.agent();
@@ -156,7 +166,7 @@ pub async fn run_in_sandbox(ctx: &ToolContext, spec: RunSpec) -> Result<RunResul
             _ = ctx.cancel.cancelled(), if !cancel_sent => {
                 cancel_sent = true;
                 // The agent kills the process group; the Run then answers with `cancelled`.
-                let _ = agent.call(Op::Cancel { request: id }).await;
+                let _ = agent.call(Op::Cancel { request: id }, false).await;
             }
         }
     }
