@@ -342,7 +342,11 @@ async fn moving_or_deleting_a_folder_over_a_denied_path_is_refused() {
     )
     .await;
     assert!(is_error(&r), "{}", text(&r));
-    assert!(text(&r).contains("/workspaces/project/keep"), "{}", text(&r));
+    assert!(
+        text(&r).contains("/workspaces/project/keep"),
+        "{}",
+        text(&r)
+    );
     assert!(env.project.join("keep/data.txt").exists());
     let r = call(
         &client,

@@ -69,14 +69,14 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                         v.arch.clone().unwrap_or_default()
                     ),
                 );
-                match agent::agent_arch(&v.arch.unwrap_or_default()).map(agent::find_agent_binary) {
-                    Some(Ok(p)) => r.ok("agent", &p.display().to_string()),
-                    Some(Err(e)) => r.fail("agent", &e.to_string(), "run `make agent`"),
-                    None => r.fail(
-                        "agent",
-                        "unsupported engine architecture",
-                        "use an amd64 or arm64 engine",
-                    ),
+                match agent::choose_agent(&v.arch.unwrap_or_default()) {
+                    Ok(chosen) => {
+                        r.ok("agent", &chosen.path.display().to_string());
+                        if let Some(note) = chosen.note() {
+                            r.note("agent", &note);
+                        }
+                    }
+                    Err(e) => r.fail("agent", &e.to_string(), "run `make agent`"),
                 }
                 match d.inspect_image(&settings.runtime.image).await {
                     Ok(_) => r.ok("image", &settings.runtime.image),

@@ -40,10 +40,9 @@ pub fn agent_arch(docker_arch: &str) -> Option<&'static str> {
     }
 }
 
-/// Finds `airlock-agent-linux-<arch>`: `AIRLOCK_AGENT_DIR`, beside the running binary,
-/// or in `target/airlock-agent` (where `make agent` puts it during development).
-pub fn find_agent_binary(arch: &str) -> Result<PathBuf, SandboxError> {
-    let file = format!("airlock-agent-linux-{arch}");
+/// Where agent builds are looked for: `AIRLOCK_AGENT_DIR`, beside the running binary, or in
+/// an `airlock-agent` folder up to four levels above it (where `make agent` puts them).
+pub fn agent_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(dir) = std::env::var_os("AIRLOCK_AGENT_DIR").filter(|d| !d.is_empty()) {
         dirs.push(PathBuf::from(dir));
@@ -57,13 +56,77 @@ pub fn find_agent_binary(arch: &str) -> Result<PathBuf, SandboxError> {
             dirs.push(up.join("airlock-agent"));
         }
     }
+    dirs
+}
+
+/// Finds `airlock-agent-linux-<arch>` in [`agent_dirs`].
+pub fn find_agent_binary(arch: &str) -> Result<PathBuf, SandboxError> {
+    find_agent_in(&agent_dirs(), arch)
+}
+
+fn find_agent_in(dirs: &[PathBuf], arch: &str) -> Result<PathBuf, SandboxError> {
+    let file = format!("airlock-agent-linux-{arch}");
     dirs.iter()
         .map(|d| d.join(&file))
         .find(|p| p.is_file())
         .ok_or_else(|| SandboxError::NoAgentBuild {
             arch: arch.to_string(),
-            looked_in: dirs,
+            looked_in: dirs.to_vec(),
         })
+}
+
+/// The agent build a sandbox runs on an engine reporting `docker_arch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentChoice {
+    pub path: PathBuf,
+    /// The build's architecture (`amd64` / `arm64`).
+    pub arch: &'static str,
+    /// The engine's own architecture; differs from `arch` when the native build is missing.
+    pub engine_arch: &'static str,
+}
+
+impl AgentChoice {
+    /// Said once (log, `doctor`) when the sandbox runs a foreign build under emulation.
+    pub fn note(&self) -> Option<String> {
+        (self.arch != self.engine_arch).then(|| {
+            format!(
+                "no {native} agent build, so sandboxes run the {arch} one under emulation (Rosetta or qemu: slower); build the native one with `make agent` (on an Apple Silicon Mac: `rustup target add aarch64-unknown-linux-musl` first)",
+                native = self.engine_arch,
+                arch = self.arch
+            )
+        })
+    }
+}
+
+/// The native build for the engine's architecture, else the other one (Docker Desktop and
+/// Colima run foreign static binaries through Rosetta or qemu binfmt); the error names the
+/// native build when neither exists.
+pub fn choose_agent(docker_arch: &str) -> Result<AgentChoice, SandboxError> {
+    choose_agent_in(&agent_dirs(), docker_arch)
+}
+
+fn choose_agent_in(dirs: &[PathBuf], docker_arch: &str) -> Result<AgentChoice, SandboxError> {
+    let engine_arch =
+        agent_arch(docker_arch).ok_or_else(|| SandboxError::UnsupportedArch(docker_arch.into()))?;
+    let other = if engine_arch == "amd64" {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    match find_agent_in(dirs, engine_arch) {
+        Ok(path) => Ok(AgentChoice {
+            path,
+            arch: engine_arch,
+            engine_arch,
+        }),
+        Err(missing) => find_agent_in(dirs, other)
+            .map(|path| AgentChoice {
+                path,
+                arch: other,
+                engine_arch,
+            })
+            .map_err(|_| missing),
+    }
 }
 
 /// Copies the agent binary into `store` (an engine-owned directory) under a name that carries
@@ -510,6 +573,41 @@ mod tests {
             err.contains("no airlock-agent build") && err.contains("arm64"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_native_build_is_chosen_else_the_other_with_a_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = vec![dir.path().to_path_buf()];
+        let put = |arch: &str| {
+            std::fs::write(
+                dir.path().join(format!("airlock-agent-linux-{arch}")),
+                b"\x7fELF",
+            )
+            .unwrap()
+        };
+        let err = choose_agent_in(&dirs, "aarch64").unwrap_err().to_string();
+        assert!(
+            err.contains("arm64"),
+            "neither: the native build is named: {err}"
+        );
+        put("amd64");
+        let chosen = choose_agent_in(&dirs, "aarch64").unwrap();
+        assert_eq!((chosen.arch, chosen.engine_arch), ("amd64", "arm64"));
+        let note = chosen.note().unwrap();
+        assert!(
+            note.contains("no arm64 agent build") && note.contains("emulation"),
+            "{note}"
+        );
+        put("arm64");
+        let chosen = choose_agent_in(&dirs, "aarch64").unwrap();
+        assert_eq!(chosen.arch, "arm64");
+        assert_eq!(chosen.note(), None);
+        assert_eq!(choose_agent_in(&dirs, "x86_64").unwrap().arch, "amd64");
+        assert!(matches!(
+            choose_agent_in(&dirs, "s390x"),
+            Err(SandboxError::UnsupportedArch(_))
+        ));
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub enum SandboxError {
     NoAnswer { seconds: u64 },
     #[error("Docker could not {action}: {detail}")]
     Docker { action: String, detail: String },
+    #[error("Docker Desktop does not share {path} with its virtual machine, so no sandbox can see it. Add that folder (or one above it) in Docker Desktop → Settings → Resources → File sharing, apply, and try again")]
+    MountsDenied { path: String },
     #[error("could not hide and protect paths in the sandbox, so it was not used: {0}")]
     Setup(String),
     #[error("internal error: {0}")]
@@ -66,9 +68,26 @@ pub enum SandboxError {
 
 impl SandboxError {
     pub fn docker(action: &str, e: bollard::errors::Error) -> SandboxError {
+        SandboxError::from_docker_message(action, e.to_string())
+    }
+
+    /// Docker's error text, recognised where the user can do something precise about it
+    /// (Docker Desktop's "Mounts denied": a folder not shared with its VM).
+    fn from_docker_message(action: &str, detail: String) -> SandboxError {
+        if let Some(rest) = detail.split("Mounts denied:").nth(1) {
+            let path = rest
+                .split("The path ")
+                .nth(1)
+                .and_then(|p| p.split(" is not shared").next())
+                .map(str::trim)
+                .filter(|p| !p.is_empty());
+            if let Some(path) = path {
+                return SandboxError::MountsDenied { path: path.into() };
+            }
+        }
         SandboxError::Docker {
             action: action.to_string(),
-            detail: e.to_string(),
+            detail,
         }
     }
 
@@ -467,10 +486,12 @@ impl SandboxManager {
             .map_err(|e| SandboxError::docker("report its version", e))?
             .arch
             .unwrap_or_default();
-        let arch_name =
-            agent::agent_arch(&arch).ok_or_else(|| SandboxError::UnsupportedArch(arch.clone()))?;
-        let agent_path = agent::find_agent_binary(arch_name)?;
-        let agent_binary = agent::install_agent(&self.agent_store, &agent_path, arch_name)?;
+        let agent = agent::choose_agent(&arch)?;
+        if let Some(note) = agent.note() {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| tracing::warn!("{note}"));
+        }
+        let agent_binary = agent::install_agent(&self.agent_store, &agent.path, agent.arch)?;
         image::ensure_image(docker, &settings.runtime.image, self.progress.as_ref()).await?;
 
         let mut env = Vec::new();
@@ -749,5 +770,29 @@ pub async fn remove_container(docker: &Docker, id: &str) {
         ) {
             tracing::warn!(container = id, "could not remove container: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Docker Desktop's answer (as its API sends it) to a bind of a folder it does not share.
+    const MOUNTS_DENIED: &str = "Docker responded with status code 500: Mounts denied: \nThe path /Volumes/Backup/project is not shared from the host and is not known to Docker.\nYou can configure shared paths from Docker -> Preferences... -> Resources -> File Sharing.\nSee https://docs.docker.com/desktop/mac for more info.";
+
+    #[test]
+    fn mounts_denied_names_the_folder_and_where_to_share_it() {
+        let e = SandboxError::from_docker_message("start the sandbox", MOUNTS_DENIED.into());
+        assert!(
+            matches!(&e, SandboxError::MountsDenied { path } if path == "/Volumes/Backup/project"),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("/Volumes/Backup/project") && text.contains("File sharing"),
+            "{text}"
+        );
+        let other = SandboxError::from_docker_message("start the sandbox", "no such image".into());
+        assert!(matches!(other, SandboxError::Docker { .. }), "{other:?}");
     }
 }
