@@ -32,7 +32,7 @@ export CLIPPY_ARGS := -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 # dependency is compiled twice with another feature set.
 export AIRLOCK_CARGO_SELECTION := --workspace --all-targets --all-features
 
-.PHONY: help setup deps docker test-image gui-deps agent build run serve test lint bench clean app gui-test
+.PHONY: help setup deps docker test-image app-deps gui-deps agent build run serve test lint bench clean app gui-test
 
 help:
 	@echo "make run    build everything and start Airlock (the app, or the headless server without a display)"
@@ -50,6 +50,10 @@ docker:
 
 test-image: docker
 	@scripts/test-image.sh
+
+# What building the app needs; gui-deps adds what its tests need (Xvfb, WebDriver, tauri-driver).
+app-deps:
+	@scripts/gui-deps.sh --app
 
 gui-deps:
 	@scripts/gui-deps.sh
@@ -72,12 +76,12 @@ run: agent docker
 
 # The tray app: its system packages, then the engine and the app in one build, and the engine
 # placed beside the app as its sidecar (`$(T)/debug/airlock-engine`).
-app: agent gui-deps
+app: agent app-deps
 	cargo build --workspace --all-features --bins --quiet
 	@scripts/place-sidecar.sh
 
 # The app's end-to-end tests under a virtual display (Xvfb, openbox, dunst, trayer).
-gui-test: setup app
+gui-test: setup gui-deps app
 	@scripts/gui-test.sh
 
 lint:

@@ -2,16 +2,21 @@
 # Installs what the tray app needs to build and what its GUI tests need to run under a virtual
 # display: WebKitGTK + AppIndicator headers, Xvfb, a window manager, a notification daemon, a tray
 # host, xdotool, ImageMagick, WebKitWebDriver, and tauri-driver (2.1.x). Idempotent; root for apt.
+# `--app`: only what building the app needs (`make run` installs no test tools).
 set -euo pipefail
 
 PKGS=(
   # build the app
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
   build-essential pkg-config
-  # run it under a virtual display and drive it
-  xvfb openbox dunst trayer xdotool imagemagick dbus-x11 webkit2gtk-driver libnotify-bin
-  fonts-dejavu-core
 )
+if [ "${1:-}" != --app ]; then
+  PKGS+=(
+    # run it under a virtual display and drive it
+    xvfb openbox dunst trayer xdotool imagemagick dbus-x11 webkit2gtk-driver libnotify-bin
+    fonts-dejavu-core
+  )
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -25,6 +30,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+[ "${1:-}" = --app ] && exit 0
 
 TAURI_DRIVER_VERSION="2.1"
 # tauri-driver has no --version flag: ask cargo what it installed.
