@@ -1,5 +1,6 @@
 //! Finding and connecting to a Docker engine: the `docker_host` setting, `DOCKER_HOST`,
-//! the active Docker context (Colima, OrbStack, Podman live there), then the default socket.
+//! the active Docker context (Colima, OrbStack, Podman live there), then the default socket, then
+//! the home sockets of Docker Desktop, Colima, OrbStack, Rancher Desktop and Podman.
 
 use bollard::Docker;
 use std::path::{Path, PathBuf};
@@ -113,29 +114,64 @@ fn context_host(config_dir: &Path) -> Option<String> {
 }
 
 fn default_socket() -> String {
-    let standard = "/var/run/docker.sock";
-    if Path::new(standard).exists() {
-        return format!("unix://{standard}");
+    let standard = Path::new("/var/run/docker.sock");
+    if standard.exists() {
+        return format!("unix://{}", standard.display());
     }
-    // Docker Desktop on macOS without the privileged helper keeps its socket in the home dir.
-    if let Some(home) = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()) {
-        for candidate in [
-            ".docker/run/docker.sock",
-            ".colima/default/docker.sock",
-            ".orbstack/run/docker.sock",
-        ] {
-            let path = home.join(candidate);
-            if path.exists() {
-                return format!("unix://{}", path.display());
-            }
-        }
-    }
-    format!("unix://{standard}")
+    let home = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf());
+    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let found = well_known_socket(home.as_deref(), runtime_dir.as_deref())
+        .unwrap_or_else(|| standard.to_path_buf());
+    format!("unix://{}", found.display())
+}
+
+/// When the standard socket is absent: the sockets Docker Desktop (without its privileged
+/// helper), Colima, OrbStack, Rancher Desktop and Podman keep in the user's home or runtime
+/// dir, in that order; the first that exists.
+fn well_known_socket(home: Option<&Path>, runtime_dir: Option<&Path>) -> Option<PathBuf> {
+    let in_home = [
+        ".docker/run/docker.sock",
+        ".colima/default/docker.sock",
+        ".orbstack/run/docker.sock",
+        ".rd/docker.sock",
+    ];
+    let home_sockets = home
+        .into_iter()
+        .flat_map(|h| in_home.iter().map(move |c| h.join(c)));
+    let podman = runtime_dir
+        .map(|r| r.join("podman/podman.sock"))
+        .into_iter()
+        .chain([PathBuf::from("/run/podman/podman.sock")]);
+    home_sockets.chain(podman).find(|p| p.exists())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn well_known_sockets_are_found_in_order_in_a_fake_home() {
+        let home = tempfile::tempdir().unwrap();
+        let runtime = tempfile::tempdir().unwrap();
+        let put = |dir: &Path, rel: &str| {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"").unwrap();
+            p
+        };
+        let found = || well_known_socket(Some(home.path()), Some(runtime.path()));
+        if !Path::new("/run/podman/podman.sock").exists() {
+            assert_eq!(found(), None);
+        }
+        let podman = put(runtime.path(), "podman/podman.sock");
+        assert_eq!(found(), Some(podman));
+        let rancher = put(home.path(), ".rd/docker.sock");
+        assert_eq!(found(), Some(rancher));
+        let colima = put(home.path(), ".colima/default/docker.sock");
+        assert_eq!(found(), Some(colima));
+        let desktop = put(home.path(), ".docker/run/docker.sock");
+        assert_eq!(found(), Some(desktop), "Docker Desktop's own socket comes first");
+    }
 
     #[test]
     fn setting_wins() {
