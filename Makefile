@@ -32,13 +32,14 @@ export CLIPPY_ARGS := -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 # dependency is compiled twice with another feature set.
 export AIRLOCK_CARGO_SELECTION := --workspace --all-targets --all-features
 
-.PHONY: help setup deps docker test-image app-deps gui-deps agent build run serve test lint bench clean app gui-test
+.PHONY: help setup deps docker test-image app-deps gui-deps agent build run serve test lint bench clean app gui-test bundle
 
 help:
 	@echo "make run    build everything and start Airlock (the app, or the headless server without a display)"
 	@echo "make test   set up what the tests need, lint, and run every test suite"
 	@echo "make serve  the headless server only      make bench   benchmarks (release build)"
 	@echo "make lint   fmt check + clippy            make setup   system packages, Docker, test image"
+	@echo "make bundle the installable app (.deb on Linux, .app and .dmg on macOS)"
 
 setup: deps docker test-image
 
@@ -79,6 +80,10 @@ run: agent docker
 app: agent app-deps
 	cargo build --workspace --all-features --bins --quiet
 	@scripts/place-sidecar.sh
+
+# The installable app (Tauri's bundler; a .deb on Linux) in $(T)/release/bundle.
+bundle: agent app-deps
+	@scripts/bundle.sh
 
 # The app's end-to-end tests under a virtual display (Xvfb, openbox, dunst, trayer).
 gui-test: setup gui-deps app

@@ -17,6 +17,11 @@ read -r -a selection <<<"${AIRLOCK_CARGO_SELECTION:---workspace --all-targets --
 # the app, so the engine is placed there again.
 cargo build "${selection[@]}" --quiet || fail "the build failed"
 scripts/place-sidecar.sh || fail "cannot place the engine beside the app"
+# The installable package (`make bundle` of this build) that the install test puts on this
+# machine with dpkg and removes again.
+deb=$(scripts/bundle.sh --debug | tail -n 1) || fail "the package could not be built (scripts/bundle.sh)"
+[ -f "$deb" ] || fail "the bundler made no package"
+export AIRLOCK_TEST_DEB="$deb"
 bin="${CARGO_TARGET_DIR:-target}/debug"
 [ -x "$bin/airlock-app" ] || fail "the app is not built: run \`make app\`"
 [ "$(stat -c %s "$bin/airlock-engine" 2>/dev/null || echo 0)" -gt 4096 ] \

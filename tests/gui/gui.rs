@@ -1141,3 +1141,74 @@ async fn crash_loop_shows_error_then_restart_engine_recovers() {
     client.cancel().await.unwrap();
     app.stop().await;
 }
+
+/// Removes the package when the test ends, however it ends.
+struct Installed(&'static str);
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("dpkg")
+            .args(["-r", self.0])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The installable app: the .deb `make bundle` builds, installed with dpkg and started from its
+/// installed path with a clean environment outside the clone — its engine sidecar and agent come
+/// from the package alone — serves a tool call in a real sandbox, and uninstalls cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installed_package_serves_a_call_and_uninstalls_cleanly() {
+    let deb = std::env::var("AIRLOCK_TEST_DEB").expect(
+        "AIRLOCK_TEST_DEB names the package under test: run the GUI tests through scripts/gui-test.sh, which builds it",
+    );
+    let env = TestEnv::new("");
+    let installed = std::process::Command::new("dpkg")
+        .args(["-i", &deb])
+        .output()
+        .expect("dpkg runs");
+    assert!(installed.status.success(), "dpkg -i {deb}: {installed:?}");
+    let package = Installed("airlock");
+    for path in [
+        "/usr/bin/airlock-app",
+        "/usr/bin/airlock-engine",
+        "/usr/lib/Airlock/airlock-agent/airlock-agent-linux-amd64",
+    ] {
+        assert!(std::path::Path::new(path).is_file(), "{path} is installed");
+    }
+
+    let mut app = App::start_installed(&env, std::path::Path::new("/usr/bin/airlock-app"));
+    let (url, engine) = env.wait_server(None, LONG).await;
+    let exe = std::fs::read_link(format!("/proc/{engine}/exe")).unwrap();
+    assert_eq!(
+        exe,
+        std::path::Path::new("/usr/bin/airlock-engine"),
+        "the packaged engine serves"
+    );
+    let client = mcp(&url).await;
+    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(text(&r), "hello from the host\n");
+    let agents = std::fs::read_dir(env.data.join("agent"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(
+        agents > 0,
+        "the packaged agent was installed in the data dir"
+    );
+    client.cancel().await.unwrap();
+    assert!(app.running());
+    drop(app);
+
+    drop(package);
+    for path in [
+        "/usr/bin/airlock-app",
+        "/usr/bin/airlock-engine",
+        "/usr/lib/Airlock",
+    ] {
+        assert!(
+            !std::path::Path::new(path).exists(),
+            "{path} is gone after dpkg -r"
+        );
+    }
+}

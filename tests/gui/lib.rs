@@ -679,6 +679,35 @@ impl App {
         }
     }
 
+    /// An installed app (`bin`, e.g. `/usr/bin/airlock-app`) as a user starts it: a clean
+    /// environment with only a home, the display, the session bus and the test's own settings —
+    /// nothing that points into the build tree (no `AIRLOCK_AGENT_DIR`), run from the home.
+    pub fn start_installed(env: &TestEnv, bin: &Path) -> App {
+        let home = env.dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut cmd = Command::new(bin);
+        cmd.env_clear()
+            .current_dir(&home)
+            .env("HOME", &home)
+            .env("PATH", "/usr/bin:/bin")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for pass in ["DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR"] {
+            if let Some(v) = std::env::var_os(pass) {
+                cmd.env(pass, v);
+            }
+        }
+        for (k, v) in env.app_env() {
+            if k != "AIRLOCK_AGENT_DIR" {
+                cmd.env(k, v);
+            }
+        }
+        App {
+            child: cmd.spawn().expect("the installed app starts"),
+            data: env.data.clone(),
+        }
+    }
+
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }

@@ -40,8 +40,10 @@ pub fn agent_arch(docker_arch: &str) -> Option<&'static str> {
     }
 }
 
-/// Where agent builds are looked for: `AIRLOCK_AGENT_DIR`, beside the running binary, or in
-/// an `airlock-agent` folder up to four levels above it (where `make agent` puts them).
+/// Where agent builds are looked for: `AIRLOCK_AGENT_DIR`; beside the running binary; the
+/// installed app's resources (`/usr/lib/Airlock/airlock-agent` from the Linux package,
+/// `Contents/Resources/airlock-agent` in the macOS app); an `airlock-agent` folder up to four
+/// levels above the binary (where `make agent` puts them in a build).
 pub fn agent_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(dir) = std::env::var_os("AIRLOCK_AGENT_DIR").filter(|d| !d.is_empty()) {
@@ -52,6 +54,8 @@ pub fn agent_dirs() -> Vec<PathBuf> {
         .and_then(|e| e.parent().map(PathBuf::from))
     {
         dirs.push(exe_dir.clone());
+        dirs.push(exe_dir.join("../lib/Airlock/airlock-agent"));
+        dirs.push(exe_dir.join("../Resources/airlock-agent"));
         for up in exe_dir.ancestors().take(4) {
             dirs.push(up.join("airlock-agent"));
         }

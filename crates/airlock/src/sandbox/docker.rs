@@ -170,7 +170,11 @@ mod tests {
         let colima = put(home.path(), ".colima/default/docker.sock");
         assert_eq!(found(), Some(colima));
         let desktop = put(home.path(), ".docker/run/docker.sock");
-        assert_eq!(found(), Some(desktop), "Docker Desktop's own socket comes first");
+        assert_eq!(
+            found(),
+            Some(desktop),
+            "Docker Desktop's own socket comes first"
+        );
     }
 
     #[test]
