@@ -33,6 +33,13 @@ fi
 
 [ "${1:-}" = --app ] && exit 0
 
+# npm runs the prebuilt Tauri CLI that packages the app (scripts/bundle.sh; the install test).
+if ! command -v npm >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || { echo "gui-deps: npm is missing: sudo apt-get install nodejs npm" >&2; exit 1; }
+  echo "gui-deps: installing nodejs and npm" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
 TAURI_DRIVER_VERSION="2.1"
 # tauri-driver has no --version flag: ask cargo what it installed.
 if ! command -v tauri-driver >/dev/null 2>&1 \
