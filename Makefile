@@ -9,9 +9,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/airlock/target
 T := $(CARGO_TARGET_DIR)
 
-AGENT_TARGET := x86_64-unknown-linux-gnu
 AGENT_DIR    := $(T)/airlock-agent
-AGENT_BIN    := $(AGENT_DIR)/airlock-agent-linux-amd64
 TEST_IMAGE   ?= airlock-test-busybox:1
 export AIRLOCK_AGENT_DIR := $(AGENT_DIR)
 export AIRLOCK_TEST_IMAGE := $(TEST_IMAGE)
@@ -59,11 +57,9 @@ app-deps:
 gui-deps:
 	@scripts/gui-deps.sh
 
-# The static in-container helper, built for the gnu target so the flag stays off build scripts.
+# The static in-container helper for each architecture the toolchain can build (scripts/agent.sh).
 agent:
-	@RUSTFLAGS="-C target-feature=+crt-static" cargo build --profile agent -p airlock-agent --target $(AGENT_TARGET) --quiet
-	@mkdir -p $(AGENT_DIR)
-	@cp $(T)/$(AGENT_TARGET)/agent/airlock-agent $(AGENT_BIN)
+	@scripts/agent.sh
 
 build: agent
 	cargo build -p airlock --quiet
