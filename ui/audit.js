@@ -45,7 +45,7 @@ function detailsOf(r) {
 
 function outcomeBadge(r) {
   if (!r.outcome) return h("span", { class: "badge warn" }, "running");
-  const kind = r.outcome === "ok" ? "ok" : (r.outcome === "error" ? "warn" : "bad");
+  const kind = r.outcome === "ok" ? "ok" : (["error", "cancelled"].includes(r.outcome) ? "warn" : "bad");
   return h("span", { class: "badge " + kind }, r.outcome);
 }
 

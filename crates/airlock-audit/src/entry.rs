@@ -106,6 +106,8 @@ pub enum Outcome {
     Interrupted,
     /// The engine refused to run it (e.g. the sandbox could not start).
     Refused,
+    /// The client cancelled the call, while it waited for the user or while it ran.
+    Cancelled,
 }
 named_enum!(Outcome {
     Ok => "ok",
@@ -114,6 +116,7 @@ named_enum!(Outcome {
     Timeout => "timeout",
     Interrupted => "interrupted",
     Refused => "refused",
+    Cancelled => "cancelled",
 });
 
 /// A 32-byte HMAC-SHA-256 value. Serializes as lowercase hex.

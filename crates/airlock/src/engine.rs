@@ -188,8 +188,10 @@ impl Engine {
             Ok(decided) => decided,
             Err(refusal) => return record.refuse(refusal).await,
         };
+        let cancel = hooks.cancel.clone();
         let result = self.run(caller, decided, hooks).await;
-        self.finish(caller, tool, &args, record, result).await
+        self.finish(caller, tool, &args, record, result, cancel.is_cancelled())
+            .await
     }
 
     /// Admit: parsed once against the tool's schema (a call that cannot run is never put to
@@ -348,7 +350,8 @@ impl Engine {
         result
     }
 
-    /// Finish: redact what goes back, record the completion.
+    /// Finish: redact what goes back, record the completion (a call its client cancelled while
+    /// it ran is recorded as cancelled, whatever it answered).
     async fn finish(
         &self,
         caller: &Caller,
@@ -356,6 +359,7 @@ impl Engine {
         args: &Value,
         record: CallAudit<'_>,
         result: Result<ToolOutput, ToolError>,
+        cancelled: bool,
     ) -> ToolOutput {
         let mut output = match result {
             Ok(o) => o,
@@ -366,6 +370,7 @@ impl Engine {
             output.structured = Some(self.redact_json(&s));
         }
         let outcome = match &output {
+            _ if cancelled => Outcome::Cancelled,
             o if !o.is_error => Outcome::Ok,
             o if o
                 .structured
@@ -747,7 +752,7 @@ impl Refusal {
     }
 
     /// The user (or the prompt's timeout, or the client) did not approve the call. A call its
-    /// client cancelled is recorded as cut short, not as a denial.
+    /// client cancelled is recorded as cancelled, not as a denial.
     fn unapproved(resolution: &Resolution) -> Refusal {
         let by = if resolution.by == ResolvedBy::Timeout {
             DecidedBy::Timeout
@@ -755,7 +760,7 @@ impl Refusal {
             DecidedBy::User
         };
         let outcome = if resolution.by == ResolvedBy::Cancelled {
-            Outcome::Interrupted
+            Outcome::Cancelled
         } else {
             Outcome::Denied
         };

@@ -708,6 +708,6 @@ async fn a_waiting_call_reports_progress_and_a_cancel_withdraws_its_prompt() {
     );
     assert!(cancelled.elapsed() < Duration::from_secs(3));
     let record = app.audit_record("write_file");
-    assert_eq!(record.outcome.as_deref(), Some("interrupted"), "{record:?}");
+    assert_eq!(record.outcome.as_deref(), Some("cancelled"), "{record:?}");
     assert!(!env.project.join("wait.txt").exists());
 }

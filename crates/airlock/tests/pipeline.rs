@@ -135,13 +135,22 @@ fn harness(approval: &str, agent: FakeAgent, with_human: bool) -> Harness {
 
 impl Harness {
     async fn call(&self, tool: &str, args: Value) -> (String, bool) {
+        self.call_with(tool, args, CancellationToken::new()).await
+    }
+
+    async fn call_with(
+        &self,
+        tool: &str,
+        args: Value,
+        cancel: CancellationToken,
+    ) -> (String, bool) {
         let caller = Caller {
             client: "test".into(),
             reported: None,
             session: "s1".into(),
         };
         let hooks = CallHooks {
-            cancel: CancellationToken::new(),
+            cancel,
             progress: None,
         };
         let out = self.engine.call_tool(&caller, tool, args, hooks).await;
@@ -352,4 +361,23 @@ async fn results_and_refusals_are_redacted_on_the_way_out() {
     );
     let rec = h.last_record();
     assert!(!rec.summary.unwrap_or_default().contains(secret));
+}
+
+#[tokio::test]
+async fn a_call_its_client_cancelled_is_recorded_as_cancelled() {
+    let h = harness(r#"allow = ["*"]"#, fake_with(&[], &[]), false);
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    h.call_with("run_command", json!({"command": "sleep 100"}), cancel)
+        .await;
+    let rec = h.last_record();
+    assert_eq!(rec.decision, Decision::Allowed);
+    assert_eq!(rec.outcome, Some(Outcome::Cancelled));
+    let (_, is_error) = h.call("run_command", json!({"command": "true"})).await;
+    assert!(!is_error);
+    assert_eq!(
+        h.last_record().outcome,
+        Some(Outcome::Ok),
+        "the next call is not"
+    );
 }
