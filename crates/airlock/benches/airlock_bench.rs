@@ -151,6 +151,41 @@ async fn main() {
     })
     .await;
 
+    println!("\n-- agent-channel throughput: one 10 MiB read in a warm sandbox");
+    const TEN_MIB: usize = 10 * 1024 * 1024;
+    std::fs::write(
+        project.join("big.txt"),
+        "0123456789abcde\n".repeat(TEN_MIB / 16),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(project.join("big.txt"), Some(65532), Some(65532)).ok();
+    let ten = measure("agent read of 10 MiB", 3, 30, || {
+        let m = manager.clone();
+        async move {
+            match m
+                .call(
+                    "bench",
+                    Op::Read {
+                        path: "big.txt".into(),
+                        offset: None,
+                        limit: Some(TEN_MIB as u64),
+                    },
+                )
+                .await
+                .unwrap()
+            {
+                Reply::Read { size, .. } => assert_eq!(size, TEN_MIB as u64),
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await;
+    println!(
+        "   {:.0} MiB/s through the agent channel at p50 ({:.0} MiB/s at p99)",
+        10.0 / ten.p50().as_secs_f64(),
+        10.0 / ten.pct(0.99).as_secs_f64()
+    );
+
     let docker = manager.docker().await.unwrap();
     let container = sandbox.container_id.clone();
     let exec = measure("Engine API exec `cat` (create+start+read)", 5, 200, || {

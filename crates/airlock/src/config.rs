@@ -52,6 +52,41 @@ pub struct Runtime {
     /// Sandboxes this engine runs at once; a session that would start one more gets a clear
     /// error naming this setting (idle sandboxes go after `idle_timeout_secs`).
     pub max_sandboxes: usize,
+    /// Sandboxes one client (one bearer token) runs at once, under `max_sandboxes`; one more
+    /// is refused with an error naming this setting.
+    pub max_sandboxes_per_client: usize,
+    /// Size of the tmpfs on `/tmp` and `/var/tmp` in MiB (at most half of `memory_mb`, which it
+    /// counts against). The rest of a sandbox's file system is read-only unless `network` is
+    /// `egress` (apt writes the system).
+    pub tmp_mb: u64,
+    /// Where pip / npm / cargo installers may fetch packages from.
+    pub package_registries: PackageRegistries,
+    /// Let installers read the workspace's own `.npmrc`, `pip.conf` and `.cargo/config.toml`
+    /// (off: they are ignored; on: every install prompt says they are read).
+    pub installers_read_project_config: bool,
+}
+
+/// The registries each installer may use: the first is the default, the others are added.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackageRegistries {
+    /// Index URLs (`--index-url` for the first, `--extra-index-url` for the rest).
+    pub pip: Vec<String>,
+    /// Registry URLs: one plain URL (`--registry`), and `@scope=URL` entries for scopes.
+    pub npm: Vec<String>,
+    /// `crates-io` for the public registry, or `name=index-URL` for another; a list without
+    /// `crates-io` sends crates.io dependencies to the first entry instead.
+    pub cargo: Vec<String>,
+}
+
+impl Default for PackageRegistries {
+    fn default() -> Self {
+        PackageRegistries {
+            pip: vec!["https://pypi.org/simple".to_string()],
+            npm: vec!["https://registry.npmjs.org/".to_string()],
+            cargo: vec!["crates-io".to_string()],
+        }
+    }
 }
 
 /// Whether sandboxes may reach the network.
@@ -195,6 +230,10 @@ impl Default for Runtime {
             docker_host: String::new(),
             idle_timeout_secs: 30 * 60,
             max_sandboxes: 8,
+            max_sandboxes_per_client: 4,
+            tmp_mb: 512,
+            package_registries: PackageRegistries::default(),
+            installers_read_project_config: false,
         }
     }
 }
@@ -323,6 +362,16 @@ impl Settings {
         if rt.command_timeout_secs == 0 {
             return Err("`runtime.command_timeout_secs` must be at least 1".into());
         }
+        if rt.max_sandboxes == 0 || rt.max_sandboxes_per_client == 0 {
+            return Err(
+                "`runtime.max_sandboxes` and `runtime.max_sandboxes_per_client` must be at least 1"
+                    .into(),
+            );
+        }
+        if rt.tmp_mb < 16 {
+            return Err(format!("`runtime.tmp_mb` = {} is below 16", rt.tmp_mb));
+        }
+        rt.package_registries.validate()?;
         if self.approval.timeout_secs == 0 {
             return Err("`approval.timeout_secs` must be at least 1".into());
         }
@@ -379,6 +428,62 @@ impl Settings {
 
     pub fn enabled_workspaces(&self) -> impl Iterator<Item = &Workspace> {
         self.workspaces.iter().filter(|w| w.enabled)
+    }
+}
+
+impl Runtime {
+    /// The `/tmp` tmpfs size in MiB: `tmp_mb`, but never more than half the memory it uses.
+    pub fn tmp_size_mb(&self) -> u64 {
+        self.tmp_mb.min(self.memory_mb / 2)
+    }
+}
+
+impl PackageRegistries {
+    /// URLs are plain `http(s)://` addresses (they become installer flags), npm has one
+    /// unscoped registry, cargo entries are `crates-io` or `name=URL`.
+    fn validate(&self) -> Result<(), String> {
+        let url = regex::Regex::new(r"^https?://[A-Za-z0-9._~:/?#@%=+,-]+$")
+            .map_err(|e| e.to_string())?;
+        let name = regex::Regex::new(r"^[a-z0-9][a-z0-9_-]*$").map_err(|e| e.to_string())?;
+        let bad = |key: &str, entry: &str, why: &str| {
+            Err(format!(
+                "`runtime.package_registries.{key}` entry {entry:?}: {why}"
+            ))
+        };
+        if self.pip.is_empty() || self.npm.is_empty() || self.cargo.is_empty() {
+            return Err("`runtime.package_registries`: each of pip, npm and cargo needs at least one registry".into());
+        }
+        for entry in &self.pip {
+            if !url.is_match(entry) {
+                return bad("pip", entry, "not an http(s) URL");
+            }
+        }
+        let mut unscoped = 0;
+        for entry in &self.npm {
+            match entry.split_once('=') {
+                Some((scope, u)) if entry.starts_with('@') => {
+                    if !name.is_match(&scope[1..]) || !url.is_match(u) {
+                        return bad("npm", entry, "not `@scope=URL`");
+                    }
+                }
+                _ if url.is_match(entry) => unscoped += 1,
+                _ => return bad("npm", entry, "not a URL or `@scope=URL`"),
+            }
+        }
+        if unscoped != 1 {
+            return Err(
+                "`runtime.package_registries.npm` needs exactly one registry URL without a scope"
+                    .into(),
+            );
+        }
+        for entry in &self.cargo {
+            match entry.split_once('=') {
+                None if entry == "crates-io" => {}
+                Some((n, u)) if name.is_match(n) && n != "crates-io" && url.is_match(u) => {}
+                _ => return bad("cargo", entry, "not `crates-io` or `name=URL`"),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -492,6 +597,20 @@ protect = [".git/hooks"]
             ("[approval]\nallow = [\"no_such_tool\"]", "no_such_tool"),
             ("max_message_mb = 0", "max_message_mb"),
             ("max_message_mb = 1024", "max_message_mb"),
+            ("[runtime]\nmax_sandboxes_per_client = 0", "max_sandboxes_per_client"),
+            ("[runtime]\ntmp_mb = 1", "tmp_mb"),
+            (
+                "[runtime.package_registries]\npip = [\"https://x/' ; id\"]",
+                "package_registries.pip",
+            ),
+            (
+                "[runtime.package_registries]\nnpm = [\"https://a/\", \"https://b/\"]",
+                "exactly one",
+            ),
+            (
+                "[runtime.package_registries]\ncargo = [\"crates-io=https://x/\"]",
+                "package_registries.cargo",
+            ),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} gave {err}");

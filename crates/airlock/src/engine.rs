@@ -173,6 +173,7 @@ impl Engine {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _in_flight = InFlight(self.in_flight.clone());
         tracing::debug!(client = %caller.client, session = %caller.session, tool, "call received");
+        self.sandboxes.bind_client(&caller.session, &caller.client);
         let settings = self.settings();
         let mut record = CallAudit::new(self, caller, tool, self.redact_json(&args));
         let steps = async {
@@ -558,7 +559,14 @@ impl Engine {
             arguments: redacted_args.clone(),
             workspace: workspace.clone(),
             expires_at,
-            reason: self.redact(&verdict.to_string()),
+            reason: self.redact(&match typed {
+                tools::ToolCall::InstallPackages(_) => {
+                    tools::packages::approval_note(&settings.runtime)
+                        .map(|note| format!("{verdict}; {note}"))
+                        .unwrap_or_else(|| verdict.to_string())
+                }
+                _ => verdict.to_string(),
+            }),
             suggested_rule: self.redact(&airlock_policy::suggest_allow_rule(call)),
             diff,
         };

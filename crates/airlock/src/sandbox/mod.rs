@@ -50,6 +50,8 @@ pub enum SandboxError {
     },
     #[error("{max} sandboxes are running already, the most `runtime.max_sandboxes` allows; close an idle session (its sandbox goes with it) or raise the setting")]
     TooManySandboxes { max: usize },
+    #[error("client `{client}` runs {max} sandboxes already, the most `runtime.max_sandboxes_per_client` allows; close one of its idle sessions (its sandbox goes with it) or raise the setting")]
+    TooManyForClient { client: String, max: usize },
     #[error("the sandbox's agent stopped: {detail}; the next call starts a fresh sandbox")]
     AgentGone { detail: String },
     #[error("{0}")]
@@ -210,6 +212,8 @@ pub struct SandboxManager {
     private: Vec<(&'static str, PathBuf)>,
     docker: tokio::sync::Mutex<Option<Docker>>,
     slots: Mutex<HashMap<String, Slot>>,
+    /// The client (bearer token) each session belongs to, for `max_sandboxes_per_client`.
+    clients: Mutex<HashMap<String, String>>,
     /// Held for writing while new settings are applied (and sandboxes built from the old ones
     /// removed), for reading while a call finds its sandbox: a call sees the old settings and
     /// their sandbox, or the new settings with those sandboxes gone — never a mix.
@@ -230,6 +234,7 @@ impl SandboxManager {
             private: Vec::new(),
             docker: tokio::sync::Mutex::new(None),
             slots: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
             reconfiguring: tokio::sync::RwLock::new(()),
             env: Arc::new(|_| Vec::new()),
             progress: Arc::new(|line| tracing::info!("{line}")),
@@ -322,6 +327,14 @@ impl SandboxManager {
         *self.docker.lock().await = None;
     }
 
+    /// Records which client `session` belongs to (its sandboxes count against that client).
+    pub fn bind_client(&self, session: &str, client: &str) {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if clients.get(session).map(String::as_str) != Some(client) {
+            clients.insert(session.to_string(), client.to_string());
+        }
+    }
+
     fn slot(&self, session: &str) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.entry(session.to_string()).or_default().clone()
@@ -347,18 +360,37 @@ impl SandboxManager {
             remove_container(&existing.docker, &existing.container_id).await;
             *guard = None;
         }
-        let others = {
+        let client = {
+            let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+            clients.get(session).cloned()
+        };
+        let (others, of_client) = {
             let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots
+            let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+            let live: Vec<&String> = slots
                 .iter()
                 .filter(|(name, _)| name.as_str() != session)
                 // A slot being filled right now counts: its sandbox is on the way.
                 .filter(|(_, s)| s.try_lock().map(|g| g.is_some()).unwrap_or(true))
-                .count()
+                .map(|(name, _)| name)
+                .collect();
+            let of_client = live
+                .iter()
+                .filter(|name| client.is_some() && clients.get(name.as_str()) == client.as_ref())
+                .count();
+            (live.len(), of_client)
         };
-        let max = self.settings().runtime.max_sandboxes;
-        if others >= max {
-            return Err(SandboxError::TooManySandboxes { max });
+        let runtime = &self.settings().runtime;
+        if others >= runtime.max_sandboxes {
+            return Err(SandboxError::TooManySandboxes {
+                max: runtime.max_sandboxes,
+            });
+        }
+        if let Some(client) = client.filter(|_| of_client >= runtime.max_sandboxes_per_client) {
+            return Err(SandboxError::TooManyForClient {
+                client,
+                max: runtime.max_sandboxes_per_client,
+            });
         }
         let created = match self.create(&docker, session).await {
             Ok(sb) => Arc::new(sb),
@@ -529,6 +561,10 @@ impl SandboxManager {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots.remove(session)
         };
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session);
         let Some(slot) = slot else { return };
         let taken = slot.lock().await.take();
         if let Some(sb) = taken {

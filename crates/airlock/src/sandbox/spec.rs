@@ -93,6 +93,31 @@ impl SandboxSpec<'_> {
         mounts
     }
 
+    /// A session's file system outside the workspaces is read-only, so a workload cannot fill
+    /// the disk through the container's writable layer (Docker caps that layer's size only on
+    /// xfs with project quotas). Exceptions: a session with egress (apt writes the system) and
+    /// the short-lived installers, which run no workload.
+    pub fn read_only_rootfs(&self) -> bool {
+        self.role == Role::Session && self.runtime.network == Network::None
+    }
+
+    /// Where a session may write outside its workspaces: `/tmp` and `/var/tmp`, each a tmpfs
+    /// of `runtime.tmp_size_mb()` (counted against the sandbox's memory); writing past it fails
+    /// with ENOSPC ("No space left on device") in the command's output.
+    pub fn tmpfs(&self) -> HashMap<String, String> {
+        if self.role != Role::Session {
+            return HashMap::new();
+        }
+        let options = format!(
+            "rw,nosuid,nodev,size={}m,mode=1777",
+            self.runtime.tmp_size_mb()
+        );
+        ["/tmp", "/var/tmp"]
+            .into_iter()
+            .map(|at| (at.to_string(), options.clone()))
+            .collect()
+    }
+
     /// The create request: hardened by default, limits from settings, the agent as main process.
     pub fn create_body(&self) -> ContainerCreateBody {
         let rt = self.runtime;
@@ -120,6 +145,8 @@ impl SandboxSpec<'_> {
             nano_cpus: Some((rt.cpus * 1e9) as i64),
             pids_limit: Some(rt.pids),
             network_mode: Some(network.to_string()),
+            readonly_rootfs: Some(self.read_only_rootfs()),
+            tmpfs: Some(self.tmpfs()),
             ..Default::default()
         };
         ContainerCreateBody {
@@ -129,7 +156,12 @@ impl SandboxSpec<'_> {
             user: Some("0:0".to_string()),
             entrypoint: Some(vec![AGENT_PATH.to_string(), "idle".to_string()]),
             cmd: Some(vec![]),
-            env: Some(self.env.clone()),
+            // The workload's uid has no home in the image: its home is the writable `/tmp`.
+            env: Some(
+                std::iter::once("HOME=/tmp".to_string())
+                    .chain(self.env.iter().cloned())
+                    .collect(),
+            ),
             working_dir: Some(
                 self.workspaces
                     .first()
@@ -201,5 +233,10 @@ mod tests {
             "only the agent and the workspace roots are bound"
         );
         assert_eq!(body.labels.unwrap()[LABEL_INSTANCE], "abc");
+        assert_eq!(hc.readonly_rootfs, Some(true));
+        assert_eq!(
+            hc.tmpfs.unwrap()["/tmp"],
+            "rw,nosuid,nodev,size=512m,mode=1777"
+        );
     }
 }

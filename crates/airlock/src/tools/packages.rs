@@ -63,6 +63,135 @@ fn quoted(names: &[String]) -> String {
         .join(" ")
 }
 
+/// Scratch space of the installer container, outside every workspace: the installers' working
+/// directory, home, caches and staging areas. Nothing there is read from a workspace.
+const SCRATCH: &str = "/var/tmp/airlock-install";
+
+/// The shell script a project installer runs, as a pure function of the settings.
+///
+/// Nothing the workspace controls is executed or read as configuration (unless
+/// `runtime.installers_read_project_config` opts in): the working directory is scratch space
+/// outside the workspace; pip is the image's own `python3` in isolated mode (`-I`: no
+/// working directory, user site or `PYTHON*` variables on its path) installing into the
+/// workspace venv's site-packages with `--target` (console scripts land in its `bin/`), so
+/// neither the venv's interpreter nor its `.pth` files run;
+/// npm installs in a staging copy of the manifests, so the workspace `.npmrc` is never its
+/// project config, with user and global config emptied and lifecycle scripts off; cargo runs
+/// from scratch space with `--manifest-path` and its home there, so no `.cargo/config*` of
+/// the workspace is read. Registries come from `runtime.package_registries` as flags.
+pub fn installer_script(
+    manager: Manager,
+    names: &[String],
+    workspace: &str,
+    runtime: &crate::config::Runtime,
+) -> Option<String> {
+    let names = quoted(names);
+    let own_config = runtime.installers_read_project_config;
+    let registries = registry_flags(manager, &runtime.package_registries).join(" ");
+    let prelude = format!(
+        "set -e; W='{workspace}'; S='{SCRATCH}'; export HOME=\"$S/home\" PIP_CONFIG_FILE=/dev/null; mkdir -p \"$HOME\"; cd \"$S\"; "
+    );
+    let body = match manager {
+        Manager::Apt => return None,
+        Manager::Pip => {
+            let config = if own_config {
+                "if [ -f \"$W/pip.conf\" ]; then export PIP_CONFIG_FILE=\"$W/pip.conf\"; fi; "
+            } else {
+                ""
+            };
+            // The venv's own site-packages (any Python version), found by name only: the
+            // venv's interpreter never runs, so neither do its `.pth` files.
+            let site =
+                "SP=$(ls -d \"$W\"/.venv/lib/python3*/site-packages 2>/dev/null | head -n 1)";
+            format!(
+                "{config}{site}; if [ -z \"$SP\" ]; then python3 -I -m venv --without-pip \"$W/.venv\"; {site}; fi; \
+                 python3 -I -m pip --isolated --no-input --disable-pip-version-check install \
+                 --target \"$SP\" --upgrade --no-warn-script-location {registries} {names}"
+            )
+        }
+        Manager::Npm => {
+            let config = if own_config { " .npmrc" } else { "" };
+            format!(
+                "mkdir -p npm; for f in package.json package-lock.json npm-shrinkwrap.json{config}; do \
+                 if [ -f \"$W/$f\" ]; then cp \"$W/$f\" npm/; fi; done; \
+                 if [ -d \"$W/node_modules\" ]; then cp -a \"$W/node_modules\" npm/; fi; cd npm; \
+                 npm install --userconfig=/dev/null --globalconfig=/dev/null --ignore-scripts \
+                 --no-fund --no-audit --no-update-notifier {registries} {names}; \
+                 for f in package.json package-lock.json npm-shrinkwrap.json; do \
+                 if [ -f \"$f\" ]; then cp \"$f\" \"$W/\"; fi; done; \
+                 if [ -d node_modules ]; then rm -rf \"$W/node_modules\"; cp -a node_modules \"$W/\"; fi"
+            )
+        }
+        Manager::Cargo => {
+            // Cargo reads `.cargo/config.toml` from its working directory upward: from the
+            // workspace only when the user opted in.
+            let cwd = if own_config { "cd \"$W\"; " } else { "" };
+            format!(
+                "export CARGO_HOME=\"$S/cargo\"; {cwd}\
+                 cargo {registries} add --manifest-path \"$W/Cargo.toml\" {names}; \
+                 cargo {registries} fetch --manifest-path \"$W/Cargo.toml\"; \
+                 mkdir -p \"$W/.cargo\"; for d in registry git; do \
+                 if [ -d \"$CARGO_HOME/$d\" ]; then cp -a \"$CARGO_HOME/$d\" \"$W/.cargo/\"; fi; done"
+            )
+        }
+    };
+    Some(prelude + &body)
+}
+
+/// The flags that limit `manager` to the allowed registries (validated URLs, single-quoted).
+pub fn registry_flags(manager: Manager, r: &crate::config::PackageRegistries) -> Vec<String> {
+    match manager {
+        Manager::Apt => Vec::new(),
+        Manager::Pip => r
+            .pip
+            .iter()
+            .enumerate()
+            .map(|(i, url)| {
+                let flag = if i == 0 {
+                    "--index-url"
+                } else {
+                    "--extra-index-url"
+                };
+                format!("{flag} '{url}'")
+            })
+            .collect(),
+        Manager::Npm => r
+            .npm
+            .iter()
+            .map(|entry| match entry.split_once('=') {
+                Some((scope, url)) if entry.starts_with('@') => {
+                    format!("'--{scope}:registry={url}'")
+                }
+                _ => format!("'--registry={entry}'"),
+            })
+            .collect(),
+        Manager::Cargo => {
+            let named: Vec<(&str, &str)> =
+                r.cargo.iter().filter_map(|e| e.split_once('=')).collect();
+            let mut flags: Vec<String> = named
+                .iter()
+                .map(|(name, url)| format!("--config 'registries.{name}.index=\"{url}\"'"))
+                .collect();
+            if !r.cargo.iter().any(|e| e == "crates-io") {
+                if let Some((name, url)) = named.first() {
+                    flags.push(format!("--config 'source.{name}.registry=\"{url}\"'"));
+                    flags.push(format!(
+                        "--config 'source.crates-io.replace-with=\"{name}\"'"
+                    ));
+                }
+            }
+            flags
+        }
+    }
+}
+
+/// What an install prompt adds when installers read the workspace's own configuration.
+pub fn approval_note(runtime: &crate::config::Runtime) -> Option<&'static str> {
+    runtime.installers_read_project_config.then_some(
+        "pip, npm and cargo installs read this workspace's own pip.conf, .npmrc and .cargo/config.toml (`runtime.installers_read_project_config` is on)",
+    )
+}
+
 pub(super) async fn install(ctx: &ToolContext, a: InstallArgs) -> Result<ToolOutput, ToolError> {
     if a.packages.is_empty() {
         return Err(ToolError::InvalidArguments {
@@ -78,21 +207,9 @@ pub(super) async fn install(ctx: &ToolContext, a: InstallArgs) -> Result<ToolOut
     }
     let settings = ctx.sandboxes.settings();
     let timeout = Duration::from_secs(settings.runtime.command_timeout_secs.max(600));
-    let project_command = |names: String| {
-        match a.manager {
-        Manager::Apt => None,
-        Manager::Pip => Some(format!(
-            "(test -x .venv/bin/python || python3 -m venv .venv) && PIP_CONFIG_FILE=/dev/null python3 -m pip --isolated --disable-pip-version-check --python .venv/bin/python install {names}"
-        )),
-        Manager::Npm => Some(format!("HOME=/tmp npm install --ignore-scripts --no-fund --no-audit {names}")),
-        Manager::Cargo => Some(format!(
-            "CARGO_HOME=$PWD/.cargo cargo add {names} && CARGO_HOME=$PWD/.cargo cargo fetch"
-        )),
-    }
-    };
-    let Some(command) = project_command(quoted(&a.packages)) else {
+    if a.manager == Manager::Apt {
         return install_apt(ctx, &a.packages, timeout).await;
-    };
+    }
     if !settings.runtime.installers {
         return Err(ToolError::Refused(format!(
             "project package installs are turned off; the user can allow them with `runtime.installers = true` (Settings → Runtime). {:?} packages were not installed",
@@ -109,9 +226,20 @@ pub(super) async fn install(ctx: &ToolContext, a: InstallArgs) -> Result<ToolOut
             container_path(first)
         )));
     }
+    let Some(command) = installer_script(
+        a.manager,
+        &a.packages,
+        &container_path(first),
+        &settings.runtime,
+    ) else {
+        return Err(ToolError::Refused(
+            "apt installs into the sandbox, not into a workspace".into(),
+        ));
+    };
     let spec = RunSpec {
         command,
-        cwd: Some(container_path(first)),
+        // Not the workspace: nothing there is on a tool's path or read as its project config.
+        cwd: Some("/".to_string()),
         timeout_ms: timeout.as_millis() as u64,
         output_cap: settings.runtime.output_cap_bytes,
         ..Default::default()
@@ -178,6 +306,58 @@ mod tests {
         ] {
             assert!(!valid_name(m, bad), "{m:?} {bad}");
         }
+    }
+
+    #[test]
+    fn registries_become_flags() {
+        let r = crate::config::PackageRegistries::default();
+        assert_eq!(
+            registry_flags(Manager::Pip, &r),
+            vec!["--index-url 'https://pypi.org/simple'"]
+        );
+        assert_eq!(
+            registry_flags(Manager::Npm, &r),
+            vec!["'--registry=https://registry.npmjs.org/'"]
+        );
+        assert!(registry_flags(Manager::Cargo, &r).is_empty());
+        let own = crate::config::PackageRegistries {
+            pip: vec!["https://a/simple".into(), "https://b/simple".into()],
+            npm: vec!["https://n/".into(), "@acme=https://acme/".into()],
+            cargo: vec!["corp=https://corp/index".into()],
+        };
+        assert_eq!(
+            registry_flags(Manager::Pip, &own),
+            vec![
+                "--index-url 'https://a/simple'",
+                "--extra-index-url 'https://b/simple'"
+            ]
+        );
+        assert_eq!(
+            registry_flags(Manager::Npm, &own),
+            vec![
+                "'--registry=https://n/'",
+                "'--@acme:registry=https://acme/'"
+            ]
+        );
+        assert_eq!(
+            registry_flags(Manager::Cargo, &own),
+            vec![
+                "--config 'registries.corp.index=\"https://corp/index\"'",
+                "--config 'source.corp.registry=\"https://corp/index\"'",
+                "--config 'source.crates-io.replace-with=\"corp\"'",
+            ]
+        );
+    }
+
+    #[test]
+    fn installers_never_start_in_the_workspace_or_run_its_interpreter() {
+        let rt = crate::config::Runtime::default();
+        for m in [Manager::Pip, Manager::Npm, Manager::Cargo] {
+            let script = installer_script(m, &["x".into()], "/workspaces/p", &rt).unwrap();
+            assert!(!script.contains(".venv/bin"), "{script}");
+            assert!(!script.contains("cd \"$W\""), "{script}");
+        }
+        assert!(installer_script(Manager::Apt, &["x".into()], "/workspaces/p", &rt).is_none());
     }
 
     #[test]

@@ -21,6 +21,28 @@ pub fn test_image() -> String {
     std::env::var("AIRLOCK_TEST_IMAGE").unwrap_or_else(|_| "airlock-test-busybox:1".to_string())
 }
 
+/// The local Debian image with python3, pip, npm and cargo the installer tests use (built by
+/// `make test-image`).
+pub fn installer_test_image() -> String {
+    std::env::var("AIRLOCK_INSTALLER_TEST_IMAGE")
+        .unwrap_or_else(|_| "airlock-test-debian:1".to_string())
+}
+
+/// Fails loudly when `image` is missing: the tests that need it never skip.
+pub fn require_image(image: &str) {
+    let ok = Command::new("docker")
+        .args(["image", "inspect", image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "these tests need the local image {image}: run `make setup` (as root it builds it)"
+    );
+}
+
 /// Fails loudly when the prerequisites are missing: these tests never skip.
 pub fn require_docker() {
     let ok = Command::new("docker")
@@ -82,6 +104,8 @@ pub struct TestEnv {
     pub project: PathBuf,
     pub data_ws: PathBuf,
     pub approval: String,
+    /// The sandbox image (`runtime.image`).
+    pub image: String,
 }
 
 impl TestEnv {
@@ -92,6 +116,16 @@ impl TestEnv {
 
     /// Like [`TestEnv::new`] with `approval` as the body of the `[approval]` table.
     pub fn with_approval(extra: &str, approval: &str) -> TestEnv {
+        TestEnv::build(&test_image(), extra, approval)
+    }
+
+    /// Like [`TestEnv::new`] on another sandbox image (which must exist).
+    pub fn with_image(image: &str, extra: &str) -> TestEnv {
+        require_image(image);
+        TestEnv::build(image, extra, "allow = [\"*\"]")
+    }
+
+    fn build(image: &str, extra: &str, approval: &str) -> TestEnv {
         require_docker();
         let dir = tempfile::tempdir().unwrap();
         let project = dir.path().join("project");
@@ -108,6 +142,7 @@ impl TestEnv {
             data_ws,
             dir,
             approval: approval.to_string(),
+            image: image.to_string(),
         };
         env.write_settings(extra);
         env
@@ -136,7 +171,7 @@ name = "data"
 path = "{data}"
 access = "ro"
 "#,
-            image = test_image(),
+            image = self.image,
             approval = self.approval,
             project = self.project.display(),
             data = self.data_ws.display(),

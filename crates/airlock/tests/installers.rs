@@ -1,0 +1,259 @@
+//! Installers run no workspace code: pip, npm and cargo run in the installer container against
+//! a workspace planted with every vector a hostile model can write, and no marker appears.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Registries nobody answers (loopback of the installer container): every install fails fast
+/// after the installer read whatever it reads, and the allowlist flags are what it used.
+const DEAD_REGISTRIES: &str = r#"
+[runtime.package_registries]
+pip = ["http://127.0.0.1:9/simple"]
+npm = ["http://127.0.0.1:9/"]
+cargo = ["dead=http://127.0.0.1:9/index"]
+"#;
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+}
+
+/// An executable that leaves the marker `pwned-<name>` (then behaves like `then`).
+fn plant_exe(root: &Path, rel: &str, name: &str, then: &str) {
+    write(
+        root,
+        rel,
+        &format!("#!/bin/sh\ntouch /workspaces/project/pwned-{name}\n{then}\n"),
+    );
+    std::fs::set_permissions(root.join(rel), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Python that leaves the marker `pwned-<name>` when it is imported or run.
+fn py_marker(name: &str) -> String {
+    format!("open('/workspaces/project/pwned-{name}', 'w').close()\n")
+}
+
+/// Plants every vector into the workspace `root`.
+fn plant(root: &Path) {
+    // A workspace venv whose interpreter, pip and start-up files are the model's.
+    write(
+        root,
+        ".venv/pyvenv.cfg",
+        "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n",
+    );
+    for exe in ["python", "python3", "python3.11"] {
+        plant_exe(
+            root,
+            &format!(".venv/bin/{exe}"),
+            "venv-python",
+            "exec /usr/bin/python3 \"$@\"",
+        );
+    }
+    plant_exe(root, ".venv/bin/pip", "venv-pip", "exit 1");
+    let site = ".venv/lib/python3.11/site-packages";
+    write(
+        root,
+        &format!("{site}/evil.pth"),
+        &format!("import os; {}", py_marker("pth")),
+    );
+    write(
+        root,
+        &format!("{site}/keyring/__init__.py"),
+        &py_marker("pth"),
+    );
+    // Modules the image's python would import from the working directory or a user site.
+    write(root, "sitecustomize.py", &py_marker("sitecustomize"));
+    write(root, "usercustomize.py", &py_marker("usercustomize"));
+    write(root, "pip/__init__.py", &py_marker("pip-module"));
+    write(root, "pip/__main__.py", &py_marker("pip-module"));
+    // pip configuration pointing at a local source distribution whose setup.py leaves a marker.
+    let sdist = root.join("wheels");
+    let src = tempfile::tempdir().unwrap();
+    write(
+        src.path(),
+        "airlock_marker-1.0/setup.py",
+        &format!(
+            "{}from setuptools import setup\nsetup(name='airlock_marker', version='1.0')\n",
+            py_marker("pip-conf-sdist")
+        ),
+    );
+    write(
+        src.path(),
+        "airlock_marker-1.0/PKG-INFO",
+        "Metadata-Version: 2.1\nName: airlock_marker\nVersion: 1.0\n",
+    );
+    std::fs::create_dir_all(&sdist).unwrap();
+    let tar = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(sdist.join("airlock_marker-1.0.tar.gz"))
+        .arg("-C")
+        .arg(src.path())
+        .arg("airlock_marker-1.0")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let pip_conf = "[global]\nno-index = true\nfind-links = /workspaces/project/wheels\n";
+    for at in [
+        "pip.conf",
+        ".venv/pip.conf",
+        ".config/pip/pip.conf",
+        ".pip/pip.conf",
+    ] {
+        write(root, at, pip_conf);
+    }
+    // npm: a project config naming the model's git and script shell, and lifecycle scripts.
+    plant_exe(root, "evil/npm-git", "npm-git", "exit 1");
+    plant_exe(root, "evil/npm-script-shell", "npm-script-shell", "exit 1");
+    write(
+        root,
+        ".npmrc",
+        "git=/workspaces/project/evil/npm-git\nscript-shell=/workspaces/project/evil/npm-script-shell\nignore-scripts=false\n",
+    );
+    write(
+        root,
+        "package.json",
+        r#"{"name": "w", "version": "1.0.0",
+            "dependencies": {"gitdep": "git+https://example.invalid/x.git"},
+            "scripts": {"preinstall": "touch /workspaces/project/pwned-npm-lifecycle",
+                        "install": "touch /workspaces/project/pwned-npm-lifecycle",
+                        "postinstall": "touch /workspaces/project/pwned-npm-lifecycle"}}"#,
+    );
+    // cargo: a project config (both file names) with the model's rustc, wrapper and runner.
+    plant_exe(root, "evil/cargo-rustc", "cargo-rustc", "exit 1");
+    plant_exe(
+        root,
+        "evil/cargo-rustc-wrapper",
+        "cargo-rustc-wrapper",
+        "exit 1",
+    );
+    plant_exe(root, "evil/cargo-runner", "cargo-runner", "exit 1");
+    let cargo_config = r#"[build]
+rustc = "/workspaces/project/evil/cargo-rustc"
+rustc-wrapper = "/workspaces/project/evil/cargo-rustc-wrapper"
+[target.x86_64-unknown-linux-gnu]
+runner = "/workspaces/project/evil/cargo-runner"
+[alias]
+fetch = "run"
+add = "run"
+[net]
+git-fetch-with-cli = true
+"#;
+    write(root, ".cargo/config.toml", cargo_config);
+    write(root, ".cargo/config", cargo_config);
+    write(
+        root,
+        "Cargo.toml",
+        "[package]\nname = \"w\"\nversion = \"0.1.0\"\nedition = \"2021\"\nbuild = \"build.rs\"\n\n[dependencies]\n",
+    );
+    write(
+        root,
+        "build.rs",
+        "fn main() { std::fs::write(\"/workspaces/project/pwned-cargo-build-rs\", \"\").ok(); }\n",
+    );
+    write(root, "src/main.rs", "fn main() {}\n");
+    give_to_sandbox(root);
+}
+
+fn markers(root: &Path) -> Vec<String> {
+    std::fs::read_dir(root)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("pwned-"))
+        .collect()
+}
+
+/// One install per manager; returns each manager's output.
+async fn install_each(server: &Server) -> Vec<(String, String)> {
+    let client = server.client().await;
+    let mut outputs = Vec::new();
+    for (manager, package) in [
+        ("pip", "airlock-marker"),
+        ("npm", "left-pad"),
+        ("cargo", "serde"),
+    ] {
+        let r = call(
+            &client,
+            "install_packages",
+            json!({"manager": manager, "packages": [package]}),
+        )
+        .await;
+        outputs.push((manager.to_string(), text(&r)));
+    }
+    client.cancel().await.unwrap();
+    outputs
+}
+
+/// Each package manager, run on a workspace planted with every vector (a fake venv interpreter,
+/// a `.pth` file, `sitecustomize.py` and a `pip` package at the root, `pip.conf` in every place
+/// pip looks (pointing at a local sdist whose setup.py leaves a marker), `.npmrc` with `git=` and `script-shell=`, lifecycle scripts, `.cargo/config*` with
+/// rustc, wrapper, runner and aliases, a `build.rs`): no planted code runs, and each installer
+/// got as far as asking its (allowlisted) registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn installers_run_no_workspace_code() {
+    let env = TestEnv::with_image(&installer_test_image(), DEAD_REGISTRIES);
+    plant(&env.project);
+    let server = Server::start(&env, &[]);
+    let outputs = install_each(&server).await;
+    for (manager, out) in &outputs {
+        assert!(
+            out.contains("127.0.0.1:9") || out.contains("127.0.0.1/"),
+            "{manager} did not ask the allowlisted registry:\n{out}"
+        );
+    }
+    let found = markers(&env.project);
+    assert!(
+        found.is_empty(),
+        "workspace code ran in an installer: {found:?}\n{outputs:#?}"
+    );
+    let (_, pip) = &outputs[0];
+    assert!(
+        !pip.contains("/workspaces/project/wheels"),
+        "pip read a workspace pip.conf:\n{pip}"
+    );
+}
+
+/// The same workspace with `runtime.installers_read_project_config = true`: the planted
+/// configuration is read (the vectors the first test plants are live ones), and lifecycle
+/// scripts and the venv's interpreter still never run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opting_in_reads_the_workspace_config_but_still_runs_no_scripts() {
+    let env = TestEnv::with_image(
+        &installer_test_image(),
+        &format!("installers_read_project_config = true\n{DEAD_REGISTRIES}"),
+    );
+    plant(&env.project);
+    let server = Server::start(&env, &[]);
+    let outputs = install_each(&server).await;
+    let found = markers(&env.project);
+    let (_, pip) = &outputs[0];
+    assert!(
+        pip.contains("/workspaces/project/wheels"),
+        "the opted-in pip.conf was not read:\n{pip}"
+    );
+    for live in ["npm-git", "cargo-rustc"] {
+        assert!(
+            found.iter().any(|m| m == &format!("pwned-{live}")),
+            "the opted-in config vector {live} did not take effect: {found:?}\n{outputs:#?}"
+        );
+    }
+    for never in [
+        "venv-python",
+        "venv-pip",
+        "pth",
+        "sitecustomize",
+        "pip-module",
+        "npm-lifecycle",
+    ] {
+        assert!(
+            !found.iter().any(|m| m == &format!("pwned-{never}")),
+            "{never} ran: {found:?}\n{outputs:#?}"
+        );
+    }
+}
