@@ -11,8 +11,11 @@ T := $(CARGO_TARGET_DIR)
 
 AGENT_DIR    := $(T)/airlock-agent
 TEST_IMAGE   ?= airlock-test-busybox:1
+# The installer tests' image: Debian with python3, pip, venv, npm and cargo (scripts/test-image.sh).
+INSTALLER_TEST_IMAGE ?= airlock-test-debian:1
 export AIRLOCK_AGENT_DIR := $(AGENT_DIR)
 export AIRLOCK_TEST_IMAGE := $(TEST_IMAGE)
+export AIRLOCK_INSTALLER_TEST_IMAGE := $(INSTALLER_TEST_IMAGE)
 
 # A compiler cache outside the clone (sccache, installed by scripts/deps.sh), used when present:
 # a second clone on the same machine — CI right after a session — reuses compiled dependencies.

@@ -9,14 +9,43 @@ use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// Registries nobody answers (loopback of the installer container): every install fails fast
-/// after the installer read whatever it reads, and the allowlist flags are what it used.
-const DEAD_REGISTRIES: &str = r#"
-[runtime.package_registries]
-pip = ["http://127.0.0.1:9/simple"]
-npm = ["http://127.0.0.1:9/"]
-cargo = ["dead=http://127.0.0.1:9/index"]
-"#;
+/// A registry that answers every request with 404 at once, on the host's address on Docker's
+/// bridge (where installer containers reach it): installs fail fast after the installer read
+/// whatever it reads, and its address in the output shows the allowlist flags were used.
+fn empty_registry() -> String {
+    let out = std::process::Command::new("docker")
+        .args(["network", "inspect", "bridge", "-f"])
+        .arg("{{(index .IPAM.Config 0).Gateway}}")
+        .output()
+        .unwrap();
+    let gateway = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let listener = std::net::TcpListener::bind((gateway.as_str(), 0)).unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                use std::io::{BufRead, Write};
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            });
+        }
+    });
+    address.to_string()
+}
+
+/// `[runtime.package_registries]` naming only `registry` (host:port) for every manager.
+fn registries(registry: &str) -> String {
+    format!(
+        "[runtime.package_registries]\npip = [\"http://{registry}/simple\"]\nnpm = [\"http://{registry}/\"]\ncargo = [\"local=http://{registry}/index\"]\n"
+    )
+}
 
 fn write(root: &Path, rel: &str, text: &str) {
     let path = root.join(rel);
@@ -178,12 +207,14 @@ async fn install_each(server: &Server) -> Vec<(String, String)> {
         ("npm", "left-pad"),
         ("cargo", "serde"),
     ] {
+        let started = std::time::Instant::now();
         let r = call(
             &client,
             "install_packages",
             json!({"manager": manager, "packages": [package]}),
         )
         .await;
+        eprintln!("{manager}: {:.1} s", started.elapsed().as_secs_f64());
         outputs.push((manager.to_string(), text(&r)));
     }
     client.cancel().await.unwrap();
@@ -197,14 +228,21 @@ async fn install_each(server: &Server) -> Vec<(String, String)> {
 /// got as far as asking its (allowlisted) registry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn installers_run_no_workspace_code() {
-    let env = TestEnv::with_image(&installer_test_image(), DEAD_REGISTRIES);
+    let registry = empty_registry();
+    let env = TestEnv::with_image(&installer_test_image(), &registries(&registry));
     plant(&env.project);
     let server = Server::start(&env, &[]);
     let outputs = install_each(&server).await;
-    for (manager, out) in &outputs {
+    // Each got as far as resolving: pip and cargo asked the allowlisted registry, npm spawned
+    // the image's `git` for the package.json git dependency (not the `.npmrc` one).
+    for ((manager, out), reached) in
+        outputs
+            .iter()
+            .zip([registry.as_str(), "spawn git", registry.as_str()])
+    {
         assert!(
-            out.contains("127.0.0.1:9") || out.contains("127.0.0.1/"),
-            "{manager} did not ask the allowlisted registry:\n{out}"
+            out.contains(reached),
+            "{manager} did not get to {reached:?}:\n{out}"
         );
     }
     let found = markers(&env.project);
@@ -217,16 +255,25 @@ async fn installers_run_no_workspace_code() {
         !pip.contains("/workspaces/project/wheels"),
         "pip read a workspace pip.conf:\n{pip}"
     );
+    let (_, cargo) = &outputs[2];
+    assert!(
+        !cargo.contains(".cargo/config") && !cargo.contains("git fetch"),
+        "cargo read a workspace .cargo/config:\n{cargo}"
+    );
 }
 
 /// The same workspace with `runtime.installers_read_project_config = true`: the planted
-/// configuration is read (the vectors the first test plants are live ones), and lifecycle
-/// scripts and the venv's interpreter still never run.
+/// configuration is read — pip builds the sdist its `pip.conf` points at, npm runs the `.npmrc`
+/// git, cargo reads `.cargo/config` — so the first test's vectors are live ones; lifecycle
+/// scripts, the venv's interpreter and its start-up files still never run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn opting_in_reads_the_workspace_config_but_still_runs_no_scripts() {
     let env = TestEnv::with_image(
         &installer_test_image(),
-        &format!("installers_read_project_config = true\n{DEAD_REGISTRIES}"),
+        &format!(
+            "installers_read_project_config = true\n{}",
+            registries(&empty_registry())
+        ),
     );
     plant(&env.project);
     let server = Server::start(&env, &[]);
@@ -237,7 +284,12 @@ async fn opting_in_reads_the_workspace_config_but_still_runs_no_scripts() {
         pip.contains("/workspaces/project/wheels"),
         "the opted-in pip.conf was not read:\n{pip}"
     );
-    for live in ["npm-git", "cargo-rustc"] {
+    let (_, cargo) = &outputs[2];
+    assert!(
+        cargo.contains("/workspaces/project/.cargo/config"),
+        "the opted-in .cargo/config was not read:\n{cargo}"
+    );
+    for live in ["pip-conf-sdist", "npm-git"] {
         assert!(
             found.iter().any(|m| m == &format!("pwned-{live}")),
             "the opted-in config vector {live} did not take effect: {found:?}\n{outputs:#?}"

@@ -76,7 +76,7 @@ const SCRATCH: &str = "/var/tmp/airlock-install";
 /// workspace venv's site-packages with `--target` (console scripts land in its `bin/`), so
 /// neither the venv's interpreter nor its `.pth` files run;
 /// npm installs in a staging copy of the manifests, so the workspace `.npmrc` is never its
-/// project config, with user and global config emptied and lifecycle scripts off; cargo runs
+/// project config, with no user config (the global one is the image's) and lifecycle scripts off; cargo runs
 /// from scratch space with `--manifest-path` and its home there, so no `.cargo/config*` of
 /// the workspace is read. Registries come from `runtime.package_registries` as flags.
 pub fn installer_script(
@@ -115,7 +115,7 @@ pub fn installer_script(
                 "mkdir -p npm; for f in package.json package-lock.json npm-shrinkwrap.json{config}; do \
                  if [ -f \"$W/$f\" ]; then cp \"$W/$f\" npm/; fi; done; \
                  if [ -d \"$W/node_modules\" ]; then cp -a \"$W/node_modules\" npm/; fi; cd npm; \
-                 npm install --userconfig=/dev/null --globalconfig=/dev/null --ignore-scripts \
+                 npm install --userconfig=/dev/null --ignore-scripts \
                  --no-fund --no-audit --no-update-notifier {registries} {names}; \
                  for f in package.json package-lock.json npm-shrinkwrap.json; do \
                  if [ -f \"$f\" ]; then cp \"$f\" \"$W/\"; fi; done; \
@@ -238,8 +238,9 @@ pub(super) async fn install(ctx: &ToolContext, a: InstallArgs) -> Result<ToolOut
     };
     let spec = RunSpec {
         command,
-        // Not the workspace: nothing there is on a tool's path or read as its project config.
-        cwd: Some("/".to_string()),
+        // The agent starts commands inside a workspace only; the script's first step leaves it
+        // for scratch space, so nothing there is on a tool's path or read as its config.
+        cwd: Some(container_path(first)),
         timeout_ms: timeout.as_millis() as u64,
         output_cap: settings.runtime.output_cap_bytes,
         ..Default::default()
