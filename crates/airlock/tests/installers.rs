@@ -223,9 +223,10 @@ async fn install_each(server: &Server) -> Vec<(String, String)> {
 
 /// Each package manager, run on a workspace planted with every vector (a fake venv interpreter,
 /// a `.pth` file, `sitecustomize.py` and a `pip` package at the root, `pip.conf` in every place
-/// pip looks (pointing at a local sdist whose setup.py leaves a marker), `.npmrc` with `git=` and `script-shell=`, lifecycle scripts, `.cargo/config*` with
-/// rustc, wrapper, runner and aliases, a `build.rs`): no planted code runs, and each installer
-/// got as far as asking its (allowlisted) registry.
+/// pip looks (pointing at a local sdist whose setup.py leaves a marker), `.npmrc` with `git=`
+/// and `script-shell=`, lifecycle scripts, `.cargo/config*` with rustc, wrapper, runner and
+/// aliases, a `build.rs`): no planted code runs, no workspace config is read, and each installer
+/// got as far as resolving (pip and cargo asked the allowlisted registry).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn installers_run_no_workspace_code() {
     let registry = empty_registry();
@@ -233,6 +234,11 @@ async fn installers_run_no_workspace_code() {
     plant(&env.project);
     let server = Server::start(&env, &[]);
     let outputs = install_each(&server).await;
+    let found = markers(&env.project);
+    assert!(
+        found.is_empty(),
+        "workspace code ran in an installer: {found:?}\n{outputs:#?}"
+    );
     // Each got as far as resolving: pip and cargo asked the allowlisted registry, npm spawned
     // the image's `git` for the package.json git dependency (not the `.npmrc` one).
     for ((manager, out), reached) in
@@ -245,11 +251,6 @@ async fn installers_run_no_workspace_code() {
             "{manager} did not get to {reached:?}:\n{out}"
         );
     }
-    let found = markers(&env.project);
-    assert!(
-        found.is_empty(),
-        "workspace code ran in an installer: {found:?}\n{outputs:#?}"
-    );
     let (_, pip) = &outputs[0];
     assert!(
         !pip.contains("/workspaces/project/wheels"),
