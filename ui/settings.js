@@ -39,7 +39,7 @@ async function send(what, newSettings, onOk) {
 }
 
 function onSettings(msg) {
-  snap.settings = { path: msg.path, settings: msg.settings, error: msg.error || null, notes: msg.notes || [] };
+  snap.settings = { path: msg.path, settings: msg.settings, error: msg.error || null, notes: msg.notes || [], warnings: msg.warnings || [] };
   const err = $("settings-error");
   err.classList.toggle("hidden", !msg.error);
   err.textContent = msg.error ? "Not applied: " + msg.error : "";
@@ -50,6 +50,14 @@ function onSettings(msg) {
     else { toast(a.what); if (a.onOk) a.onOk(); }
   }
   renderAll();
+}
+
+// The engine decides what to warn about (a read-write home folder); this only shows it.
+function renderWarnings() {
+  const warnings = (snap.settings && snap.settings.warnings) || [];
+  const box = $("settings-warnings");
+  box.classList.toggle("hidden", !warnings.length);
+  fill(box, ...warnings.map((w) => h("div", {}, w)));
 }
 
 // ---- runtime ----
@@ -323,6 +331,7 @@ async function loadClients() {
 // ---- engine events ----
 
 function renderAll() {
+  renderWarnings();
   renderRuntime();
   renderWorkspaces();
   renderRules();

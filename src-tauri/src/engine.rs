@@ -202,12 +202,14 @@ fn handle_line(app: &AppHandle, line: &[u8]) {
             settings,
             error,
             notes,
+            warnings,
         } => {
             state.lock().settings = Some(SettingsSnapshot {
                 path: path.clone(),
                 settings: settings.clone(),
                 error: error.clone(),
                 notes: notes.clone(),
+                warnings: warnings.clone(),
             });
             refresh_tray = true;
         }

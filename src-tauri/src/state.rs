@@ -35,6 +35,8 @@ pub struct SettingsSnapshot {
     pub error: Option<String>,
     /// What these settings do not do that the user might expect (shown beside them).
     pub notes: Vec<airlock_control::SettingsNote>,
+    /// What the engine warns about in settings it uses (a read-write home folder).
+    pub warnings: Vec<String>,
 }
 
 /// Everything a window needs to draw itself when it opens; events keep it current after.

@@ -387,6 +387,7 @@ mod tests {
                 settings: serde_json::json!({ "runtime": { "enabled": true } }),
                 error: None,
                 notes: Vec::new(),
+                warnings: Vec::new(),
             }),
             pending: Vec::new(),
             engine_log: Vec::new(),

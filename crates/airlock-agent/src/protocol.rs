@@ -144,6 +144,15 @@ pub enum Op {
     /// Kill every process an in-flight `Run` started (a cancelled call). Answered with
     /// [`Reply::Done`] (empty path); the `Run` itself answers with `cancelled: true`.
     Cancel { request: u64 },
+    /// Take out of every read-write root each protected entry that was not there when the
+    /// sandbox was set up (not one of the setup step's read-only copies; a symlink changed
+    /// since the agent started), and answer with what each was ([`Reply::Quarantined`]).
+    /// With `if_busy`, nothing is looked at unless a workload process runs now or ran at the
+    /// previous such request.
+    Quarantine {
+        #[serde(default)]
+        if_busy: bool,
+    },
 }
 
 /// File content on the wire: UTF-8 text as is, anything else base64.
@@ -152,6 +161,28 @@ pub enum Op {
 pub enum Content {
     Text(String),
     Base64(String),
+}
+
+impl Content {
+    /// Bytes as text when they are UTF-8, else as base64.
+    pub fn from_bytes(bytes: Vec<u8>) -> Content {
+        use base64::Engine as _;
+        match String::from_utf8(bytes) {
+            Ok(text) => Content::Text(text),
+            Err(e) => {
+                Content::Base64(base64::engine::general_purpose::STANDARD.encode(e.as_bytes()))
+            }
+        }
+    }
+
+    /// The bytes this content stands for; `None` for base64 that does not decode.
+    pub fn to_bytes(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        match self {
+            Content::Text(text) => Some(text.as_bytes().to_vec()),
+            Content::Base64(data) => base64::engine::general_purpose::STANDARD.decode(data).ok(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -264,6 +295,35 @@ pub enum Reply {
     Processes {
         processes: Vec<ProcInfo>,
     },
+    /// Answers [`Op::Quarantine`]: what was taken out, a directory's entries after it.
+    Quarantined {
+        entries: Vec<Quarantined>,
+        /// Entries removed beyond [`QUARANTINE_MAX_ENTRIES`], not described.
+        #[serde(default)]
+        omitted: u64,
+        /// Protected entries were left for the next request (this one was full).
+        #[serde(default)]
+        more: bool,
+    },
+}
+
+/// Bytes of file content one [`Op::Quarantine`] answer carries at most (per file and in all).
+pub const QUARANTINE_MAX_BYTES: u64 = 8 << 20;
+/// Entries one [`Op::Quarantine`] answer describes at most.
+pub const QUARANTINE_MAX_ENTRIES: usize = 2_000;
+
+/// One entry taken out of a workspace by [`Op::Quarantine`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Quarantined {
+    /// Its container path, kind, size, mode and (a symlink) link text, never followed.
+    pub entry: Entry,
+    /// A regular file's content, up to what the answer may still carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
+    /// What could not be done: content not kept (unreadable, over the cap), or the entry not
+    /// removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -403,6 +463,10 @@ pub struct RootSpec {
     /// Glob patterns that are refused for writing even in a read-write root.
     #[serde(default)]
     pub protect: Vec<String>,
+    /// The root's file system ignores case (macOS's default, ext4 casefold): `hide` and
+    /// `protect` match names case-folded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub case_insensitive: bool,
 }
 
 #[cfg(test)]

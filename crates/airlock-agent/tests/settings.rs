@@ -293,6 +293,7 @@ fn read_only_roots_refuse_writes_and_roots_are_addressed_by_path() {
             read_only: true,
             hide: vec![],
             protect: vec![],
+            case_insensitive: false,
         };
         let mut a = Agent::start(vec![f.spec(), ro], resolver);
         let Reply::Hello { roots, .. } = a.ok(Op::Hello) else {

@@ -47,6 +47,10 @@ pub enum EngineMessage {
         /// What these settings do not do that a user might expect, shown beside them.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         notes: Vec<SettingsNote>,
+        /// Settings that work but put the user's machine at risk, each a sentence saying what
+        /// to do (a read-write workspace that is the home folder).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     /// Long work in progress (an image pull).
     Progress { message: String },

@@ -150,6 +150,10 @@ pub struct Workspace {
     pub secrets: Vec<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Whether the folder's file system ignores case; unset, Airlock tells from the folder
+    /// (macOS's default is case-insensitive). Hide and protect patterns then match case-folded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_insensitive: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -630,6 +634,7 @@ protect = [".git/hooks"]
             protect: default_protect(),
             secrets: vec![],
             enabled: true,
+            case_insensitive: None,
         });
         s.save(&path).unwrap();
         assert_eq!(Settings::load(&path).unwrap(), s);

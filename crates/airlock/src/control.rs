@@ -134,12 +134,20 @@ async fn handle(engine: &Arc<Engine>, outbox: &Outbox, msg: AppMessage) {
 /// Sends the current settings (and the error of a refused change or a bad hand edit).
 pub fn send_settings(engine: &Engine, outbox: &Outbox, error: Option<String>) {
     let current = engine.settings();
+    let warnings = crate::workspace::home_folder_warnings(
+        &current.workspaces,
+        crate::workspace::user_home().as_deref(),
+    )
+    .iter()
+    .map(ToString::to_string)
+    .collect();
     let settings = serde_json::to_value(&*current).unwrap_or(Value::Null);
     let _ = outbox.send(EngineMessage::Settings {
         path: engine.paths.config_file.display().to_string(),
         settings,
         error,
         notes: crate::advice::settings_notes(&current),
+        warnings,
     });
 }
 

@@ -4,6 +4,7 @@
 use crate::approval::{Approvals, Resolution};
 use crate::config::Settings;
 use crate::paths::Paths;
+use crate::quarantine::QuarantineStore;
 use crate::sandbox::SandboxManager;
 use crate::tools::{self, ToolContext, ToolError, ToolOutput};
 use crate::workspace;
@@ -14,6 +15,10 @@ use serde_json::Value;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// How often the sandboxes of background processes are looked at for protected paths they
+/// created (each is moved out within two of these).
+pub const QUARANTINE_EVERY: Duration = Duration::from_millis(400);
 
 /// How often a call waiting for the user's approval reports progress to its client.
 pub const APPROVAL_PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -40,6 +45,10 @@ pub struct Engine {
     pub sandboxes: Arc<SandboxManager>,
     pub approvals: Arc<Approvals>,
     pub audit: Arc<AuditLog>,
+    /// Where protected entries that commands created are kept.
+    quarantine: QuarantineStore,
+    /// Sessions whose periodic look is under way (a stuck sandbox holds up only its own).
+    sweeping: std::sync::Mutex<std::collections::HashSet<String>>,
     policy: RwLock<Arc<Rulebook>>,
     /// Serialises writers of the settings file (the engine is its only writer).
     settings_write: tokio::sync::Mutex<()>,
@@ -82,6 +91,8 @@ impl Engine {
     ) -> Engine {
         let policy = rulebook_of(&sandboxes.settings()).unwrap_or_default();
         Engine {
+            quarantine: QuarantineStore::new(paths.quarantine_dir()),
+            sweeping: Default::default(),
             paths,
             sandboxes,
             approvals,
@@ -336,7 +347,20 @@ impl Engine {
             tools::ToolCall::StartProcess(a) => Some((a.command.clone(), a.cwd.clone())),
             _ => None,
         };
-        let result = tools::execute(&ctx, decided.typed).await;
+        let category = decided.call.tool().info().category;
+        let mut result = tools::execute(&ctx, decided.typed).await;
+        // A command may have created a protected entry: it leaves the workspace as the call ends.
+        if category != airlock_policy::ToolCategory::Files {
+            if let Some(moved) = self.quarantine_new_protected(&caller.session, false).await {
+                result = Ok(match result {
+                    Ok(mut out) => {
+                        out.text = format!("{}\n\n{moved}", out.text);
+                        out
+                    }
+                    Err(e) => error_output(format!("{e}\n\n{moved}")),
+                });
+            }
+        }
         if let (Some(started_as), Ok(out)) = (started_as, &result) {
             let handle = out
                 .structured
@@ -441,7 +465,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || match write {
             AuditWrite::Intent(i) => audit.record_intent(i).map(|_| ()),
             AuditWrite::Completion(c) => audit.record_completion(c).map(|_| ()),
-            AuditWrite::Refused(i, c) => audit
+            AuditWrite::Pair(i, c) => audit
                 .record_intent(i)
                 .and_then(|_| audit.record_completion(c))
                 .map(|_| ()),
@@ -694,6 +718,93 @@ impl Engine {
         Ok(())
     }
 
+    /// Moves protected entries that commands created in the session's sandbox (`.envrc`,
+    /// `sub/.git/hooks`, … where none was when it was set up) into the quarantine, and records
+    /// the batch in the audit log as a `quarantine` action of `airlock`. `if_busy`: the periodic
+    /// look for background processes. Returns a note for the model when something was moved.
+    pub async fn quarantine_new_protected(&self, session: &str, if_busy: bool) -> Option<String> {
+        let (container, entries) = match self.sandboxes.take_new_protected(session, if_busy).await {
+            Ok(Some(taken)) if !taken.1.is_empty() => taken,
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::warn!(
+                    session,
+                    "could not look for protected paths commands created: {e}"
+                );
+                return None;
+            }
+        };
+        let paths = crate::quarantine::top_level(&entries);
+        let store = self.quarantine.clone();
+        let kept = {
+            let container = container.clone();
+            tokio::task::spawn_blocking(move || store.keep(&container, &entries))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        };
+        let call_id = uuid::Uuid::new_v4().to_string();
+        let settings = self.settings();
+        let intent = Intent {
+            call_id: call_id.clone(),
+            client: "airlock".into(),
+            session: session.to_string(),
+            tool: "quarantine".into(),
+            arguments: self.redact_json(&serde_json::json!({
+                "paths": paths,
+                "kept_in": kept.as_ref().ok().map(|k| k.dir.display().to_string()),
+            })),
+            workspace: paths
+                .first()
+                .and_then(|p| workspace::locate(&settings.workspaces, p))
+                .map(|(ws, _)| ws.name.clone()),
+            container: Some(container),
+            decision: AuditDecision::Allowed,
+            decided_by: DecidedBy::Policy,
+        };
+        let listed = paths.join(", ");
+        let mut done = Completion::new(&call_id, Outcome::Ok);
+        match &kept {
+            Ok(k) => {
+                done.summary = Some((self.redactor())(&format!(
+                    "protected paths a command created were moved out of the workspace into {}: {listed}",
+                    k.dir.display()
+                )))
+            }
+            Err(e) => {
+                done.outcome = Outcome::Error;
+                done.error = Some((self.redactor())(&format!(
+                    "protected paths a command created were removed from the workspace but could not be kept ({e}): {listed}"
+                )));
+            }
+        }
+        if let Err(e) = self.write_audit(AuditWrite::Pair(intent, done)).await {
+            tracing::error!("audit of a quarantine failed: {e}");
+        }
+        tracing::warn!(session, paths = %listed, "protected paths created in the sandbox were quarantined");
+        Some(format!(
+            "Airlock moved these protected paths, created in the sandbox, out of the workspace into its quarantine (the user can review them there): {listed}"
+        ))
+    }
+
+    /// Starts [`Self::quarantine_new_protected`] for every session whose sandbox has a
+    /// workload process running (or had at the previous look) and no look under way:
+    /// background processes are covered by calling this every [`QUARANTINE_EVERY`].
+    pub fn quarantine_background(self: &Arc<Self>) {
+        for session in self.sandboxes.sessions() {
+            let mut sweeping = self.sweeping.lock().unwrap_or_else(|p| p.into_inner());
+            if !sweeping.insert(session.clone()) {
+                continue;
+            }
+            let engine = self.clone();
+            tokio::spawn(async move {
+                engine.quarantine_new_protected(&session, true).await;
+                let mut sweeping = engine.sweeping.lock().unwrap_or_else(|p| p.into_inner());
+                sweeping.remove(&session);
+            });
+        }
+    }
+
     /// Waits (at most `limit`) until no tool call is under way, so their answers reach clients.
     pub async fn drain(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
@@ -805,8 +916,8 @@ struct CallAudit<'a> {
 enum AuditWrite {
     Intent(Intent),
     Completion(Completion),
-    /// A call that never ran: its intent and completion together.
-    Refused(Intent, Completion),
+    /// An intent and its completion together: a call that never ran, or an engine action.
+    Pair(Intent, Completion),
 }
 
 impl<'a> CallAudit<'a> {
@@ -846,7 +957,7 @@ impl<'a> CallAudit<'a> {
         done.error = Some(message.clone());
         let written = self
             .engine
-            .write_audit(AuditWrite::Refused(self.intent.clone(), done))
+            .write_audit(AuditWrite::Pair(self.intent.clone(), done))
             .await;
         if let Err(e) = written {
             tracing::error!("audit of a refused call failed: {e}");

@@ -9,6 +9,8 @@ pub mod advice;
 pub mod approval;
 /// The audit log as the engine uses it.
 pub mod audit;
+/// Whether a workspace's file system ignores case.
+pub mod casefold;
 /// MCP client configuration snippets and installation.
 pub mod clients;
 /// Settings file: shape, defaults, validation, atomic writes.
@@ -21,6 +23,8 @@ pub mod drives;
 pub mod engine;
 /// Where things live: config file, data dir and its lock, the runtime file.
 pub mod paths;
+/// Protected entries commands created, kept in the data dir and audited.
+pub mod quarantine;
 /// Docker sandboxes and the agent inside each.
 pub mod sandbox;
 /// Keychain: tokens, the audit key, named secrets, redaction.

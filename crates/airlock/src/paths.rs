@@ -47,6 +47,11 @@ impl Paths {
         self.data_dir.join("agent")
     }
 
+    /// Where protected entries that commands created are kept (engine-owned).
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.data_dir.join("quarantine")
+    }
+
     pub fn runtime_file(&self) -> PathBuf {
         self.data_dir.join("server.json")
     }

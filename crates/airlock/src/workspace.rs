@@ -1,8 +1,8 @@
 //! Workspace folders as sandboxes see them: container paths and availability (drives come and
 //! go). Hidden and protected paths are masked by the agent inside each sandbox, not here.
 
-use crate::config::Workspace;
-use std::path::PathBuf;
+use crate::config::{Access, Workspace};
+use std::path::{Path, PathBuf};
 
 /// Where every workspace is mounted inside a sandbox.
 pub const CONTAINER_ROOT: &str = "/workspaces";
@@ -79,11 +79,51 @@ pub fn canonical_path(workspaces: &[Workspace], path: &str) -> Result<String, Pa
     Ok(normal)
 }
 
+/// A read-write workspace that is the user's home folder, or holds it: a sandbox could change
+/// the shell start-up files, SSH and Git settings and tool configurations the machine runs later.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("workspace `{name}` ({path}) is read-write and {} your home folder: a sandbox can change your shell start-up files, SSH and Git settings and every tool's configuration, which your machine runs later; make it read-only, or choose a project folder instead", if *.holds { "holds" } else { "is" })]
+pub struct HomeFolderWarning {
+    pub name: String,
+    pub path: PathBuf,
+    /// The workspace is above the home folder (e.g. `/home`), not the home folder itself.
+    pub holds: bool,
+}
+
+/// The user's home folder, if the platform names one.
+pub fn user_home() -> Option<PathBuf> {
+    directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf())
+}
+
+/// Every enabled read-write workspace that is `home` or holds it. Both are the user's own
+/// folders, compared with symlinks resolved (no sandbox path is involved). The one decision
+/// behind `airlock doctor`'s warning and the Settings window's.
+pub fn home_folder_warnings(
+    workspaces: &[Workspace],
+    home: Option<&Path>,
+) -> Vec<HomeFolderWarning> {
+    let Some(home) = home else {
+        return Vec::new();
+    };
+    let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_path_buf());
+    workspaces
+        .iter()
+        .filter(|ws| ws.enabled && ws.access == Access::Rw)
+        .filter_map(|ws| {
+            let root = std::fs::canonicalize(&ws.path).unwrap_or_else(|_| ws.path.clone());
+            home.starts_with(&root).then(|| HomeFolderWarning {
+                name: ws.name.clone(),
+                path: ws.path.clone(),
+                holds: root != home,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{default_hide, default_protect, Access};
-    use std::path::Path;
 
     fn ws(path: &Path, access: Access) -> Workspace {
         Workspace {
@@ -94,6 +134,7 @@ mod tests {
             protect: default_protect(),
             secrets: vec![],
             enabled: true,
+            case_insensitive: None,
         }
     }
 
@@ -144,5 +185,40 @@ mod tests {
             canonical_path(&gone, "x"),
             Err(PathError::Unavailable { .. })
         ));
+    }
+
+    fn named(name: &str, path: &Path, access: Access) -> Workspace {
+        Workspace {
+            name: name.into(),
+            ..ws(path, access)
+        }
+    }
+
+    #[test]
+    fn a_read_write_home_folder_or_one_above_it_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("users/me");
+        std::fs::create_dir_all(home.join("project")).unwrap();
+        std::os::unix::fs::symlink(&home, dir.path().join("me-link")).unwrap();
+        let list = vec![
+            named("home", &home, Access::Rw),
+            named("link", &dir.path().join("me-link"), Access::Rw),
+            named("users", &dir.path().join("users"), Access::Rw),
+            named("project", &home.join("project"), Access::Rw),
+            named("home-ro", &home, Access::Ro),
+        ];
+        let warnings = home_folder_warnings(&list, Some(&home));
+        let named: Vec<(&str, bool)> = warnings
+            .iter()
+            .map(|w| (w.name.as_str(), w.holds))
+            .collect();
+        assert_eq!(named, [("home", false), ("link", false), ("users", true)]);
+        let text = warnings[0].to_string();
+        assert!(
+            text.contains("is your home folder") && text.contains("read-only"),
+            "{text}"
+        );
+        assert!(warnings[2].to_string().contains("holds your home folder"));
+        assert!(home_folder_warnings(&list, None).is_empty());
     }
 }

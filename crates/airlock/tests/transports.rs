@@ -501,6 +501,22 @@ async fn doctor_reports_each_check_and_what_to_fix() {
         "{report}"
     );
     assert!(report.contains("ok    agent"), "{report}");
+    assert!(!report.contains("warn"), "{report}");
+    // The read-write workspace is the user's home folder: a warning, not a failure.
+    let out = airlock_command(&env, &["doctor"])
+        .env("HOME", &env.project)
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains(&format!(
+            "warn  workspace: workspace `project` ({}) is read-write and is your home folder",
+            env.project.display()
+        )),
+        "{report}"
+    );
     env.write_settings("docker_host = \"unix:///nonexistent/docker.sock\"");
     let out = airlock_command(&env, &["doctor"]).output().await.unwrap();
     let report = String::from_utf8_lossy(&out.stdout);

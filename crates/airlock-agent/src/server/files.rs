@@ -452,7 +452,7 @@ fn guard_subtree(t: &Target<'_>, dir: BorrowedFd<'_>, rel: &mut Vec<String>) -> 
 }
 
 /// Empties directory `fd` with `unlinkat`, descending by descriptor, never following links.
-fn remove_tree(fd: OwnedFd, depth: usize) -> Result<(), Errno> {
+pub(crate) fn remove_tree(fd: OwnedFd, depth: usize) -> Result<(), Errno> {
     if depth > MAX_DEPTH {
         return Err(libc::ELOOP);
     }

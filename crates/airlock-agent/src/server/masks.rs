@@ -34,8 +34,9 @@ pub struct Summary {
     pub pinned: usize,
 }
 
+/// Which guard a path found by [`find`] falls under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Guard {
+pub(crate) enum Guard {
     Protect,
     Hide,
 }
@@ -67,21 +68,17 @@ pub fn setup(config_json: &str) -> i32 {
 fn apply(config: &AgentConfig) -> Result<Summary, String> {
     let mut summary = Summary::default();
     for spec in &config.roots {
-        let hide = Patterns::guard(&spec.hide)?;
-        let protect = Patterns::guard(&spec.protect)?;
+        let hide = Patterns::guard(&spec.hide, spec.case_insensitive)?;
+        let protect = Patterns::guard(&spec.protect, spec.case_insensitive)?;
         if hide.is_empty() && (protect.is_empty() || spec.read_only) {
             continue;
         }
         let root = open_root(&spec.path)?;
-        let mut found: Vec<(Comps, Guard)> = Vec::new();
-        let mut seen = 0usize;
-        scan(
+        let mut found = find(
             root.as_fd(),
-            &mut Vec::new(),
             &hide,
             if spec.read_only { None } else { Some(&protect) },
-            &mut found,
-            &mut seen,
+            Unreadable::Fail,
         )
         .map_err(|e| format!("cannot scan {}: {e}", spec.path))?;
         let fail = |what: &str, comps: &[Vec<u8>], e: sys::Errno| {
@@ -190,7 +187,7 @@ fn open_dev_null() -> Result<OwnedFd, sys::Errno> {
 
 /// `comps` below `root` as an `O_PATH` descriptor: never above the root, never through a
 /// symlink (a final symlink is opened as itself).
-fn open_beneath(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<OwnedFd, sys::Errno> {
+pub(crate) fn open_beneath(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<OwnedFd, sys::Errno> {
     let path = sys::cstring(&comps.join(&b'/'))?;
     sys::openat2(
         root,
@@ -201,67 +198,113 @@ fn open_beneath(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<OwnedFd, sys:
 }
 
 /// A root-relative path as raw names (file names need not be UTF-8).
-type Comps = Vec<Vec<u8>>;
+pub(crate) type Comps = Vec<Vec<u8>>;
 
-/// Collects root-relative paths that a guard matches; a matching directory is not entered.
-/// Names are matched in their lossy UTF-8 form and kept raw for opening.
-fn scan(
-    dir: BorrowedFd<'_>,
-    comps: &mut Comps,
+/// How [`find`] meets a folder it may not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unreadable {
+    /// Fail: something in it could go unmasked (the setup step).
+    Fail,
+    /// Give its owner — this user, who made it so — read and search back, and look inside
+    /// (the quarantine, which a `chmod 000` must not blind); if that is refused, it is not
+    /// this user's, so nothing of the workload's is inside.
+    Open,
+}
+
+/// Every root-relative path below `root` that `hide` (or `protect`, when given) matches,
+/// walking descriptor to descriptor, never following a symlink, never into a match.
+pub(crate) fn find(
+    root: BorrowedFd<'_>,
     hide: &Patterns,
     protect: Option<&Patterns>,
-    found: &mut Vec<(Comps, Guard)>,
-    seen: &mut usize,
-) -> Result<(), String> {
-    if comps.len() >= MAX_DEPTH {
-        return Ok(());
-    }
-    let listing = sys::openat(
-        dir,
-        c".",
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-        0,
-    )
-    .map_err(|e| std::io::Error::from_raw_os_error(e).to_string())?;
-    let names =
-        sys::dir_names(listing).map_err(|e| std::io::Error::from_raw_os_error(e).to_string())?;
-    for raw in names {
-        *seen += 1;
-        if *seen > SCAN_LIMIT {
-            return Err(format!(
-                "more than {SCAN_LIMIT} entries; hidden and protected paths cannot all be found"
-            ));
-        }
-        let rel = String::from_utf8_lossy(&[comps.join(&b'/'), raw.clone()].join(&b'/')[..])
-            .trim_start_matches('/')
-            .to_string();
-        let name = String::from_utf8_lossy(&raw).to_string();
-        let guard = if hide.matches_entry(&rel, &name) {
-            Some(Guard::Hide)
-        } else if protect.is_some_and(|p| p.matches_entry(&rel, &name)) {
-            Some(Guard::Protect)
-        } else {
-            None
+    unreadable: Unreadable,
+) -> Result<Vec<(Comps, Guard)>, String> {
+    let mut found = Vec::new();
+    let mut walk = Walk {
+        hide,
+        protect,
+        unreadable,
+        found: &mut found,
+        seen: 0,
+    };
+    walk.scan(root, &mut Vec::new())?;
+    Ok(found)
+}
+
+/// One [`find`] under way.
+struct Walk<'a> {
+    hide: &'a Patterns,
+    protect: Option<&'a Patterns>,
+    unreadable: Unreadable,
+    found: &'a mut Vec<(Comps, Guard)>,
+    seen: usize,
+}
+
+impl Walk<'_> {
+    /// The names in the folder `dir` (an `O_PATH` descriptor).
+    fn names(&self, dir: BorrowedFd<'_>) -> Result<Option<Vec<Vec<u8>>>, String> {
+        let text = |e: sys::Errno| std::io::Error::from_raw_os_error(e).to_string();
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        let listing = match sys::openat(dir, c".", flags, 0) {
+            Ok(fd) => fd,
+            Err(libc::EACCES) if self.unreadable == Unreadable::Open => {
+                if sys::add_owner_bits(dir, 0o500).is_err() {
+                    return Ok(None);
+                }
+                sys::openat(dir, c".", flags, 0).map_err(text)?
+            }
+            Err(e) => return Err(text(e)),
         };
-        comps.push(raw.clone());
-        if let Some(guard) = guard {
-            found.push((comps.clone(), guard));
-        } else if let Ok(cname) = sys::cstring(&raw) {
-            let is_dir = sys::lstatat(dir, &cname)
-                .map(|st| sys::is_dir(&st))
-                .unwrap_or(false);
-            if is_dir {
-                if let Ok(sub) = sys::openat(
-                    dir,
-                    &cname,
-                    libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                    0,
-                ) {
-                    scan(sub.as_fd(), comps, hide, protect, found, seen)?;
+        sys::dir_names(listing).map(Some).map_err(text)
+    }
+
+    /// Collects root-relative paths that a guard matches; a matching directory is not entered.
+    /// Names are matched in their lossy UTF-8 form and kept raw for opening.
+    fn scan(&mut self, dir: BorrowedFd<'_>, comps: &mut Comps) -> Result<(), String> {
+        if comps.len() >= MAX_DEPTH {
+            return Ok(());
+        }
+        let Some(names) = self.names(dir)? else {
+            return Ok(());
+        };
+        for raw in names {
+            self.seen += 1;
+            if self.seen > SCAN_LIMIT {
+                return Err(format!(
+                    "more than {SCAN_LIMIT} entries; hidden and protected paths cannot all be found"
+                ));
+            }
+            let rel = String::from_utf8_lossy(&[comps.join(&b'/'), raw.clone()].join(&b'/')[..])
+                .trim_start_matches('/')
+                .to_string();
+            let name = String::from_utf8_lossy(&raw).to_string();
+            let guard = if self.hide.matches_entry(&rel, &name) {
+                Some(Guard::Hide)
+            } else if self.protect.is_some_and(|p| p.matches_entry(&rel, &name)) {
+                Some(Guard::Protect)
+            } else {
+                None
+            };
+            comps.push(raw.clone());
+            if let Some(guard) = guard {
+                self.found.push((comps.clone(), guard));
+            } else if let Ok(cname) = sys::cstring(&raw) {
+                let is_dir = sys::lstatat(dir, &cname)
+                    .map(|st| sys::is_dir(&st))
+                    .unwrap_or(false);
+                if is_dir {
+                    if let Ok(sub) = sys::openat(
+                        dir,
+                        &cname,
+                        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                        0,
+                    ) {
+                        self.scan(sub.as_fd(), comps)?;
+                    }
                 }
             }
+            comps.pop();
         }
-        comps.pop();
+        Ok(())
     }
-    Ok(())
 }

@@ -8,6 +8,7 @@ pub mod masks;
 pub mod mounts;
 mod patterns;
 mod process;
+mod quarantine;
 mod resolve;
 mod sys;
 mod tree;
@@ -24,6 +25,8 @@ use std::time::{Duration, Instant};
 struct Ctx {
     roots: resolve::Roots,
     procs: process::Procs,
+    /// Takes protected entries that commands created (one sweep at a time).
+    sweeper: quarantine::Sweeper,
     out: Mutex<std::io::Stdout>,
     /// Requests still being handled, for a short drain at exit.
     in_flight: Mutex<usize>,
@@ -103,6 +106,7 @@ pub fn serve(config_json: &str) -> i32 {
     let ctx = Arc::new(Ctx {
         roots,
         procs,
+        sweeper: quarantine::Sweeper::new(),
         out: Mutex::new(std::io::stdout()),
         in_flight: Mutex::new(0),
         idle: Condvar::new(),
@@ -253,5 +257,6 @@ fn handle(ctx: &Ctx, request: Request) -> Result<Reply, AgentError> {
         Op::ProcKill { handle } => ctx.procs.kill(handle),
         Op::ProcList => Ok(ctx.procs.list()),
         Op::Cancel { request } => ctx.procs.cancel(request),
+        Op::Quarantine { if_busy } => Ok(ctx.sweeper.sweep(roots, if_busy)),
     }
 }

@@ -16,17 +16,19 @@ pub struct Patterns {
 impl Patterns {
     /// Patterns as a user glob filter reads them: one with a slash is anchored at the root.
     pub fn new(patterns: &[String]) -> Result<Self, String> {
-        Self::build(patterns, false)
+        Self::build(patterns, false, false)
     }
 
     /// Patterns as `hide` and `protect` read them: one with a slash but none in front
     /// (`.git/hooks`) also matches at any depth (`sub/.git/hooks`), so nested copies of a
-    /// guarded path are guarded too; `/.git/hooks` stays anchored at the root.
-    pub fn guard(patterns: &[String]) -> Result<Self, String> {
-        Self::build(patterns, true)
+    /// guarded path are guarded too; `/.git/hooks` stays anchored at the root. On a root whose
+    /// file system ignores case, `case_insensitive` matches names case-folded (`.ENVRC` is
+    /// the same file as `.envrc` there).
+    pub fn guard(patterns: &[String], case_insensitive: bool) -> Result<Self, String> {
+        Self::build(patterns, true, case_insensitive)
     }
 
-    fn build(patterns: &[String], any_depth: bool) -> Result<Self, String> {
+    fn build(patterns: &[String], any_depth: bool, case_insensitive: bool) -> Result<Self, String> {
         let mut names = GlobSetBuilder::new();
         let mut paths = GlobSetBuilder::new();
         let mut empty = true;
@@ -43,6 +45,7 @@ impl Patterns {
             let glob = GlobBuilder::new(p)
                 .literal_separator(true)
                 .backslash_escape(true)
+                .case_insensitive(case_insensitive)
                 .build()
                 .map_err(|e| format!("bad pattern `{raw}`: {e}"))?;
             if anchored || p.contains('/') {
@@ -51,6 +54,7 @@ impl Patterns {
                     let deep = GlobBuilder::new(&format!("**/{p}"))
                         .literal_separator(true)
                         .backslash_escape(true)
+                        .case_insensitive(case_insensitive)
                         .build()
                         .map_err(|e| format!("bad pattern `{raw}`: {e}"))?;
                     paths.add(deep);
@@ -141,6 +145,25 @@ mod tests {
         assert!(!set.matches_path(&["src", "build", "out"]));
         assert!(set.matches_path(&["config", "a.key"]));
         assert!(!set.matches_path(&["config", "sub", "a.key"]));
+    }
+
+    #[test]
+    fn guards_fold_case_only_when_the_root_does() {
+        let list = [
+            ".envrc".to_string(),
+            ".git/hooks".to_string(),
+            "APP/.env".to_string(),
+        ];
+        let exact = Patterns::guard(&list, false).unwrap();
+        let folded = Patterns::guard(&list, true).unwrap();
+        for path in [
+            &[".ENVRC"][..],
+            &["sub", ".Git", "HOOKS", "x"],
+            &["app", ".ENV"],
+        ] {
+            assert!(!exact.matches_path(path), "{path:?}");
+            assert!(folded.matches_path(path), "{path:?}");
+        }
     }
 
     #[test]

@@ -68,6 +68,13 @@ pub struct Target<'a> {
     pub display: String,
 }
 
+impl Root {
+    /// The root's own `O_PATH` descriptor, opened at start.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl Target<'_> {
     /// The cleaned container path, e.g. `/workspaces/project/src/main.rs`.
     pub fn container_path(&self) -> String {
@@ -148,8 +155,8 @@ impl Roots {
             roots.push(Root {
                 path,
                 read_only: spec.read_only,
-                hide: Patterns::guard(&spec.hide)?,
-                protect: Patterns::guard(&spec.protect)?,
+                hide: Patterns::guard(&spec.hide, spec.case_insensitive)?,
+                protect: Patterns::guard(&spec.protect, spec.case_insensitive)?,
                 fd,
                 real,
             });

@@ -118,6 +118,68 @@ pub fn lstatat(dir: BorrowedFd<'_>, name: &CStr) -> Result<libc::stat, Errno> {
     Ok(st)
 }
 
+/// What `statx` says of one entry, not following a final symlink.
+pub struct StatxInfo {
+    /// The entry is the root of a mount (`None`: the kernel cannot tell, before Linux 5.8).
+    pub mount_root: Option<bool>,
+    /// Last status change, as (seconds, nanoseconds) since the epoch.
+    pub ctime: (i64, u32),
+}
+
+/// `statx(dir, name, AT_SYMLINK_NOFOLLOW)`: whether `name` is a mount root, and its ctime.
+pub fn statx_nofollow(dir: BorrowedFd<'_>, name: &CStr) -> Result<StatxInfo, Errno> {
+    // SAFETY: an all-zero `statx` is a valid value of this plain C struct.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    retry(|| {
+        // SAFETY: `name` is a valid C string, `sx` writable, `dir` live.
+        unsafe {
+            libc::statx(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+                libc::STATX_BASIC_STATS,
+                &mut sx,
+            )
+        }
+    })?;
+    let flag = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    Ok(StatxInfo {
+        mount_root: (sx.stx_attributes_mask & flag != 0).then_some(sx.stx_attributes & flag != 0),
+        ctime: (sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec),
+    })
+}
+
+/// `/proc/self/fd/N` for `fd`: the very object it refers to, found again without a path lookup
+/// (an `O_PATH` descriptor is reopened or changed through it).
+fn proc_fd(fd: BorrowedFd<'_>) -> CString {
+    // A decimal number holds no NUL.
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
+}
+
+/// Opens the object `fd` (e.g. an `O_PATH` descriptor) refers to again with `flags`.
+pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> Result<OwnedFd, Errno> {
+    let path = proc_fd(fd);
+    // SAFETY: `path` is a valid C string for the whole call.
+    let raw = retry(|| unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) })?;
+    Ok(owned(raw))
+}
+
+/// Adds the owner permission bits `bits` to the directory or regular file `fd` refers to (an
+/// `O_PATH` descriptor will do): for this user's own entries that were made unreadable.
+pub fn add_owner_bits(fd: BorrowedFd<'_>, bits: u32) -> Result<(), Errno> {
+    let st = fstat(fd)?;
+    if !is_dir(&st) && !is_reg(&st) {
+        return Err(libc::EINVAL);
+    }
+    if st.st_mode & bits == bits {
+        return Ok(());
+    }
+    let path = proc_fd(fd);
+    // SAFETY: `path` is a valid C string; it names the object `fd` holds, which is not a symlink.
+    retry(|| unsafe { libc::chmod(path.as_ptr(), (st.st_mode | bits) & 0o7777) })?;
+    Ok(())
+}
+
 /// `readlinkat(dir, name)`; with an empty `name`, reads the symlink `dir` itself (an O_PATH fd).
 pub fn readlinkat(dir: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
     let mut buf = vec![0u8; 4096];

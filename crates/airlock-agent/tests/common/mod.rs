@@ -49,6 +49,7 @@ impl Fixture {
             read_only: false,
             hide: vec![],
             protect: vec![],
+            case_insensitive: false,
         }
     }
 

@@ -20,6 +20,9 @@ impl Report {
     fn note(&self, what: &str, detail: &str) {
         println!("note  {what}: {detail}");
     }
+    fn warn(&self, what: &str, detail: &str) {
+        println!("warn  {what}: {detail}");
+    }
     fn fail(&mut self, what: &str, detail: &str, fix: &str) {
         self.failures += 1;
         println!("FAIL  {what}: {detail}\n      fix: {fix}");
@@ -127,6 +130,11 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 "plug in the drive or fix the path",
             );
         }
+    }
+    for warning in
+        workspace::home_folder_warnings(&settings.workspaces, workspace::user_home().as_deref())
+    {
+        r.warn("workspace", &warning.to_string());
     }
     Ok(if r.failures == 0 {
         ExitCode::SUCCESS

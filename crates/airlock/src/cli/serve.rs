@@ -114,6 +114,7 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
 
     spawn_signal_watch(shutdown.clone());
     spawn_idle_reaper(sandboxes.clone(), shutdown.clone());
+    spawn_quarantine_sweeper(engine.clone(), shutdown.clone());
     if let Some((tx, _)) = &outbox {
         airlock::control::serve_stdin(engine.clone(), tx.clone(), shutdown.clone());
     }
@@ -203,6 +204,22 @@ fn spawn_signal_watch(shutdown: CancellationToken) {
                     _ = tokio::time::sleep(std::time::Duration::from_secs(20)) => say!("airlock: shutdown took too long, exiting now"),
                 }
                 std::process::exit(1);
+            }
+        }
+    });
+}
+
+/// Looks for protected paths that background processes created, every
+/// [`airlock::engine::QUARANTINE_EVERY`] (an agent with no workload process running answers at
+/// once without looking).
+fn spawn_quarantine_sweeper(engine: Arc<Engine>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(airlock::engine::QUARANTINE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => engine.quarantine_background(),
+                _ = shutdown.cancelled() => return,
             }
         }
     });

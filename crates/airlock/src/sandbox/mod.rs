@@ -221,7 +221,12 @@ pub struct SandboxManager {
     env: EnvProvider,
     progress: Arc<dyn Fn(&str) + Send + Sync>,
     port: Option<Arc<dyn AgentPort>>,
+    /// Protected entries an installer container took, by session, until its call ends.
+    installer_taken: Mutex<HashMap<String, Taken>>,
 }
+
+/// A container's name and the protected entries its agent took out of the workspaces.
+pub type Taken = (String, Vec<airlock_agent::Quarantined>);
 
 impl SandboxManager {
     /// `agent_store` is a directory the engine owns (in its data dir, never inside a workspace)
@@ -239,6 +244,7 @@ impl SandboxManager {
             env: Arc::new(|_| Vec::new()),
             progress: Arc::new(|line| tracing::info!("{line}")),
             port: None,
+            installer_taken: Mutex::new(HashMap::new()),
         }
     }
 
@@ -453,6 +459,51 @@ impl SandboxManager {
         }
     }
 
+    /// Has the agent of the session's sandbox, if it has one, take out every protected entry
+    /// created since the sandbox was set up ([`Op::Quarantine`]); `if_busy` looks only while
+    /// a workload process runs (or ran at the previous look). Never starts a sandbox, and does
+    /// not count as use (an idle sandbox stays idle). Returns the container and the entries.
+    pub async fn take_new_protected(
+        &self,
+        session: &str,
+        if_busy: bool,
+    ) -> Result<Option<Taken>, SandboxError> {
+        // What an installer container of this session took before it was removed.
+        if !if_busy {
+            let mut stash = self
+                .installer_taken
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(taken) = stash.remove(session) {
+                return Ok(Some(taken));
+            }
+        }
+        // The periodic look never waits for a sandbox being made; the end of a call does.
+        let Some(sandbox) = self.existing(session, !if_busy).await else {
+            return Ok(None);
+        };
+        let taken = take_protected(&sandbox.agent, if_busy).await?;
+        Ok(Some((sandbox.container_name.clone(), taken)))
+    }
+
+    /// The session's sandbox if one is running now (none is started); `wait` for one being
+    /// made or looked up, else none.
+    async fn existing(&self, session: &str, wait: bool) -> Option<Arc<Sandbox>> {
+        let slot = self.slots.lock().ok()?.get(session)?.clone();
+        let guard = if wait {
+            slot.lock().await
+        } else {
+            slot.try_lock().ok()?
+        };
+        guard.as_ref().filter(|s| s.agent.is_alive()).cloned()
+    }
+
+    /// Sessions that have a sandbox now.
+    pub fn sessions(&self) -> Vec<String> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.keys().cloned().collect()
+    }
+
     /// Workspaces that are enabled and present now.
     pub fn available_workspaces(&self) -> Result<Vec<Workspace>, SandboxError> {
         let settings = self.settings();
@@ -654,10 +705,27 @@ impl SandboxManager {
         let docker = self.docker().await?;
         let Launched {
             id,
+            name,
             agent: agent_client,
             ..
         } = self.launch(&docker, session, Role::Installer).await?;
         let result = agent_client.call(Op::Run(spec_op), false).await;
+        // Install scripts run here: what they made under protected names leaves with this
+        // container's agent, kept for the call's end ([`Self::take_new_protected`]).
+        match take_protected(&agent_client, false).await {
+            Ok(taken) if !taken.is_empty() => {
+                let mut stash = self
+                    .installer_taken
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                stash.insert(session.to_string(), (name, taken));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                session,
+                "could not look for protected paths the installer created: {e}"
+            ),
+        }
         drop(agent_client);
         remove_container(&docker, &id).await;
         match result? {
@@ -717,6 +785,31 @@ fn real_path(path: &std::path::Path) -> PathBuf {
     real
 }
 
+/// Has `agent` take out every protected entry created since its sandbox was set up. Each answer
+/// is bounded; what did not fit is taken by the next one.
+async fn take_protected(
+    agent: &AgentClient,
+    if_busy: bool,
+) -> Result<Vec<airlock_agent::Quarantined>, SandboxError> {
+    let mut taken = Vec::new();
+    for _ in 0..64 {
+        match agent.call(Op::Quarantine { if_busy }, false).await? {
+            Reply::Quarantined { entries, more, .. } => {
+                taken.extend(entries);
+                if !more {
+                    break;
+                }
+            }
+            other => {
+                return Err(SandboxError::internal(format!(
+                    "unexpected reply {other:?}"
+                )))
+            }
+        }
+    }
+    Ok(taken)
+}
+
 /// The agent's view of the mounted workspaces.
 fn agent_config(workspaces: &[Workspace]) -> AgentConfig {
     AgentConfig {
@@ -728,6 +821,9 @@ fn agent_config(workspaces: &[Workspace]) -> AgentConfig {
                 read_only: ws.access == crate::config::Access::Ro,
                 hide: ws.hide.clone(),
                 protect: ws.protect.clone(),
+                case_insensitive: ws
+                    .case_insensitive
+                    .unwrap_or_else(|| crate::casefold::is_case_insensitive(&ws.path)),
             })
             .collect(),
     }

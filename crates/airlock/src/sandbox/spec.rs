@@ -201,6 +201,7 @@ mod tests {
             protect: vec![],
             secrets: vec![],
             enabled: true,
+            case_insensitive: None,
         };
         let list = vec![ws];
         let spec = SandboxSpec {
