@@ -126,7 +126,8 @@ impl QuarantineStore {
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
             .collect();
-        for n in 0u32.. {
+        let mut n = 0u32;
+        loop {
             let name = match n {
                 0 => format!("{stamp}-{safe}"),
                 n => format!("{stamp}-{safe}-{n}"),
@@ -134,11 +135,10 @@ impl QuarantineStore {
             let path = self.dir.join(name);
             match std::fs::create_dir(&path) {
                 Ok(()) => return Ok(path),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
                 Err(source) => return Err(QuarantineError::Io { path, source }),
             }
         }
-        unreachable!("the loop returns")
     }
 }
 
