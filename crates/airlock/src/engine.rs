@@ -766,14 +766,14 @@ impl Engine {
         let mut done = Completion::new(&call_id, Outcome::Ok);
         match &kept {
             Ok(k) => {
-                done.summary = Some((self.redactor())(&format!(
+                done.summary = Some(self.redact(&format!(
                     "protected paths a command created were moved out of the workspace into {}: {listed}",
                     k.dir.display()
                 )))
             }
             Err(e) => {
                 done.outcome = Outcome::Error;
-                done.error = Some((self.redactor())(&format!(
+                done.error = Some(self.redact(&format!(
                     "protected paths a command created were removed from the workspace but could not be kept ({e}): {listed}"
                 )));
             }
