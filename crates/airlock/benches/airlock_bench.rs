@@ -79,7 +79,7 @@ fn image() -> String {
 
 fn settings_text(project: &Path) -> String {
     format!(
-        "listen = \"127.0.0.1:0\"\n[runtime]\nimage = \"{}\"\nmax_sandboxes = 32\n[approval]\nallow = [\"*\"]\n[[workspaces]]\nname = \"project\"\npath = \"{}\"\naccess = \"rw\"\n",
+        "listen = \"127.0.0.1:0\"\n[runtime]\nimage = \"{}\"\nmax_sandboxes = 32\nmax_sandboxes_per_client = 32\n[approval]\nallow = [\"*\"]\n[[workspaces]]\nname = \"project\"\npath = \"{}\"\naccess = \"rw\"\n",
         image(),
         project.display()
     )

@@ -216,7 +216,7 @@ async fn http_requires_the_token_a_local_host_and_no_foreign_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_clients_at_once_each_in_their_own_sandbox() {
-    let env = TestEnv::new("max_sandboxes = 16");
+    let env = TestEnv::new("max_sandboxes = 16\nmax_sandboxes_per_client = 16");
     let server = Server::start(&env, &[]);
     let mut tasks = Vec::new();
     for i in 0..16 {
