@@ -326,6 +326,7 @@ pub struct Quarantined {
     pub error: Option<String>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
     /// Path relative to the listed directory (for `Stat`, the full container path).
@@ -341,6 +342,7 @@ pub struct Entry {
     pub target: Option<String>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
@@ -350,6 +352,7 @@ pub enum EntryKind {
     Other,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GrepMatch {
     /// Full container path of the file.
@@ -358,6 +361,7 @@ pub struct GrepMatch {
     pub text: String,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct RunResult {
     /// `None` when the process was killed by a signal.
@@ -373,6 +377,7 @@ pub struct RunResult {
     pub duration_ms: u64,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ProcInfo {
     pub handle: u32,

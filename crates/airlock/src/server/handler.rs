@@ -84,6 +84,9 @@ pub fn tool_list() -> Vec<Tool> {
         .into_iter()
         .map(|spec| {
             let mut tool = Tool::new(spec.name, spec.description, Arc::new((spec.schema)()));
+            if let Some(output) = spec.output {
+                tool = tool.with_raw_output_schema(Arc::new(output()));
+            }
             if let Some(info) = airlock_policy::ToolKind::from_name(spec.name).map(|k| k.info()) {
                 tool = tool.with_title(info.title).with_annotations(
                     ToolAnnotations::with_title(info.title)

@@ -1,12 +1,14 @@
 //! File tools: read, write, edit, list, tree, search, grep, move, delete, mkdir, info —
 //! each one agent operation on container paths under `/workspaces/<name>`.
 
-use super::{schema_of, unexpected, ToolContext, ToolError, ToolOutput, ToolSpec};
+use super::output::{self, Access, ReadEncoding};
+use super::{
+    output_schema_of, schema_of, unexpected, ToolContext, ToolError, ToolOutput, ToolSpec,
+};
 use crate::workspace::{self, container_path};
 use airlock_agent::{Content, Entry, EntryKind, Op, Reply, TextEdit};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -154,61 +156,73 @@ pub fn specs() -> Vec<ToolSpec> {
             name: "list_workspaces",
             description: "List the workspace folders this sandbox can see, with their container paths (/workspaces/<name>), access (read-only or read-write) and availability. Start here to learn which paths exist.",
             schema: schema_of::<NoArgs>,
+            output: Some(output_schema_of::<output::Workspaces>),
         },
         ToolSpec {
             name: "read_file",
             description: "Read a file from a workspace. Text comes back as is; binary files as base64. Use offset/limit to read a window of a large file.",
             schema: schema_of::<ReadArgs>,
+            output: Some(output_schema_of::<output::FileRead>),
         },
         ToolSpec {
             name: "write_file",
             description: "Create a file or replace its whole content (atomically). Parent directories are created. Fails on read-only workspaces and protected paths.",
             schema: schema_of::<WriteArgs>,
+            output: Some(output_schema_of::<output::FileWritten>),
         },
         ToolSpec {
             name: "edit_file",
             description: "Make exact-text replacements in a file and return a unified diff. Each old_text must match exactly once (include surrounding lines to make it unique) unless replace_all is set. Use dry_run to preview.",
             schema: schema_of::<EditArgs>,
+            output: Some(output_schema_of::<output::FileEdited>),
         },
         ToolSpec {
             name: "list_directory",
             description: "List the entries of one directory with their kind and size. Directories end with '/'.",
             schema: schema_of::<PathArg>,
+            output: Some(output_schema_of::<output::Entries>),
         },
         ToolSpec {
             name: "directory_tree",
             description: "Show the tree of files and directories under a path, down to `depth` levels (default 3). Symlinks are shown, never followed.",
             schema: schema_of::<TreeArgs>,
+            output: Some(output_schema_of::<output::Entries>),
         },
         ToolSpec {
             name: "search_files",
             description: "Find files and directories whose path (relative to `path`) matches a glob such as `**/*.rs`.",
             schema: schema_of::<SearchArgs>,
+            output: Some(output_schema_of::<output::PathMatches>),
         },
         ToolSpec {
             name: "grep",
             description: "Search file contents with a regular expression; returns path:line: text for each matching line. Binary files are skipped.",
             schema: schema_of::<GrepArgs>,
+            output: Some(output_schema_of::<output::LineMatches>),
         },
         ToolSpec {
             name: "move_path",
             description: "Move or rename a file or directory within the workspaces.",
             schema: schema_of::<MoveArgs>,
+            output: None,
         },
         ToolSpec {
             name: "delete_path",
             description: "Delete a file, or a directory (set recursive for a non-empty one). This cannot be undone.",
             schema: schema_of::<DeleteArgs>,
+            output: None,
         },
         ToolSpec {
             name: "create_directory",
             description: "Create a directory and any missing parents. Succeeds if it already exists.",
             schema: schema_of::<PathArg>,
+            output: None,
         },
         ToolSpec {
             name: "file_info",
             description: "Show a path's kind, size, permissions, modification time, and a symlink's target.",
             schema: schema_of::<PathArg>,
+            output: Some(output_schema_of::<airlock_agent::Entry>),
         },
     ]
 }
@@ -226,39 +240,44 @@ async fn call(ctx: &ToolContext, op: Op) -> Result<Reply, ToolError> {
 
 pub(super) fn list_workspaces(ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
     let settings = ctx.sandboxes.settings();
-    let list: Vec<Value> = settings
+    let workspaces: Vec<output::WorkspaceInfo> = settings
         .enabled_workspaces()
-        .map(|ws| {
-            json!({
-                "name": ws.name,
-                "path": container_path(ws),
-                "access": if ws.access == crate::config::Access::Ro { "read-only" } else { "read-write" },
-                "available": workspace::is_available(ws),
-            })
+        .map(|ws| output::WorkspaceInfo {
+            name: ws.name.clone(),
+            path: container_path(ws),
+            access: if ws.access == crate::config::Access::Ro {
+                Access::ReadOnly
+            } else {
+                Access::ReadWrite
+            },
+            available: workspace::is_available(ws),
         })
         .collect();
     let mut text = String::new();
-    for w in &list {
+    for w in &workspaces {
         text.push_str(&format!(
             "{} ({}{})\n",
-            w["path"].as_str().unwrap_or_default(),
-            w["access"].as_str().unwrap_or_default(),
-            if w["available"] == json!(true) {
+            w.path,
+            if w.access == Access::ReadOnly {
+                "read-only"
+            } else {
+                "read-write"
+            },
+            if w.available {
                 ""
             } else {
                 ", unavailable: drive not connected"
             }
         ));
     }
-    if list.is_empty() {
+    if workspaces.is_empty() {
         text = "No workspaces are configured. Ask the user to add a folder in Airlock's settings."
             .into();
     }
-    Ok(ToolOutput {
+    Ok(ToolOutput::structured(
         text,
-        structured: Some(json!({ "workspaces": list })),
-        ..Default::default()
-    })
+        &output::Workspaces { workspaces },
+    ))
 }
 
 /// The most the agent reads in one go (its `READ_CAP`).
@@ -297,7 +316,8 @@ pub(super) async fn read_file(ctx: &ToolContext, a: ReadArgs) -> Result<ToolOutp
                     let cuts = airlock_secrets::Cuts::of(&(read_from..read_to(t.len())), size);
                     let end = window.end.min(t.len());
                     let shown = end.saturating_sub(window.start);
-                    (redactor.redact_then_window(&t, window, cuts), "text", shown)
+                    let text = redactor.redact_then_window(&t, window, cuts);
+                    (text, ReadEncoding::Text, shown)
                 }
                 Content::Base64(b) => {
                     use base64::Engine as _;
@@ -308,7 +328,7 @@ pub(super) async fn read_file(ctx: &ToolContext, a: ReadArgs) -> Result<ToolOutp
                     let start = window.start.min(end);
                     let piece =
                         base64::engine::general_purpose::STANDARD.encode(&bytes[start..end]);
-                    (piece, "base64", end - start)
+                    (piece, ReadEncoding::Base64, end - start)
                 }
             };
             let truncated = offset + (shown as u64) < size;
@@ -317,17 +337,18 @@ pub(super) async fn read_file(ctx: &ToolContext, a: ReadArgs) -> Result<ToolOutp
             } else {
                 String::new()
             };
-            Ok(ToolOutput {
-                text: if encoding == "base64" {
-                    format!("[binary file {path}, {size} bytes, base64]\n{text}{note}")
-                } else {
-                    format!("{text}{note}")
-                },
-                structured: Some(
-                    json!({ "path": path, "size": size, "truncated": truncated, "encoding": encoding }),
-                ),
-                ..Default::default()
-            })
+            let text = if encoding == ReadEncoding::Base64 {
+                format!("[binary file {path}, {size} bytes, base64]\n{text}{note}")
+            } else {
+                format!("{text}{note}")
+            };
+            let read = output::FileRead {
+                path,
+                size,
+                truncated,
+                encoding,
+            };
+            Ok(ToolOutput::structured(text, &read))
         }
         other => Err(unexpected(other)),
     }
@@ -353,14 +374,17 @@ pub(super) async fn write_file(ctx: &ToolContext, a: WriteArgs) -> Result<ToolOu
             path,
             bytes,
             created,
-        } => Ok(ToolOutput {
-            text: format!(
+        } => Ok(ToolOutput::structured(
+            format!(
                 "{} {path} ({bytes} bytes)",
                 if created { "Created" } else { "Wrote" }
             ),
-            structured: Some(json!({ "path": path, "bytes": bytes, "created": created })),
-            ..Default::default()
-        }),
+            &output::FileWritten {
+                path,
+                bytes,
+                created,
+            },
+        )),
         other => Err(unexpected(other)),
     }
 }
@@ -383,16 +407,18 @@ pub(super) async fn edit_file(ctx: &ToolContext, a: EditArgs) -> Result<ToolOutp
             diff,
             replacements,
             applied,
-        } => Ok(ToolOutput {
-            text: format!(
+        } => Ok(ToolOutput::structured(
+            format!(
                 "{} {replacements} replacement(s) in {path}\n{diff}",
                 if applied { "Applied" } else { "Dry run:" }
             ),
-            structured: Some(
-                json!({ "path": path, "diff": diff, "replacements": replacements, "applied": applied }),
-            ),
-            ..Default::default()
-        }),
+            &output::FileEdited {
+                path,
+                diff,
+                replacements,
+                applied,
+            },
+        )),
         other => Err(unexpected(other)),
     }
 }
@@ -423,13 +449,13 @@ fn entries_output(
         text.push_str("[truncated: more entries exist]\n");
     }
     text.push_str(&skipped_note(skipped));
-    let structured =
-        json!({ "path": path, "entries": entries, "truncated": truncated, "skipped": skipped });
-    ToolOutput {
-        text,
-        structured: Some(structured),
-        ..Default::default()
-    }
+    let entries = output::Entries {
+        path,
+        entries,
+        truncated,
+        skipped: skipped as u64,
+    };
+    ToolOutput::structured(text, &entries)
 }
 
 pub(super) async fn list_directory(ctx: &ToolContext, a: PathArg) -> Result<ToolOutput, ToolError> {
@@ -490,14 +516,8 @@ pub(super) async fn search_files(
             truncated,
         } => {
             let (matches, skipped) = without_denied(ctx, matches, String::clone);
-            let lines = matches.iter().map(|m| m.to_string()).collect();
-            Ok(matches_output(
-                path,
-                lines,
-                json!(matches),
-                truncated,
-                skipped,
-            ))
+            let lines = matches.clone();
+            Ok(matches_output(path, lines, matches, truncated, skipped))
         }
         other => Err(unexpected(other)),
     }
@@ -533,13 +553,7 @@ pub(super) async fn grep(ctx: &ToolContext, a: GrepArgs) -> Result<ToolOutput, T
                 .iter()
                 .map(|m| format!("{}:{}: {}", m.path, m.line, m.text))
                 .collect();
-            Ok(matches_output(
-                path,
-                lines,
-                json!(matches),
-                truncated,
-                skipped,
-            ))
+            Ok(matches_output(path, lines, matches, truncated, skipped))
         }
         other => Err(unexpected(other)),
     }
@@ -571,10 +585,10 @@ fn skipped_note(skipped: usize) -> String {
 }
 
 /// Search results: one line each, or "No matches", and a note when there are more.
-fn matches_output(
+fn matches_output<T: serde::Serialize>(
     path: String,
     lines: Vec<String>,
-    matches: Value,
+    matches: Vec<T>,
     truncated: bool,
     skipped: usize,
 ) -> ToolOutput {
@@ -586,13 +600,13 @@ fn matches_output(
         text.push_str("[truncated: more matches exist]\n");
     }
     text.push_str(&skipped_note(skipped));
-    ToolOutput {
-        text,
-        structured: Some(
-            json!({ "path": path, "matches": matches, "truncated": truncated, "skipped": skipped }),
-        ),
-        ..Default::default()
-    }
+    let matches = output::Matches {
+        path,
+        matches,
+        truncated,
+        skipped: skipped as u64,
+    };
+    ToolOutput::structured(text, &matches)
 }
 
 pub(super) async fn move_path(ctx: &ToolContext, a: MoveArgs) -> Result<ToolOutput, ToolError> {
@@ -697,8 +711,8 @@ pub(super) async fn simple_path_op(
 pub(super) async fn file_info(ctx: &ToolContext, a: PathArg) -> Result<ToolOutput, ToolError> {
     let path = container_form(ctx, &a.path)?;
     match call(ctx, Op::Stat { path }).await? {
-        Reply::Stat(e) => Ok(ToolOutput {
-            text: format!(
+        Reply::Stat(e) => Ok(ToolOutput::structured(
+            format!(
                 "{}\nkind: {:?}\nsize: {} bytes\nmode: {:o}\nmodified: {} (unix seconds){}",
                 e.path,
                 e.kind,
@@ -710,9 +724,8 @@ pub(super) async fn file_info(ctx: &ToolContext, a: PathArg) -> Result<ToolOutpu
                     .map(|t| format!("\ntarget: {t}"))
                     .unwrap_or_default()
             ),
-            structured: serde_json::to_value(&e).ok(),
-            ..Default::default()
-        }),
+            &e,
+        )),
         other => Err(unexpected(other)),
     }
 }

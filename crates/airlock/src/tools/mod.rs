@@ -3,6 +3,7 @@
 
 pub mod call;
 pub mod files;
+pub mod output;
 pub mod packages;
 pub mod terminal;
 
@@ -11,7 +12,7 @@ pub use call::ToolCall;
 use crate::sandbox::{SandboxError, SandboxManager};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +58,16 @@ impl ToolOutput {
             ..Default::default()
         }
     }
+
+    /// A result with `structured` (one of [`output`]'s types, the tool's `outputSchema`) as its
+    /// `structuredContent`.
+    pub fn structured(text: impl Into<String>, structured: &impl serde::Serialize) -> ToolOutput {
+        ToolOutput {
+            text: text.into(),
+            structured: serde_json::to_value(structured).ok(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Why a tool call produced no result. Always shown to the model as a tool error.
@@ -88,17 +99,40 @@ pub struct ToolSpec {
     pub name: &'static str,
     pub description: &'static str,
     pub schema: fn() -> serde_json::Map<String, Value>,
+    /// The `outputSchema` of a tool that returns `structuredContent` (every result it returns
+    /// without an error carries one), from its type in [`output`].
+    pub output: Option<fn() -> serde_json::Map<String, Value>>,
+}
+
+/// How a schema spells a value that may be missing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Nullable {
+    /// Arguments: an optional field is simply not required (no `null` type).
+    NotRequired,
+    /// Results: a field that may be `null` is `anyOf [{type: T}, {type: "null"}]`, the spelling
+    /// every client maps (never a `type` array).
+    NullBranch,
 }
 
 /// The JSON schema of an argument struct, as an MCP `inputSchema`, in plain JSON Schema that
 /// every client validates: see [`standardize`].
 pub fn schema_of<T: JsonSchema>() -> serde_json::Map<String, Value> {
-    let schema = schemars::generate::SchemaSettings::draft2020_12()
-        .into_generator()
-        .into_root_schema_for::<T>();
+    schema_with::<T>(Nullable::NotRequired)
+}
+
+/// The JSON schema of a result type (see [`output`]), as an MCP `outputSchema`: plain JSON
+/// Schema, every subschema inline.
+pub fn output_schema_of<T: JsonSchema>() -> serde_json::Map<String, Value> {
+    schema_with::<T>(Nullable::NullBranch)
+}
+
+fn schema_with<T: JsonSchema>(nullable: Nullable) -> serde_json::Map<String, Value> {
+    let mut settings = schemars::generate::SchemaSettings::draft2020_12();
+    settings.inline_subschemas = nullable == Nullable::NullBranch;
+    let schema = settings.into_generator().into_root_schema_for::<T>();
     match serde_json::to_value(schema) {
         Ok(Value::Object(mut map)) => {
-            standardize(&mut map);
+            standardize(&mut map, nullable);
             map.remove("$schema");
             map.remove("title");
             map
@@ -107,11 +141,14 @@ pub fn schema_of<T: JsonSchema>() -> serde_json::Map<String, Value> {
     }
 }
 
+/// Keywords that describe a value rather than constrain it: they stay beside a null branch.
+const ANNOTATIONS: [&str; 4] = ["description", "title", "default", "examples"];
+
 /// Rewrites schemars' extensions into standard JSON Schema: the Rust integer formats
-/// (`uint32`, `int64` …) are dropped (unsigned ones keep `minimum: 0`), and an optional field is
-/// simply not required rather than also typed `null` (`type: [T, "null"]`, `anyOf [T, null]`,
-/// `default: null`).
-fn standardize(schema: &mut serde_json::Map<String, Value>) {
+/// (`uint32`, `int64` …) are dropped (unsigned ones keep `minimum: 0`), and a value that may be
+/// missing is spelt as `nullable` says instead of `type: [T, "null"]` (`anyOf [T, null]` and
+/// `default: null` are dropped for arguments).
+fn standardize(schema: &mut serde_json::Map<String, Value>, nullable: Nullable) {
     const RUST_FORMATS: [&str; 14] = [
         "uint", "uint8", "uint16", "uint32", "uint64", "uint128", "int", "int8", "int16", "int32",
         "int64", "int128", "float", "double",
@@ -125,13 +162,28 @@ fn standardize(schema: &mut serde_json::Map<String, Value>) {
         }
     }
     if let Some(Value::Array(types)) = schema.get_mut("type") {
+        let had_null = types.iter().any(|t| t == "null");
         types.retain(|t| t != "null");
         if types.len() == 1 {
             let only = types.remove(0);
             schema.insert("type".into(), only);
         }
+        if had_null && nullable == Nullable::NullBranch {
+            let (annotations, constraints): (serde_json::Map<_, _>, serde_json::Map<_, _>) =
+                std::mem::take(schema)
+                    .into_iter()
+                    .partition(|(k, _)| ANNOTATIONS.contains(&k.as_str()));
+            *schema = annotations;
+            schema.insert(
+                "anyOf".into(),
+                json!([Value::Object(constraints), { "type": "null" }]),
+            );
+        }
     }
     for key in ["anyOf", "oneOf"] {
+        if nullable == Nullable::NullBranch {
+            break;
+        }
         if let Some(Value::Array(options)) = schema.get_mut(key) {
             options.retain(|o| o.get("type").and_then(Value::as_str) != Some("null"));
             if options.len() == 1 {
@@ -149,11 +201,11 @@ fn standardize(schema: &mut serde_json::Map<String, Value>) {
     }
     for value in schema.values_mut() {
         match value {
-            Value::Object(inner) => standardize(inner),
+            Value::Object(inner) => standardize(inner, nullable),
             Value::Array(items) => {
                 for item in items {
                     if let Value::Object(inner) = item {
-                        standardize(inner);
+                        standardize(inner, nullable);
                     }
                 }
             }
@@ -233,13 +285,29 @@ mod tests {
             assert!(!s.description.is_empty());
         }
         assert_eq!(specs.len(), 19);
+        // Tools whose results are only a line of text have no outputSchema; every other does.
+        let plain: Vec<_> = specs
+            .iter()
+            .filter(|s| s.output.is_none())
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            plain,
+            [
+                "move_path",
+                "delete_path",
+                "create_directory",
+                "write_process_input"
+            ]
+        );
     }
 
     /// Clients that validate schemas strictly reject schemars' `uint32` formats and
-    /// `type: [T, "null"]`: every schema is plain JSON Schema.
+    /// `type: [T, "null"]`: every schema is plain JSON Schema. Arguments have no null type at
+    /// all (optional means not required); results may have a `{"type": "null"}` branch.
     #[test]
     fn schemas_use_only_standard_json_schema() {
-        fn walk(name: &str, v: &Value) {
+        fn walk(name: &str, v: &Value, nulls: bool) {
             match v {
                 Value::Object(map) => {
                     if let Some(f) = map.get("format").and_then(Value::as_str) {
@@ -256,18 +324,39 @@ mod tests {
                         "{name}: default null"
                     );
                     for v in map.values() {
-                        walk(name, v);
+                        walk(name, v, nulls);
                     }
                 }
-                Value::Array(items) => items.iter().for_each(|i| walk(name, i)),
-                Value::String(s) => assert_ne!(s, "null", "{name}: a null type"),
+                Value::Array(items) => items.iter().for_each(|i| walk(name, i, nulls)),
+                Value::String(s) if !nulls => assert_ne!(s, "null", "{name}: a null type"),
                 _ => {}
             }
         }
         for s in specs() {
             let schema = Value::Object((s.schema)());
-            walk(s.name, &schema);
+            walk(s.name, &schema, false);
+            if let Some(output) = s.output {
+                let output = Value::Object(output());
+                walk(s.name, &output, true);
+                assert_eq!(output["type"], "object", "{}: {output}", s.name);
+                assert!(
+                    !output.to_string().contains("$ref"),
+                    "{}: every subschema inline: {output}",
+                    s.name
+                );
+            }
         }
+        // A result field that may be null is a null branch, never a `type` array.
+        let run = specs()
+            .into_iter()
+            .find(|s| s.name == "run_command")
+            .unwrap();
+        let run = Value::Object((run.output.unwrap())());
+        assert_eq!(
+            run["properties"]["exit_code"]["anyOf"],
+            json!([{"type": "integer"}, {"type": "null"}]),
+            "{run}"
+        );
         let read = specs().into_iter().find(|s| s.name == "read_file").unwrap();
         let read = Value::Object((read.schema)());
         assert_eq!(read["properties"]["offset"]["type"], "integer", "{read}");

@@ -1,10 +1,10 @@
 //! `install_packages`: apt in the sandbox itself (needs `network = "egress"`), pip / npm / cargo
 //! in a short-lived installer container with egress and the same workspace mounts.
 
-use super::{schema_of, terminal, ToolContext, ToolError, ToolOutput, ToolSpec};
+use super::{output_schema_of, schema_of, terminal, ToolContext, ToolError, ToolOutput, ToolSpec};
 use crate::config::Network;
 use crate::workspace::container_path;
-use airlock_agent::RunSpec;
+use airlock_agent::{RunResult, RunSpec};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::time::Duration;
@@ -36,6 +36,7 @@ pub fn specs() -> Vec<ToolSpec> {
         name: "install_packages",
         description: "Install packages with apt (system, into this sandbox), pip (into /workspaces/<first>/.venv), npm (into the first workspace) or cargo (added to the first workspace's Cargo project). Project installs run in a separate short-lived container with network access; the sandbox itself keeps none unless the user allowed it.",
         schema: schema_of::<InstallArgs>,
+        output: Some(output_schema_of::<RunResult>),
     }]
 }
 
@@ -270,12 +271,13 @@ async fn install_apt(
         .await?;
     let keep = out.len().saturating_sub(8000);
     let tail = out.get(out.ceil_char_boundary(keep)..).unwrap_or_default();
-    Ok(ToolOutput {
-        text: format!("apt exit code: {code}\n{tail}"),
-        is_error: code != 0,
-        exit_code: i32::try_from(code).ok(),
+    // The same result as a project install's (one outputSchema): apt's output is its tail.
+    Ok(terminal::run_output(RunResult {
+        exit_code: Some(i32::try_from(code).unwrap_or(i32::MAX)),
+        stdout: tail.to_string(),
+        stdout_dropped: (out.len() - tail.len()) as u64,
         ..Default::default()
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -2,11 +2,13 @@
 //! Commands run through `sh -c` inside the sandbox, with timeouts that kill the whole group.
 
 use super::files::container_form;
-use super::{schema_of, unexpected, ToolContext, ToolError, ToolOutput, ToolSpec};
+use super::output::{self, ProcessOutput};
+use super::{
+    output_schema_of, schema_of, unexpected, ToolContext, ToolError, ToolOutput, ToolSpec,
+};
 use airlock_agent::{Op, Reply, RunResult, RunSpec, SpawnSpec};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -77,31 +79,37 @@ pub fn specs() -> Vec<ToolSpec> {
             name: "run_command",
             description: "Run a shell command in the sandbox and wait for it. Returns the exit code, stdout and stderr (each capped; the rest is counted). The command and all its children are killed at the timeout. The sandbox has no network unless the user allowed it.",
             schema: schema_of::<RunArgs>,
+            output: Some(output_schema_of::<output::RunResult>),
         },
         ToolSpec {
             name: "start_process",
             description: "Start a long-running command in the background and return a handle. Read its output with read_process_output, send input with write_process_input, stop it with kill_process.",
             schema: schema_of::<StartArgs>,
+            output: Some(output_schema_of::<output::Started>),
         },
         ToolSpec {
             name: "read_process_output",
             description: "Return the output a background process produced since the last read, and whether it is still running (with its exit code once it ended).",
             schema: schema_of::<ReadOutputArgs>,
+            output: Some(output_schema_of::<output::ProcessOutput>),
         },
         ToolSpec {
             name: "write_process_input",
             description: "Write text to a background process's standard input.",
             schema: schema_of::<WriteInputArgs>,
+            output: None,
         },
         ToolSpec {
             name: "kill_process",
             description: "Kill a background process and all its children.",
             schema: schema_of::<HandleArgs>,
+            output: Some(output_schema_of::<output::ProcessOutput>),
         },
         ToolSpec {
             name: "list_processes",
             description: "List the background processes started in this session.",
             schema: schema_of::<super::files::NoArgs>,
+            output: Some(output_schema_of::<output::Processes>),
         },
     ]
 }
@@ -229,11 +237,10 @@ pub(super) async fn start_process(
         output_cap: ctx.sandboxes.settings().runtime.output_cap_bytes,
     };
     match ctx.sandboxes.call_exact(&ctx.session, Op::Spawn(spec)).await? {
-        Reply::Spawned { handle, pid } => Ok(ToolOutput {
-            text: format!("Started `{command}` as handle {handle} (pid {pid}). Read its output with read_process_output."),
-            structured: Some(json!({ "handle": handle, "pid": pid })),
-            ..Default::default()
-        }),
+        Reply::Spawned { handle, pid } => Ok(ToolOutput::structured(
+            format!("Started `{command}` as handle {handle} (pid {pid}). Read its output with read_process_output."),
+            &output::Started { handle, pid },
+        )),
         other => Err(unexpected(other)),
     }
 }
@@ -354,16 +361,19 @@ pub(super) async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput,
             if dropped_bytes > 0 {
                 text.push_str(&format!("[{dropped_bytes} older bytes were dropped]\n"));
             }
-            Ok(ToolOutput {
-                text,
-                structured: Some(
-                    json!({ "handle": handle, "stdout": stdout, "stderr": stderr, "exit_code": exit_code, "running": running, "dropped_bytes": dropped_bytes }),
-                ),
+            let out = ProcessOutput {
+                handle,
+                stdout,
+                stderr,
                 exit_code,
-                ..Default::default()
+                running,
+                dropped_bytes,
+            };
+            Ok(ToolOutput {
+                exit_code,
+                ..ToolOutput::structured(text, &out)
             })
         }
-        Reply::Done { .. } => Ok(ToolOutput::text("Done")),
         other => Err(unexpected(other)),
     }
 }
@@ -390,11 +400,10 @@ pub(super) async fn list_processes(ctx: &ToolContext) -> Result<ToolOutput, Tool
             if processes.is_empty() {
                 text = "No background processes\n".into();
             }
-            Ok(ToolOutput {
+            Ok(ToolOutput::structured(
                 text,
-                structured: Some(json!({ "processes": processes })),
-                ..Default::default()
-            })
+                &output::Processes { processes },
+            ))
         }
         other => Err(unexpected(other)),
     }
