@@ -93,7 +93,7 @@ lint:
 	cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
 # fmt, then one build of everything (linted as it compiles), then every suite: the engine suites,
-# the Python SDK suite and the GUI suite (scripts/test.sh).
+# the Python SDK suite, the peer clients' suite and the GUI suite (scripts/test.sh).
 test: setup gui-deps agent
 	@scripts/test.sh
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test` after set-up: fmt, one build of everything (the workspace's crates linted by clippy
 # as they compile, warnings denied), then every suite: the engine suites (cargo-nextest, all
-# crates at once), doc tests, the official Python SDK suite and the GUI suite. Prints each
+# crates at once), doc tests, the official Python SDK suite, the peer clients' suite (TypeScript
+# SDK, Inspector, conformance) and the GUI suite. Prints each
 # phase's time, the tests each suite ran and a total; fails if a suite ran none, if any test
 # failed or was skipped, or if a sandbox container was left behind.
 set -uo pipefail
@@ -98,6 +99,15 @@ py_passed=$(grep -Eo '[0-9]+ passed' "$LOG_DIR/python-sdk.log" | tail -1 | grep 
 py_failed=$(grep -Eo '[0-9]+ failed' "$LOG_DIR/python-sdk.log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
 py_skipped=$(grep -Eo '[0-9]+ skipped' "$LOG_DIR/python-sdk.log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
 record python-sdk "${py_passed:-0}" "${py_failed:-0}" "${py_skipped:-0}" "$(elapsed "$T0")" "$rc"
+
+T0=$(date +%s)
+echo "==> tests: peers (TypeScript SDK client, Inspector CLI --strict, conformance suite; Node 22)"
+scripts/peer-test.sh 2>&1 | tee "$LOG_DIR/peers.log" | grep -E '^\s*(✔|✖|ℹ)|^peer-test:' | tail -n 60
+rc=${PIPESTATUS[0]}
+# node --test's closing lines: "ℹ pass N", "ℹ fail N", "ℹ cancelled N" (counted as failed), "ℹ skipped N".
+node_count() { grep -E "^ℹ $1 [0-9]+$" "$LOG_DIR/peers.log" | tail -1 | grep -Eo '[0-9]+' || echo 0; }
+[ "$rc" = 0 ] || tail -n 80 "$LOG_DIR/peers.log"
+record peers "$(node_count pass)" "$(( $(node_count fail) + $(node_count cancelled) ))" "$(node_count skipped)" "$(elapsed "$T0")" "$rc"
 
 T0=$(date +%s)
 echo "==> tests: gui (the tray app under a virtual display)"
