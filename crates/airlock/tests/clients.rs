@@ -572,3 +572,121 @@ async fn http_auth_takes_any_scheme_case_and_never_invites_oauth() {
         assert_eq!(resp.status(), 404, "{doc}");
     }
 }
+
+/// A bridge whose Airlock restarts on another port follows it: it opens a new session at the
+/// new address (the runtime file names a live process there), says so in one plain line on
+/// stderr, and the client goes on without a restart — after a clean stop with the next call,
+/// and after a kill with a call sent while no Airlock was running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connect_follows_a_server_restarted_on_another_port() {
+    let env = TestEnv::new("");
+    let mut server = Server::start(&env, &[]);
+    let mut child = airlock_command(&env, &["connect"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let stderr_lines = stderr.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("[connect] {line}");
+            stderr_lines.lock().unwrap().push(line);
+        }
+    });
+    let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+    let client = ().serve((stdout, stdin)).await.unwrap();
+    let r = call(&client, "run_command", json!({"command": "echo before"})).await;
+    assert!(text(&r).contains("before"), "{}", text(&r));
+
+    for how in ["SIGTERM, then a call", "SIGKILL, a call while down"] {
+        let old = server.url.clone();
+        let pending = if how.starts_with("SIGTERM") {
+            server.stop();
+            server = Server::start(&env, &[]);
+            None
+        } else {
+            server.child.kill().unwrap();
+            server.child.wait().unwrap();
+            let peer = client.peer().clone();
+            let pending = tokio::spawn(async move {
+                call(&peer, "read_file", json!({"path": "hello.txt"})).await
+            });
+            // The call finds no Airlock at once (a refused connection); the new one takes far
+            // longer to start listening elsewhere.
+            server = Server::start(&env, &[]);
+            Some(pending)
+        };
+        assert_ne!(
+            server.url, old,
+            "{how}: the new server listens on another port"
+        );
+        let r = match pending {
+            Some(pending) => tokio::time::timeout(Duration::from_secs(20), pending)
+                .await
+                .unwrap_or_else(|_| panic!("{how}: the call sent while down got no answer"))
+                .unwrap(),
+            None => call(&client, "read_file", json!({"path": "hello.txt"})).await,
+        };
+        assert!(!is_error(&r), "{how}: {}", text(&r));
+        assert_eq!(text(&r), "hello from the host\n", "{how}");
+        let r = call(&client, "run_command", json!({"command": "echo after"})).await;
+        assert!(text(&r).contains("after"), "{how}: {}", text(&r));
+        let expected = format!(
+            "airlock connect: Airlock restarted at {}; reconnected with a new session (its sandbox starts afresh)",
+            server.url
+        );
+        let said = eventually(Duration::from_secs(2), || {
+            stderr.lock().unwrap().last() == Some(&expected)
+        })
+        .await;
+        assert!(said, "{how}: stderr {:?}", stderr.lock().unwrap());
+    }
+    assert_eq!(
+        stderr.lock().unwrap().len(),
+        2,
+        "one line per restart, nothing else: {:?}",
+        stderr.lock().unwrap()
+    );
+    // The new session ends with the client, as any other.
+    client.cancel().await.unwrap();
+    let removed = eventually(Duration::from_secs(2), || env.containers().is_empty()).await;
+    assert!(removed, "the new session's sandbox outlived its bridge");
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("connect exits")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+/// The bridge sends the client's messages on in the order the client sent them: a call that
+/// arrives with `initialized` (one write) never overtakes it (which ended the bridge's upstream:
+/// "expect accepted or json"). Raced many times, each a fresh bridge and session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connect_keeps_the_clients_order() {
+    let env = TestEnv::new("");
+    let _server = Server::start(&env, &[]);
+    for round in 0..100 {
+        let mut peer = Lines::spawn(airlock_command(&env, &["connect"]));
+        peer.send(br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#).await;
+        let r = peer.reply(1).await;
+        assert!(r.get("result").is_some(), "round {round}: {r}");
+        peer.send(concat!(
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            "\n",
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_workspaces","arguments":{}}}"#
+        ).as_bytes())
+        .await;
+        let r = peer.reply(2).await;
+        let listed = r["result"]["structuredContent"]["workspaces"][0]["path"].clone();
+        assert_eq!(listed, "/workspaces/project", "round {round}: {r}");
+        drop(peer.stdin);
+        let status = tokio::time::timeout(Duration::from_secs(5), peer.child.wait())
+            .await
+            .expect("connect exits")
+            .unwrap();
+        assert!(status.success(), "round {round}: {status:?}");
+    }
+}
