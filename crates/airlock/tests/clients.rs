@@ -1,6 +1,7 @@
 //! The clients people use, end to end: `airlock connect` as a faithful bridge (progress,
-//! cancellation, session end), one message-size limit on every transport, plain failures,
-//! snippets that work as pasted, tokens accepted at once, and HTTP auth that never invites OAuth.
+//! cancellation, session end, the client's order, a server restarted elsewhere), one message-size
+//! limit on every transport, plain failures, snippets that work as pasted, tokens accepted at
+//! once, and HTTP auth that never invites OAuth.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
