@@ -292,20 +292,19 @@ async fn main() {
         );
         ().serve(t).await.unwrap()
     };
-    let read_params = || {
-        let mut p = CallToolRequestParams::new("read_file");
-        p.arguments = serde_json::json!({"path": "file.txt"}).as_object().cloned();
-        p
-    };
     let client = connect(url.clone()).await;
-    let http = measure("MCP read_file over Streamable HTTP", 50, 1000, || {
-        let peer = client.peer().clone();
-        async move {
-            let r = peer.call_tool(read_params()).await.unwrap();
-            assert_ne!(r.is_error, Some(true));
-        }
-    })
-    .await;
+    let http = reads("MCP read_file over Streamable HTTP", client.peer()).await;
+    client.cancel().await.unwrap();
+    // The bridge Claude Desktop launches, to the same server: stdio in, HTTP out.
+    let mut bridge_cmd = tokio::process::Command::new(&airlock);
+    bridge_cmd
+        .args(["connect", "--config", config.to_str().unwrap()])
+        .env("AIRLOCK_DATA_DIR", &data)
+        .env("AIRLOCK_TOKEN", TOKEN)
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .env("AIRLOCK_LOG", "warn");
+    let client = ().serve(TokioChildProcess::new(bridge_cmd).unwrap()).await.unwrap();
+    let bridged = reads("MCP read_file through `airlock connect`", client.peer()).await;
     client.cancel().await.unwrap();
     ts_sdk_reads(&url, &project);
 
@@ -351,14 +350,7 @@ async fn main() {
         .env("AIRLOCK_KEYRING", "keyutils")
         .env("AIRLOCK_LOG", "warn");
     let client = ().serve(TokioChildProcess::new(stdio_cmd).unwrap()).await.unwrap();
-    let stdio = measure("MCP read_file over stdio", 50, 1000, || {
-        let peer = client.peer().clone();
-        async move {
-            let r = peer.call_tool(read_params()).await.unwrap();
-            assert_ne!(r.is_error, Some(true));
-        }
-    })
-    .await;
+    let stdio = reads("MCP read_file over stdio", client.peer()).await;
     client.cancel().await.unwrap();
     println!(
         "\n   MCP over HTTP p50 {:.3} ms (target < 2 ms); over stdio p50 {:.3} ms; MCP overhead over the agent read: {:.2} ms",
@@ -366,6 +358,31 @@ async fn main() {
         ms(stdio.p50()),
         ms(http.p50()) - ms(agent.p50())
     );
+    println!(
+        "   `airlock connect` p50 {:.3} ms: {:+.3} ms over direct stdio, {:+.3} ms over direct HTTP (the bridge's own hop)",
+        ms(bridged.p50()),
+        ms(bridged.p50()) - ms(stdio.p50()),
+        ms(bridged.p50()) - ms(http.p50())
+    );
+}
+
+/// The benchmark's call: `read_file` of the 4 KiB file.
+fn read_params() -> CallToolRequestParams {
+    let mut p = CallToolRequestParams::new("read_file");
+    p.arguments = serde_json::json!({"path": "file.txt"}).as_object().cloned();
+    p
+}
+
+/// A warm `read_file` through an MCP client, 1000 times after 50 to warm up.
+async fn reads(name: &str, peer: &rmcp::service::Peer<rmcp::RoleClient>) -> Stats {
+    measure(name, 50, 1000, || {
+        let peer = peer.clone();
+        async move {
+            let r = peer.call_tool(read_params()).await.unwrap();
+            assert_ne!(r.is_error, Some(true));
+        }
+    })
+    .await
 }
 
 /// A session's first call: its sandbox created, started, set up (masks from inside) and its
