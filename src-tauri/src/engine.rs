@@ -242,6 +242,7 @@ fn handle_line(app: &AppHandle, line: &[u8]) {
             }
             return;
         }
+        EngineMessage::Alert { message, .. } => notify::alert(app, message),
         EngineMessage::Audit { .. } | EngineMessage::Progress { .. } => {}
     }
     let _ = app.emit(ENGINE_EVENT, &msg);

@@ -1,8 +1,21 @@
-//! Desktop notifications: a call waits for approval (the prompt itself never takes focus).
+//! Desktop notifications: a call waits for approval (the prompt itself never takes focus), or
+//! a tripwire fired (a decoy secret showed up in a call).
 
 use airlock_control::ApprovalRequest;
 use tauri::AppHandle;
 use tauri_plugin_notification::NotificationExt;
+
+pub fn alert(app: &AppHandle, message: &str) {
+    if let Err(e) = app
+        .notification()
+        .builder()
+        .title("Airlock: tripwire")
+        .body(message)
+        .show()
+    {
+        eprintln!("airlock-app: no desktop notification ({e})");
+    }
+}
 
 pub fn approval_needed(app: &AppHandle, request: &ApprovalRequest) {
     let place = request

@@ -452,6 +452,10 @@ impl std::error::Error for AgentError {}
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct AgentConfig {
     pub roots: Vec<RootSpec>,
+    /// The first background-process handle is this plus one: a session's sandboxes get
+    /// disjoint ranges, so a handle names one process across all of them.
+    #[serde(default)]
+    pub first_handle: u32,
 }
 
 /// One workspace as the agent sees it.

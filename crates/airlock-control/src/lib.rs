@@ -54,6 +54,13 @@ pub enum EngineMessage {
     },
     /// Long work in progress (an image pull).
     Progress { message: String },
+    /// A tripwire fired: a decoy secret showed up in a call of `session`, which was denied;
+    /// the session's sandbox was removed. `message` says what happened, for the user.
+    Alert {
+        session: String,
+        decoy: String,
+        message: String,
+    },
     /// The answer to an [`AppMessage::Request`] with the same id.
     Reply {
         id: u64,
@@ -164,6 +171,10 @@ pub struct ApprovalRequest {
     /// For writes and edits: what the file looks like before and after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<DiffPreview>,
+    /// The names of the secrets the call's programs receive in their environment (the prompt
+    /// shows them: an approved call can do anything with them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 /// Enough for the app to show a diff.

@@ -100,6 +100,9 @@ pub enum Reason {
     /// `rule` allows the command, but the call also sets environment variables, which can change
     /// what the command does (`PATH`, `GIT_CONFIG_*` …) and no rule matches: you are asked.
     ExtraInputs { rule: String },
+    /// `rule` allows the command, but the programs it runs receive the secrets `names` in their
+    /// environment, and a pattern cannot tell what a program does with them: you are asked.
+    Secrets { rule: String, names: Vec<String> },
     /// `rule` allows the command's programs, but something in the command it does not cover
     /// (a part only known at run time, a program running others, a file written): you are asked.
     Uncovered { rule: String, gap: Gap },
@@ -155,6 +158,12 @@ impl fmt::Display for Reason {
                 f,
                 "`{rule}` allows this command, but the call also sets environment variables the rule does not cover"
             ),
+            Reason::Secrets { rule, names } => write!(
+                f,
+                "`{rule}` allows this command, but it runs with the secret{} {} in its environment",
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            ),
             Reason::Uncovered { rule, gap } => {
                 write!(f, "`{rule}` matches, but {gap}")
             }
@@ -193,7 +202,9 @@ impl fmt::Display for Verdict {
                 write!(f, "Needs your approval: {}.", self.reason)
             }
             (Decision::Deny, Reason::Default { .. }) => write!(f, "Denied: {}.", self.reason),
-            (_, Reason::Uncovered { .. }) => write!(f, "Needs your approval: {}.", self.reason),
+            (_, Reason::Uncovered { .. } | Reason::Secrets { .. }) => {
+                write!(f, "Needs your approval: {}.", self.reason)
+            }
             (Decision::Allow, _) => write!(f, "Allowed by {}.", self.reason),
             (Decision::Ask, _) => write!(f, "Needs your approval because of {}.", self.reason),
             (Decision::Deny, _) => write!(f, "Denied by {}.", self.reason),

@@ -12,11 +12,13 @@ use crate::rule::Rule;
 use crate::tool::ToolKind;
 
 /// What a call brings besides its primary argument that a rule does not see.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Extras {
     /// The call sets environment variables for the command (`PATH`, `GIT_CONFIG_*` … can
     /// change what a command does).
     pub env: bool,
+    /// The names of the secrets the programs the call runs receive (in their environment).
+    pub secrets: Vec<String>,
 }
 
 /// The settings' rules, as one decider.
@@ -53,7 +55,7 @@ impl Rulebook {
 
     /// Deny rules first; then the session's grants; then remembered answers settle what would
     /// be asked; then ask and allow rules and the default. A command allowed by a pattern still
-    /// asks when the call also sets environment variables.
+    /// asks when it receives secrets, or when the call also sets environment variables.
     pub fn decide(
         &self,
         call: &Call,
@@ -83,8 +85,10 @@ impl Rulebook {
     }
 }
 
-/// A command allowed by a rule, a grant or a remembered answer still asks when the call also
-/// sets environment variables: they can change what the command does, and rules do not see them.
+/// A command allowed by a rule, a grant or a remembered answer still asks when the programs it
+/// runs receive secrets (a pattern cannot tell what a program does with them: `make` runs
+/// whatever the Makefile says), or when the call also sets environment variables (they can
+/// change what the command does, and rules do not see them).
 fn escalate_extras(verdict: Verdict, call: &Call, extras: Extras) -> Verdict {
     let rule = match &verdict.reason {
         Reason::Rule { rule, .. } | Reason::SessionGrant { rule } | Reason::Remembered { rule } => {
@@ -95,6 +99,15 @@ fn escalate_extras(verdict: Verdict, call: &Call, extras: Extras) -> Verdict {
     // A bare `run_command` (or `*`) allows any command anyway; only a command pattern can be
     // widened by the environment.
     let has_pattern = Rule::parse(&rule).is_ok_and(|r| r.pattern().is_some());
+    if verdict.decision == Decision::Allow && has_pattern && !extras.secrets.is_empty() {
+        return Verdict {
+            decision: Decision::Ask,
+            reason: Reason::Secrets {
+                rule,
+                names: extras.secrets,
+            },
+        };
+    }
     if verdict.decision == Decision::Allow
         && extras.env
         && has_pattern
@@ -106,4 +119,38 @@ fn escalate_extras(verdict: Verdict, call: &Call, extras: Extras) -> Verdict {
         };
     }
     verdict
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn decide(book: &Rulebook, command: &str, secrets: &[&str]) -> Verdict {
+        let call = Call::command(ToolKind::RunCommand, command).unwrap();
+        let extras = Extras {
+            env: false,
+            secrets: secrets.iter().map(|s| s.to_string()).collect(),
+        };
+        book.decide(&call, &SessionGrants::default(), "s", extras)
+    }
+
+    #[test]
+    fn a_command_receiving_secrets_is_never_allowed_by_a_pattern() {
+        let book = Rulebook::new(["run_command(make *)"], [""; 0], [""; 0], [""; 0]).unwrap();
+        assert_eq!(decide(&book, "make test", &[]).decision, Decision::Allow);
+        let asked = decide(&book, "make test", &["GITHUB_TOKEN", "NPM_TOKEN"]);
+        assert_eq!(asked.decision, Decision::Ask);
+        assert_eq!(
+            asked.to_string(),
+            "Needs your approval: `run_command(make *)` allows this command, but it runs with the secrets GITHUB_TOKEN, NPM_TOKEN in its environment."
+        );
+        // Remembered answers are patterns too.
+        let always = Rulebook::new([""; 0], [""; 0], [""; 0], ["run_command(make *)"]).unwrap();
+        assert_eq!(decide(&always, "make", &["T"]).decision, Decision::Ask);
+        // A bare rule allows any command anyway; deny rules still deny.
+        let bare = Rulebook::new(["run_command"], [""; 0], ["run_command(rm *)"], [""; 0]).unwrap();
+        assert_eq!(decide(&bare, "make", &["T"]).decision, Decision::Allow);
+        assert_eq!(decide(&bare, "rm x", &["T"]).decision, Decision::Deny);
+    }
 }

@@ -226,15 +226,7 @@ impl Approvals {
     /// A prompt on the controlling terminal: `y` once, `s` session, `a` always, anything else deny.
     async fn ask_tty(&self, request: ApprovalRequest, timeout: Duration) -> Resolution {
         let _one_at_a_time = self.tty_lock.lock().await;
-        let prompt = format!(
-            "\nairlock: {} wants to run {} {}\n  reason: {}\n  [y] allow once  [s] allow for session  [a] always allow ({})  [N] deny  (denied in {}s) > ",
-            visible(&request.client),
-            visible(&request.tool),
-            visible(&request.arguments.to_string()),
-            visible(&request.reason),
-            visible(&request.suggested_rule),
-            timeout.as_secs()
-        );
+        let prompt = tty_prompt(&request, timeout);
         let answer = tokio::task::spawn_blocking(move || read_tty_line(&prompt));
         let line = match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(Ok(line))) => line,
@@ -254,6 +246,28 @@ impl Approvals {
             rule: None,
         }
     }
+}
+
+/// The terminal prompt for `request`: who wants to run what and why, the secrets the call's
+/// programs would receive, and the choices.
+fn tty_prompt(request: &ApprovalRequest, timeout: Duration) -> String {
+    let secrets = if request.secrets.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n  secrets it receives: {}",
+            visible(&request.secrets.join(", "))
+        )
+    };
+    format!(
+        "\nairlock: {} wants to run {} {}\n  reason: {}{secrets}\n  [y] allow once  [s] allow for session  [a] always allow ({})  [N] deny  (denied in {}s) > ",
+        visible(&request.client),
+        visible(&request.tool),
+        visible(&request.arguments.to_string()),
+        visible(&request.reason),
+        visible(&request.suggested_rule),
+        timeout.as_secs()
+    )
 }
 
 /// Text for the terminal with control and bidirectional-override characters as `\u{..}`
@@ -301,6 +315,7 @@ mod tests {
             reason: "r".into(),
             suggested_rule: "write_file".into(),
             diff: None,
+            secrets: Vec::new(),
         }
     }
 
@@ -344,6 +359,19 @@ mod tests {
         assert!(
             !later.is_allowed(),
             "fails closed once the approver is gone"
+        );
+    }
+
+    #[test]
+    fn the_terminal_prompt_names_the_secrets_a_call_receives() {
+        let plain = tty_prompt(&request("1"), Duration::from_secs(9));
+        assert!(!plain.contains("secrets"), "{plain}");
+        let mut with = request("2");
+        with.secrets = vec!["GITHUB_TOKEN".into(), "NPM\u{1b}[2J".into()];
+        let prompt = tty_prompt(&with, Duration::from_secs(9));
+        assert!(
+            prompt.contains("secrets it receives: GITHUB_TOKEN, NPM\\u{1b}[2J"),
+            "{prompt}"
         );
     }
 }

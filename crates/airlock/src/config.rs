@@ -26,7 +26,18 @@ pub struct Settings {
     pub runtime: Runtime,
     pub approval: Approval,
     pub audit: AuditSettings,
+    pub secrets: SecretsSettings,
     pub workspaces: Vec<Workspace>,
+}
+
+/// How secrets are handed to sandboxes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsSettings {
+    /// Tripwires: every sandbox also gets made-up credentials no legitimate call needs; one
+    /// seen in a call's arguments or results removes the session's sandbox, denies the call
+    /// and raises an alert (audit log and app).
+    pub decoys: bool,
 }
 
 /// The Docker Runtime: whether sandboxes may run at all, and how they are shaped.
@@ -214,6 +225,7 @@ impl Default for Settings {
             runtime: Runtime::default(),
             approval: Approval::default(),
             audit: AuditSettings::default(),
+            secrets: SecretsSettings::default(),
             workspaces: Vec::new(),
         }
     }

@@ -52,6 +52,16 @@ pub fn serve_stdin(engine: Arc<Engine>, outbox: Outbox, shutdown: CancellationTo
             });
         })));
     }
+    {
+        let outbox = outbox.clone();
+        crate::secrets::on_alert(Box::new(move |trip, session| {
+            let _ = outbox.send(EngineMessage::Alert {
+                session: session.to_string(),
+                decoy: trip.decoy.clone(),
+                message: trip.to_string(),
+            });
+        }));
+    }
     spawn_status_loop(engine.clone(), outbox.clone(), shutdown.clone());
     {
         // Every change of the settings in force reaches the app: its own edits, "Always

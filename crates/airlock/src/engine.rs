@@ -5,7 +5,8 @@ use crate::approval::{Approvals, Resolution};
 use crate::config::Settings;
 use crate::paths::Paths;
 use crate::quarantine::QuarantineStore;
-use crate::sandbox::SandboxManager;
+use crate::sandbox::{SandboxKey, SandboxManager};
+use crate::secrets::{SeenIn, Tripwire};
 use crate::tools::{self, ToolContext, ToolError, ToolOutput};
 use crate::workspace;
 use airlock_audit::{AuditLog, Completion, DecidedBy, Decision as AuditDecision, Intent, Outcome};
@@ -187,13 +188,22 @@ impl Engine {
         self.sandboxes.bind_client(&caller.session, &caller.client);
         let settings = self.settings();
         let mut record = CallAudit::new(self, caller, tool, self.redact_json(&args));
+        // Tripwire: a decoy secret in the arguments (a command or an installer request carrying
+        // one) is never run.
+        if let Some(decoy) = crate::secrets::decoy_in(&args.to_string()) {
+            let trip = Tripwire {
+                decoy,
+                seen_in: SeenIn::Arguments,
+            };
+            return self.trip(caller, &mut record, trip, false).await;
+        }
         let steps = async {
             let admitted = self.admit(caller, tool, &args, &settings)?;
             record.intent.workspace = workspace_of(&admitted.call, &settings);
             let decided = self
                 .decide(caller, admitted, &args, &settings, &hooks, &mut record)
                 .await?;
-            self.record_intent(caller, &mut record, decided.by).await?;
+            self.record_intent(&decided, &mut record).await?;
             Ok::<_, Refusal>(decided)
         };
         let decided = match steps.await {
@@ -202,6 +212,13 @@ impl Engine {
         };
         let cancel = hooks.cancel.clone();
         let result = self.run(caller, decided, hooks).await;
+        if let Some(decoy) = decoy_in_result(&result) {
+            let trip = Tripwire {
+                decoy,
+                seen_in: SeenIn::Result,
+            };
+            return self.trip(caller, &mut record, trip, true).await;
+        }
         self.finish(caller, tool, &args, record, result, cancel.is_cancelled())
             .await
     }
@@ -231,7 +248,15 @@ impl Engine {
             }
             _ => call,
         };
-        Ok(Admitted { typed, call })
+        // The sandbox it runs in: the session's, for the secrets of the workspace it works in.
+        let sandbox = self.sandbox_key(caller, &typed, &call, settings);
+        let secrets = crate::secrets::handed_to(&call, args, &sandbox.scope);
+        Ok(Admitted {
+            typed,
+            call,
+            sandbox,
+            secrets,
+        })
     }
 
     /// Decide: the rules on the call as written; a call refused as written (denied, or asked
@@ -247,15 +272,20 @@ impl Engine {
         hooks: &CallHooks,
         record: &mut CallAudit<'_>,
     ) -> Result<Decided, Refusal> {
-        let Admitted { mut typed, call } = admitted;
-        let mut verdict = self.verdict(&call, caller, args);
+        let Admitted {
+            mut typed,
+            call,
+            sandbox,
+            secrets,
+        } = admitted;
+        let mut verdict = self.verdict(&call, caller, args, &secrets);
         let refused_as_written = verdict.decision == Decision::Deny
             || (verdict.decision == Decision::Ask && !self.approvals.has_human());
         let call = if refused_as_written {
             call
         } else {
             let (call, resolved) = self
-                .resolve_paths(caller, call, &mut typed, settings)
+                .resolve_paths(&sandbox, call, &mut typed, settings)
                 .await
                 .map_err(Refusal::invalid)?;
             if resolved.as_object().is_some_and(|m| !m.is_empty()) {
@@ -264,7 +294,7 @@ impl Engine {
                 }
             }
             record.intent.workspace = workspace_of(&call, settings);
-            verdict = self.verdict(&call, caller, args);
+            verdict = self.verdict(&call, caller, args, &secrets);
             call
         };
         let by = match verdict.decision {
@@ -287,12 +317,14 @@ impl Engine {
                 let resolution = self
                     .ask_human(
                         caller,
+                        &sandbox,
                         &call,
                         &typed,
                         &verdict,
                         &self.redact_json(args),
                         settings,
                         &record.intent.workspace,
+                        &secrets,
                         hooks,
                     )
                     .await;
@@ -305,19 +337,23 @@ impl Engine {
                 DecidedBy::User
             }
         };
-        Ok(Decided { typed, call, by })
+        Ok(Decided {
+            typed,
+            call,
+            sandbox,
+            by,
+        })
     }
 
     /// Record: the audit intent, durably, before anything runs (no record, no run).
     async fn record_intent(
         &self,
-        caller: &Caller,
+        decided: &Decided,
         record: &mut CallAudit<'_>,
-        by: DecidedBy,
     ) -> Result<(), Refusal> {
         record.intent.decision = AuditDecision::Allowed;
-        record.intent.decided_by = by;
-        record.intent.container = self.sandboxes.container_name(&caller.session);
+        record.intent.decided_by = decided.by;
+        record.intent.container = self.sandboxes.container_name(decided.sandbox.clone());
         self.write_audit(AuditWrite::Intent(record.intent.clone()))
             .await
             .map_err(|e| {
@@ -339,6 +375,7 @@ impl Engine {
         let ctx = ToolContext {
             sandboxes: self.sandboxes.clone(),
             session: caller.session.clone(),
+            sandbox: decided.sandbox.clone(),
             cancel: hooks.cancel,
             progress: hooks.progress,
             denied: self.denied_paths(decided.call.tool()),
@@ -481,15 +518,38 @@ impl Engine {
         processes.get(&(session.to_string(), handle)).cloned()
     }
 
-    /// The one decision for a call: rules, session grants, remembered answers, and the
-    /// environment a command sets.
-    fn verdict(&self, call: &Call, caller: &Caller, args: &Value) -> Verdict {
+    /// The one decision for a call: rules, session grants, remembered answers, the
+    /// environment a command sets and the secrets it receives.
+    fn verdict(&self, call: &Call, caller: &Caller, args: &Value, secrets: &[String]) -> Verdict {
         self.policies().decide(
             call,
             &self.approvals.grants_snapshot(),
             &caller.session,
-            extras_of(args),
+            extras_of(args, secrets),
         )
+    }
+
+    /// The sandbox a call runs in: its session's, for the secret scope of the workspace it
+    /// works in ([`crate::sandbox::scope`]). A background process's handle belongs to the
+    /// sandbox that started it.
+    fn sandbox_key(
+        &self,
+        caller: &Caller,
+        typed: &tools::ToolCall,
+        call: &Call,
+        settings: &Settings,
+    ) -> SandboxKey {
+        let handle = match typed {
+            tools::ToolCall::ReadProcessOutput(a) => Some(a.handle),
+            tools::ToolCall::WriteProcessInput(a) => Some(a.handle),
+            tools::ToolCall::KillProcess(a) => Some(a.handle),
+            _ => None,
+        };
+        handle
+            .and_then(|h| self.sandboxes.owner_of(&caller.session, h))
+            .unwrap_or_else(|| {
+                SandboxKey::new(&caller.session, crate::secrets::scope_of(call, settings))
+            })
     }
 
     /// Has the agent resolve every path of the call beneath its workspace and puts the
@@ -497,7 +557,7 @@ impl Engine {
     /// their spelling (`{ "as written": "as resolved" }`), for the audit log.
     async fn resolve_paths(
         &self,
-        caller: &Caller,
+        sandbox: &SandboxKey,
         call: Call,
         typed: &mut tools::ToolCall,
         settings: &Settings,
@@ -511,10 +571,7 @@ impl Engine {
             .map(|p| workspace::canonical_path(&settings.workspaces, p))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ToolError::Refused(e.to_string()))?;
-        let resolved = self
-            .sandboxes
-            .resolve(&caller.session, lexical.clone())
-            .await?;
+        let resolved = self.sandboxes.resolve(sandbox, lexical.clone()).await?;
         let mut changed = serde_json::Map::new();
         let mut by_spelling = std::collections::HashMap::new();
         for ((path, lexical), resolved) in paths.iter_mut().zip(lexical).zip(resolved) {
@@ -555,18 +612,20 @@ impl Engine {
     async fn ask_human(
         &self,
         caller: &Caller,
+        sandbox: &SandboxKey,
         call: &Call,
         typed: &tools::ToolCall,
         verdict: &Verdict,
         redacted_args: &Value,
         settings: &Settings,
         workspace: &Option<String>,
+        secrets: &[String],
         hooks: &CallHooks,
     ) -> Resolution {
         let id = uuid::Uuid::new_v4().simple().to_string();
         // The preview may start the sandbox: the user's time to decide starts after it.
         let diff = tokio::select! {
-            d = self.diff_preview(caller, call, typed) => d,
+            d = self.diff_preview(sandbox, call, typed) => d,
             _ = hooks.cancel.cancelled() => None,
         };
         let timeout = Duration::from_secs(settings.approval.timeout_secs);
@@ -593,6 +652,7 @@ impl Engine {
             }),
             suggested_rule: self.redact(&airlock_policy::suggest_allow_rule(call)),
             diff,
+            secrets: secrets.to_vec(),
         };
         let approvals = self.approvals.clone();
         let asked = approvals.ask(request, timeout);
@@ -621,21 +681,20 @@ impl Engine {
     /// For writes and edits: the change as a unified diff, computed in the sandbox without writing.
     async fn diff_preview(
         &self,
-        caller: &Caller,
+        sandbox: &SandboxKey,
         call: &Call,
         typed: &tools::ToolCall,
     ) -> Option<DiffPreview> {
         let airlock_policy::Target::Path(path) = call.target() else {
             return None;
         };
-        let ctx_session = &caller.session;
         match typed {
             tools::ToolCall::EditFile(a) => {
                 let edits = tools::files::agent_edits(&a.edits);
                 match self
                     .sandboxes
                     .call(
-                        ctx_session,
+                        sandbox,
                         airlock_agent::Op::Edit {
                             path: path.clone(),
                             edits,
@@ -657,7 +716,7 @@ impl Engine {
                 let old = match self
                     .sandboxes
                     .call(
-                        ctx_session,
+                        sandbox,
                         airlock_agent::Op::Read {
                             path: path.clone(),
                             offset: None,
@@ -805,6 +864,30 @@ impl Engine {
         }
     }
 
+    /// A decoy showed up in a call: the session's sandboxes are removed, the call is denied
+    /// (recorded with the alert) and the user is alerted. `ran`: its intent is written already.
+    async fn trip(
+        &self,
+        caller: &Caller,
+        record: &mut CallAudit<'_>,
+        trip: Tripwire,
+        ran: bool,
+    ) -> ToolOutput {
+        self.sandboxes.release(&caller.session).await;
+        crate::secrets::raise_alert(&trip, &caller.session);
+        let message = trip.to_string();
+        if !ran {
+            return record.refuse(Refusal::denied(message)).await;
+        }
+        let mut done = Completion::new(&record.call_id, Outcome::Denied);
+        done.duration_ms = record.started.elapsed().as_millis() as u64;
+        done.error = Some(message.clone());
+        if let Err(e) = self.write_audit(AuditWrite::Completion(done)).await {
+            tracing::error!("audit completion failed: {e}");
+        }
+        error_output(message)
+    }
+
     /// Waits (at most `limit`) until no tool call is under way, so their answers reach clients.
     pub async fn drain(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
@@ -822,16 +905,22 @@ impl Engine {
     }
 }
 
-/// A call through the first steps: its one typed form and its canonical form for the rules.
+/// A call through the first steps: its one typed form, its canonical form for the rules, the
+/// sandbox it runs in (its session's, for its workspace's secret scope) and the secrets its
+/// programs would receive.
 struct Admitted {
     typed: tools::ToolCall,
     call: Call,
+    sandbox: SandboxKey,
+    secrets: Vec<String>,
 }
 
-/// A call allowed to run: what runs (`typed`, paths as resolved), what was decided on, by whom.
+/// A call allowed to run: what runs (`typed`, paths as resolved), what was decided on, where,
+/// and by whom.
 struct Decided {
     typed: tools::ToolCall,
     call: Call,
+    sandbox: SandboxKey,
     by: DecidedBy,
 }
 
@@ -972,13 +1061,15 @@ fn rulebook_of(settings: &Settings) -> Result<Rulebook, airlock_policy::PolicyEr
     Rulebook::new(&a.allow, &a.ask, &a.deny, &a.always)
 }
 
-/// What the call's arguments bring besides what rules see (the environment a command sets).
-pub fn extras_of(args: &Value) -> Extras {
+/// What a call brings besides what rules see: the environment a command sets (from its
+/// arguments) and the secrets its programs receive ([`crate::secrets::handed_to`]).
+pub fn extras_of(args: &Value, secrets: &[String]) -> Extras {
     Extras {
         env: args
             .get("env")
             .and_then(Value::as_object)
             .is_some_and(|env| !env.is_empty()),
+        secrets: secrets.to_vec(),
     }
 }
 
@@ -986,20 +1077,37 @@ fn by_of(reason: &Reason) -> DecidedBy {
     match reason {
         Reason::Rule { .. } => DecidedBy::Rule,
         Reason::SessionGrant { .. } | Reason::Remembered { .. } => DecidedBy::User,
-        Reason::Default { .. } | Reason::ExtraInputs { .. } | Reason::Uncovered { .. } => {
-            DecidedBy::Default
-        }
+        Reason::Default { .. }
+        | Reason::ExtraInputs { .. }
+        | Reason::Secrets { .. }
+        | Reason::Uncovered { .. } => DecidedBy::Default,
     }
 }
 
-/// The workspace a call touches (its first path), by name.
-fn workspace_of(call: &Call, settings: &Settings) -> Option<String> {
+/// The workspace a call works in, by name: its first path, or its command's working
+/// directory; else the first workspace.
+pub fn workspace_of(call: &Call, settings: &Settings) -> Option<String> {
     let path = match call.target() {
-        airlock_policy::Target::Path(p) => p,
-        airlock_policy::Target::PathPair { source, .. } => source,
+        airlock_policy::Target::Path(p) => p.as_str(),
+        airlock_policy::Target::PathPair { source, .. } => source.as_str(),
+        airlock_policy::Target::Command(line) if line.cwd().is_some() => line.cwd()?,
         _ => return settings.enabled_workspaces().next().map(|w| w.name.clone()),
     };
     workspace::locate(&settings.workspaces, path).map(|(ws, _)| ws.name.clone())
+}
+
+/// The decoy a tool's result (or error) carries, if any.
+fn decoy_in_result(result: &Result<ToolOutput, ToolError>) -> Option<String> {
+    use crate::secrets::decoy_in;
+    match result {
+        Err(ToolError::Decoy { decoy }) => Some(decoy.clone()),
+        Err(e) => decoy_in(&e.to_string()),
+        Ok(out) => decoy_in(&out.text).or_else(|| {
+            out.structured
+                .as_ref()
+                .and_then(|s| decoy_in(&s.to_string()))
+        }),
+    }
 }
 
 fn error_output(text: String) -> ToolOutput {

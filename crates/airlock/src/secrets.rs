@@ -1,8 +1,9 @@
 //! The engine's use of the keychain (the `airlock-secrets` crate): one store per process, the
 //! HTTP tokens, the audit key, secrets injected into sandboxes, and the redactor built from them.
 
-use crate::config::{Settings, Workspace};
-use crate::sandbox::EnvProvider;
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::sandbox::{EnvProvider, SecretScope};
 use airlock_secrets::{Backend, Redactor, SecretStore, TokenRegistry};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -121,20 +122,30 @@ pub fn refresh() {
     learn(&pairs);
 }
 
-/// The environment of a workspace's sandbox: the secrets granted to it in settings. Every value
-/// injected is learned by the redactor first, so nothing injected can come back unredacted.
+/// The environment of a sandbox: the values of the secrets in its scope (see
+/// [`crate::sandbox::scope`]: a sandbox holds one workspace's secrets, never another's). Every
+/// value injected is learned by the redactor first, so nothing injected can come back unredacted.
 pub fn env_provider() -> EnvProvider {
-    Arc::new(|ws: &Workspace| {
-        let Ok(store) = store() else {
-            return Vec::new();
+    Arc::new(|scope: &SecretScope, settings: &Settings| {
+        let mut env = if settings.secrets.decoys {
+            decoys_beside(scope)
+        } else {
+            Vec::new()
         };
-        let pairs: Vec<(String, String)> = ws
-            .secrets
-            .iter()
+        if scope.is_empty() {
+            return env;
+        }
+        let Ok(store) = store() else {
+            return env;
+        };
+        let pairs: Vec<(String, String)> = scope
+            .names()
             .filter_map(|name| match store.secret(name) {
-                Ok(Some(value)) => Some((name.clone(), value)),
+                Ok(Some(value)) => Some((name.to_string(), value)),
                 Ok(None) => {
-                    tracing::warn!(workspace = %ws.name, "secret {name} is granted but not set (`airlock secrets set {name}`)");
+                    tracing::warn!(
+                        "secret {name} is granted but not set (`airlock secrets set {name}`)"
+                    );
                     None
                 }
                 Err(e) => {
@@ -144,8 +155,137 @@ pub fn env_provider() -> EnvProvider {
             })
             .collect();
         learn(&pairs);
-        pairs
+        env.extend(pairs);
+        env
     })
+}
+
+/// The names decoys are injected under: credentials common tools look for, none of which a
+/// call of the user's needs unless it is granted as a real secret (then it is skipped).
+const DECOY_NAMES: [&str; 3] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "OPENAI_API_KEY",
+];
+
+/// This engine's decoys, made once per process and learned by the redactor as decoys.
+fn decoys() -> &'static [(String, String)] {
+    static DECOYS: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    DECOYS.get_or_init(|| {
+        let made: Vec<(String, String)> = DECOY_NAMES
+            .iter()
+            .filter_map(|name| {
+                let kind = airlock_secrets::DecoyKind::for_name(name);
+                match airlock_secrets::generate_decoy(kind) {
+                    Ok(value) => Some((name.to_string(), value)),
+                    Err(e) => {
+                        tracing::warn!("no decoy for {name}: {e}");
+                        None
+                    }
+                }
+            })
+            .collect();
+        for (name, value) in &made {
+            airlock_secrets::global().learn_decoy(name, value);
+        }
+        made
+    })
+}
+
+/// The decoys a sandbox of `scope` gets: every one whose name no secret of the scope has.
+fn decoys_beside(scope: &SecretScope) -> Vec<(String, String)> {
+    decoys()
+        .iter()
+        .filter(|(name, _)| !scope.names().any(|n| n == name))
+        .cloned()
+        .collect()
+}
+
+/// The name of a decoy in `text` (in any encoded form the redactor knows), if one is there.
+pub fn decoy_in(text: &str) -> Option<String> {
+    current_redactor().find_decoy(text).map(str::to_string)
+}
+
+/// A decoy seen where it should not be: the call is denied, the session's sandboxes removed,
+/// and the user alerted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tripwire {
+    /// The decoy's name (the environment variable it was handed out as).
+    pub decoy: String,
+    /// Where it showed: in the call's arguments, or in what the call returned.
+    pub seen_in: SeenIn,
+}
+
+/// Where a tripwire's decoy showed up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeenIn {
+    Arguments,
+    Result,
+}
+
+impl std::fmt::Display for Tripwire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let place = match self.seen_in {
+            SeenIn::Arguments => "arguments carry",
+            SeenIn::Result => "result carries",
+        };
+        write!(
+            f,
+            "Tripwire: this call's {place} the decoy secret {}, a made-up credential Airlock plants to catch attempts to take secrets; no legitimate call uses it. The call was denied, the session's sandbox was removed, and the user was alerted.",
+            self.decoy
+        )
+    }
+}
+
+/// Where tripwire alerts go besides the audit log and the engine's log (the app, when one is
+/// connected).
+pub type AlertSink = Box<dyn Fn(&Tripwire, &str) + Send + Sync>;
+
+static ALERTS: std::sync::RwLock<Option<AlertSink>> = std::sync::RwLock::new(None);
+
+/// Sends every tripwire alert (with the session it happened in) to `sink`.
+pub fn on_alert(sink: AlertSink) {
+    *ALERTS.write().unwrap_or_else(|p| p.into_inner()) = Some(sink);
+}
+
+/// Raises `trip` (in `session`) to the engine's log and to the alert sink.
+pub fn raise_alert(trip: &Tripwire, session: &str) {
+    tracing::error!(session, decoy = %trip.decoy, "tripwire: {trip}");
+    if let Some(sink) = ALERTS.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        sink(trip, session);
+    }
+}
+
+/// The secret scope of the workspace a call works in (its path, its command's working
+/// directory, else the first workspace): what its sandbox holds.
+pub fn scope_of(call: &airlock_policy::Call, settings: &Settings) -> SecretScope {
+    SecretScope::of_named(
+        settings,
+        crate::engine::workspace_of(call, settings).as_deref(),
+    )
+}
+
+/// The secrets a call hands to programs: its sandbox's, when it runs a program there (a
+/// command, a background process or input to one, apt as root). The decider asks about such
+/// a call even where a pattern would allow it, and the prompt names them.
+pub fn handed_to(
+    call: &airlock_policy::Call,
+    args: &serde_json::Value,
+    scope: &SecretScope,
+) -> Vec<String> {
+    use airlock_policy::ToolKind;
+    let runs_program = match call.tool() {
+        ToolKind::RunCommand | ToolKind::StartProcess | ToolKind::WriteProcessInput => true,
+        ToolKind::InstallPackages => {
+            args.get("manager").and_then(serde_json::Value::as_str) == Some("apt")
+        }
+        _ => false,
+    };
+    if runs_program {
+        scope.names().map(str::to_string).collect()
+    } else {
+        Vec::new()
+    }
 }
 
 /// Names granted in settings that have no value in the keychain.

@@ -489,7 +489,8 @@ async fn command_rules_hold_for_respellings_stdin_and_process_input() {
 }
 
 /// One decider: `airlock policy check` and a live engine decide every call of a table alike
-/// (rules, remembered answers, a command's environment), under two rule sets.
+/// (rules, remembered answers, a command's environment, the secrets of the workspace a
+/// command works in), under two rule sets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_cli_and_a_live_engine_agree_on_every_call() {
     let rule_sets = [
@@ -581,6 +582,11 @@ async fn the_cli_and_a_live_engine_agree_on_every_call() {
             json!({"command": c, "env": {"A": "1"}}),
         ));
         calls.push(("start_process".into(), json!({"command": c})));
+        // `data` is granted a secret: a command working there receives it.
+        calls.push((
+            "run_command".into(),
+            json!({"command": c, "cwd": "/workspaces/data"}),
+        ));
     }
     for (manager, pkg) in [("npm", "left-pad"), ("pip", "requests"), ("cargo", "serde")] {
         calls.push((
@@ -591,6 +597,7 @@ async fn the_cli_and_a_live_engine_agree_on_every_call() {
     assert!(calls.len() >= 200, "{} calls", calls.len());
     for rules in rule_sets {
         let env = TestEnv::with_approval("max_sandboxes = 4", rules);
+        env.write_settings_with_secrets("max_sandboxes = 4", &[("data", &["TABLE_SECRET"])]);
         let server = Server::start(&env, &["--approver", "policy"]);
         let client = server.client().await;
         for (tool, args) in &calls {
@@ -628,6 +635,45 @@ async fn the_cli_and_a_live_engine_agree_on_every_call() {
             );
         }
     }
+}
+
+/// A call whose programs receive a secret is never allowed by a pattern rule: in a workspace
+/// granted a secret, `allow run_command(make *)` asks, and the request names the secret; in a
+/// workspace without secrets the same rule allows the same command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_command_that_receives_a_secret_asks_and_the_prompt_names_it() {
+    let secret = TestSecret::set("AIRLOCK_ASK_SECRET", "Ya5-asked-secret-7764-Pc");
+    let env = TestEnv::with_approval("", "allow = [\"run_command(make *)\"]");
+    env.write_settings_with_secrets("", &[("project", &[&secret.name])]);
+    let mut app = Controlled::start(&env);
+    let client = app.server.client().await;
+
+    // No secret in `data`: the rule allows it and it runs without asking.
+    let r = call(
+        &client,
+        "run_command",
+        json!({"command": "make --version", "cwd": "/workspaces/data"}),
+    )
+    .await;
+    assert!(text(&r).starts_with("Exit code"), "{}", text(&r));
+
+    // In `project` it receives the secret: asked, and the request names it.
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { call(&client, "run_command", json!({"command": "make --version"})).await }
+    });
+    let req = app.next_request();
+    assert_eq!(req.tool, "run_command");
+    assert_eq!(req.workspace.as_deref(), Some("project"));
+    assert_eq!(req.secrets, vec![secret.name.clone()]);
+    assert!(
+        req.reason.contains(&secret.name) && req.reason.contains("run_command(make *)"),
+        "{}",
+        req.reason
+    );
+    app.decide(&req.id, ApprovalChoice::AllowOnce, None);
+    let r = pending.await.unwrap();
+    assert!(text(&r).starts_with("Exit code"), "{}", text(&r));
 }
 
 /// A client that counts the progress notifications it receives.

@@ -219,31 +219,11 @@ async fn a_killed_engine_leaves_an_interrupted_record_and_no_containers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn secrets_are_injected_and_redacted_from_results_and_the_log() {
-    let name = format!("AIRLOCK_TEST_SECRET_{}", std::process::id());
-    let value = "s3cr3t-value-0123456789";
+    let secret = TestSecret::set("AIRLOCK_TEST_SECRET", "s3cr3t-value-0123456789");
+    let (name, value) = (secret.name.as_str(), secret.value.as_str());
     let env = TestEnv::new("");
     // Grant the secret to the project workspace.
-    let settings = env.settings_text("").replace(
-        "name = \"project\"",
-        &format!("name = \"project\"\nsecrets = [\"{name}\"]"),
-    );
-    std::fs::write(&env.config, settings).unwrap();
-    let mut set = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["secrets", "set", &name])
-        .env("AIRLOCK_KEYRING", "keyutils")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(set.stdin.take().unwrap(), "{value}").unwrap();
-    let out = set.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert!(
-        !String::from_utf8_lossy(&out.stdout).contains(value)
-            && !String::from_utf8_lossy(&out.stderr).contains(value)
-    );
+    env.write_settings_with_secrets("", &[("project", &[name])]);
 
     let mut server = Server::start(&env, &[]);
     let client = server.client().await;
@@ -288,10 +268,6 @@ async fn secrets_are_injected_and_redacted_from_results_and_the_log() {
         export.contains("[redacted:github-token]") || export.contains("[redacted:"),
         "{export}"
     );
-    let _ = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["secrets", "remove", &name])
-        .env("AIRLOCK_KEYRING", "keyutils")
-        .output();
 }
 
 /// A secret read in pieces: two windows of one file, chunks of one background process's output,
@@ -300,21 +276,10 @@ async fn secrets_are_injected_and_redacted_from_results_and_the_log() {
 /// the documented limit: transformed values cannot all be caught.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_secret_read_in_pieces_or_encoded_stays_redacted() {
-    let name = format!("AIRLOCK_PIECES_{}", std::process::id());
-    let value = "Zq8-pieces-secret-4711-Xy";
+    let secret = TestSecret::set("AIRLOCK_PIECES", "Zq8-pieces-secret-4711-Xy");
+    let (name, value) = (secret.name.as_str(), secret.value.as_str());
     let env = TestEnv::new("");
-    let settings = env.settings_text("").replace(
-        "name = \"project\"",
-        &format!("name = \"project\"\nsecrets = [\"{name}\"]"),
-    );
-    std::fs::write(&env.config, settings).unwrap();
-    let mut set = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["secrets", "set", &name])
-        .env("AIRLOCK_KEYRING", "keyutils")
-        .stdin(Stdio::piped())
-        .output_with_stdin(value);
-    assert!(set.status.success(), "{set:?}");
-    set.stdout.clear();
+    env.write_settings_with_secrets("", &[("project", &[name])]);
     let server = Server::start(&env, &[]);
     let client = server.client().await;
     // The secret in a file, split by two windows.
@@ -421,25 +386,4 @@ async fn a_secret_read_in_pieces_or_encoded_stays_redacted() {
     drop(client);
     let log = server.stderr.lock().unwrap().join("\n");
     assert!(!log.contains(value), "the engine log holds the secret");
-    let _ = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["secrets", "remove", &name])
-        .env("AIRLOCK_KEYRING", "keyutils")
-        .output();
-}
-
-trait OutputWithStdin {
-    fn output_with_stdin(&mut self, input: &str) -> std::process::Output;
-}
-
-impl OutputWithStdin for Command {
-    fn output_with_stdin(&mut self, input: &str) -> std::process::Output {
-        use std::io::Write;
-        let mut child = self
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{input}").unwrap();
-        child.wait_with_output().unwrap()
-    }
 }

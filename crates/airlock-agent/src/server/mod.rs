@@ -90,7 +90,7 @@ pub fn serve(config_json: &str) -> i32 {
     // through /proc/<pid>/fd (children start dumpable again when they execute).
     mounts::make_undumpable();
     // Before any thread starts: the agent becomes the reaper of its commands' orphans.
-    let procs = process::Procs::start();
+    let procs = process::Procs::start(config.first_handle);
     let roots = match resolve::Roots::new(&config) {
         Ok(r) => r,
         Err(e) => {

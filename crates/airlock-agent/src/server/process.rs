@@ -42,11 +42,12 @@ pub struct Procs {
 
 impl Procs {
     /// Makes the agent the reaper of its commands' orphans; call before any other thread starts.
-    pub fn start() -> Procs {
+    /// Background-process handles start after `first_handle`.
+    pub fn start(first_handle: u32) -> Procs {
         Procs {
             runs: Mutex::default(),
             bg: Mutex::default(),
-            next_handle: AtomicU32::new(0),
+            next_handle: AtomicU32::new(first_handle),
             jobs: Jobs::start(),
         }
     }

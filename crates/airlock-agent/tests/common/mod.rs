@@ -256,7 +256,11 @@ impl Drop for Agent {
 }
 
 pub fn config_json(roots: Vec<RootSpec>) -> String {
-    serde_json::to_string(&AgentConfig { roots }).unwrap()
+    serde_json::to_string(&AgentConfig {
+        roots,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 pub fn read(path: &str) -> Op {

@@ -44,7 +44,9 @@ pub async fn run(config: Option<PathBuf>, args: PolicyArgs) -> anyhow::Result<Ex
         airlock_policy::Call::from_arguments(&tool, &args, &default_root)?.try_map_paths(|p| {
             workspace::canonical_path(&settings.workspaces, p).map_err(|e| anyhow::anyhow!("{e}"))
         })?;
-    let check = rulebook.check(&call, airlock::engine::extras_of(&args));
+    let scope = airlock::secrets::scope_of(&call, &settings);
+    let secrets = airlock::secrets::handed_to(&call, &args, &scope);
+    let check = rulebook.check(&call, airlock::engine::extras_of(&args, &secrets));
     println!("{check}");
     let matching = rulebook.rules().matching_rules(&call);
     for note in airlock::advice::notes_for_rules(matching, &settings) {

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod docker;
 pub mod image;
+pub mod scope;
 pub mod spec;
 
 use crate::config::{Settings, Workspace};
@@ -12,6 +13,7 @@ use agent::AgentClient;
 use airlock_agent::{AgentConfig, AgentError, Op, Reply, RootSpec};
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use bollard::Docker;
+pub use scope::{SandboxKey, SecretScope};
 use spec::{Role, SandboxSpec};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -98,11 +100,17 @@ impl SandboxError {
     }
 }
 
-/// One session's running container and its agent.
+/// Background-process handles each sandbox of a session may give out: sandbox `n` of the
+/// session hands out `n * HANDLE_BLOCK + 1 ..`, so a handle names one sandbox's process.
+pub const HANDLE_BLOCK: u32 = 100_000;
+
+/// One session's running container (for one secret scope) and its agent.
 pub struct Sandbox {
     pub container_id: String,
     pub container_name: String,
-    pub session: String,
+    pub key: SandboxKey,
+    /// Its background processes' handles are `first_handle + 1 ..`.
+    first_handle: u32,
     agent: AgentClient,
     last_used: Mutex<Instant>,
     /// Calls under way: a busy sandbox is never idle.
@@ -174,6 +182,7 @@ struct Launched {
     name: String,
     agent: AgentClient,
     mounts: MountFingerprint,
+    first_handle: u32,
 }
 
 /// Keeps a sandbox marked busy while a call runs in it.
@@ -187,8 +196,9 @@ impl Drop for Busy {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Sandbox>>>>;
 
-/// Supplies the environment variables (secrets) granted to a workspace.
-pub type EnvProvider = Arc<dyn Fn(&Workspace) -> Vec<(String, String)> + Send + Sync>;
+/// Supplies the environment variables of a sandbox: the values of the secrets in its scope
+/// (and decoys, when the settings ask for them).
+pub type EnvProvider = Arc<dyn Fn(&SecretScope, &Settings) -> Vec<(String, String)> + Send + Sync>;
 
 /// The seam in front of the sandboxes: where agent operations go instead of a container's agent.
 /// The product never sets one; the engine's pipeline tests put a fake agent here, so every step
@@ -211,9 +221,11 @@ pub struct SandboxManager {
     /// Airlock's own files (settings file, data dir) that no workspace may contain.
     private: Vec<(&'static str, PathBuf)>,
     docker: tokio::sync::Mutex<Option<Docker>>,
-    slots: Mutex<HashMap<String, Slot>>,
+    slots: Mutex<HashMap<SandboxKey, Slot>>,
     /// The client (bearer token) each session belongs to, for `max_sandboxes_per_client`.
     clients: Mutex<HashMap<String, String>>,
+    /// The next handle block of each session (see [`HANDLE_BLOCK`]).
+    handle_blocks: Mutex<HashMap<String, u32>>,
     /// Held for writing while new settings are applied (and sandboxes built from the old ones
     /// removed), for reading while a call finds its sandbox: a call sees the old settings and
     /// their sandbox, or the new settings with those sandboxes gone — never a mix.
@@ -240,8 +252,9 @@ impl SandboxManager {
             docker: tokio::sync::Mutex::new(None),
             slots: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
+            handle_blocks: Mutex::new(HashMap::new()),
             reconfiguring: tokio::sync::RwLock::new(()),
-            env: Arc::new(|_| Vec::new()),
+            env: Arc::new(|_, _| Vec::new()),
             progress: Arc::new(|line| tracing::info!("{line}")),
             port: None,
             installer_taken: Mutex::new(HashMap::new()),
@@ -295,7 +308,9 @@ impl SandboxManager {
         if let Ok(mut s) = self.settings.write() {
             *s = new.clone();
         }
-        let shape_changed = old.runtime != new.runtime || old.workspaces != new.workspaces;
+        let shape_changed = old.runtime != new.runtime
+            || old.workspaces != new.workspaces
+            || old.secrets != new.secrets;
         if shape_changed {
             self.stop_all().await;
         }
@@ -341,16 +356,18 @@ impl SandboxManager {
         }
     }
 
-    fn slot(&self, session: &str) -> Slot {
+    fn slot(&self, key: &SandboxKey) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.entry(session.to_string()).or_default().clone()
+        slots.entry(key.clone()).or_default().clone()
     }
 
-    /// The session's sandbox, created (or re-created after a crash) on demand.
-    pub async fn sandbox(&self, session: &str) -> Result<Arc<Sandbox>, SandboxError> {
+    /// The sandbox of `key` (a session, or a session and secret scope), created (or re-created
+    /// after a crash) on demand.
+    pub async fn sandbox(&self, key: impl Into<SandboxKey>) -> Result<Arc<Sandbox>, SandboxError> {
+        let key = key.into();
         let _settled = self.reconfiguring.read().await;
         let docker = self.docker().await?;
-        let slot = self.slot(session);
+        let slot = self.slot(&key);
         let mut guard = slot.lock().await;
         if let Some(existing) = guard.as_ref() {
             let fresh = existing.mounts == mount_fingerprint(&self.settings());
@@ -368,21 +385,23 @@ impl SandboxManager {
         }
         let client = {
             let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-            clients.get(session).cloned()
+            clients.get(&key.session).cloned()
         };
         let (others, of_client) = {
             let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-            let live: Vec<&String> = slots
+            let live: Vec<&SandboxKey> = slots
                 .iter()
-                .filter(|(name, _)| name.as_str() != session)
+                .filter(|(other, _)| **other != key)
                 // A slot being filled right now counts: its sandbox is on the way.
                 .filter(|(_, s)| s.try_lock().map(|g| g.is_some()).unwrap_or(true))
-                .map(|(name, _)| name)
+                .map(|(other, _)| other)
                 .collect();
             let of_client = live
                 .iter()
-                .filter(|name| client.is_some() && clients.get(name.as_str()) == client.as_ref())
+                .filter(|other| {
+                    client.is_some() && clients.get(other.session.as_str()) == client.as_ref()
+                })
                 .count();
             (live.len(), of_client)
         };
@@ -398,7 +417,7 @@ impl SandboxManager {
                 max: runtime.max_sandboxes_per_client,
             });
         }
-        let created = match self.create(&docker, session).await {
+        let created = match self.create(&docker, &key).await {
             Ok(sb) => Arc::new(sb),
             Err(e) => {
                 if matches!(e, SandboxError::Docker { .. }) {
@@ -417,26 +436,31 @@ impl SandboxManager {
     /// is followed and what runs is what was decided on.
     pub async fn call_with(
         &self,
-        session: &str,
+        key: impl Into<SandboxKey>,
         op: Op,
         exact: bool,
     ) -> Result<Reply, SandboxError> {
+        let key = key.into();
         if let Some(port) = &self.port {
-            return port.call(session, op, exact).await;
+            return port.call(&key.session, op, exact).await;
         }
-        let sandbox = self.sandbox(session).await?;
+        let sandbox = self.sandbox(key).await?;
         let _busy = sandbox.busy();
         sandbox.agent().call(op, exact).await
     }
 
     /// [`Self::call_with`] following symlinks (operations not decided on resolved paths).
-    pub async fn call(&self, session: &str, op: Op) -> Result<Reply, SandboxError> {
-        self.call_with(session, op, false).await
+    pub async fn call(&self, key: impl Into<SandboxKey>, op: Op) -> Result<Reply, SandboxError> {
+        self.call_with(key, op, false).await
     }
 
     /// [`Self::call_with`] on paths resolved and decided on before: no symlink is followed.
-    pub async fn call_exact(&self, session: &str, op: Op) -> Result<Reply, SandboxError> {
-        self.call_with(session, op, true).await
+    pub async fn call_exact(
+        &self,
+        key: impl Into<SandboxKey>,
+        op: Op,
+    ) -> Result<Reply, SandboxError> {
+        self.call_with(key, op, true).await
     }
 
     /// The stand-in agent, when this manager has one instead of sandboxes (pipeline tests).
@@ -448,10 +472,10 @@ impl SandboxManager {
     /// roots (the engine never resolves a sandbox-writable path on the host).
     pub async fn resolve(
         &self,
-        session: &str,
+        key: impl Into<SandboxKey>,
         paths: Vec<String>,
     ) -> Result<Vec<String>, SandboxError> {
-        match self.call(session, Op::Resolve { paths }).await? {
+        match self.call(key, Op::Resolve { paths }).await? {
             Reply::Resolved { paths } => Ok(paths),
             other => Err(SandboxError::internal(format!(
                 "unexpected reply {other:?}"
@@ -478,18 +502,34 @@ impl SandboxManager {
                 return Ok(Some(taken));
             }
         }
-        // The periodic look never waits for a sandbox being made; the end of a call does.
-        let Some(sandbox) = self.existing(session, !if_busy).await else {
-            return Ok(None);
+        // Every sandbox of the session (one per secret scope in use). The periodic look never
+        // waits for a sandbox being made; the end of a call does.
+        let keys: Vec<SandboxKey> = {
+            let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots
+                .keys()
+                .filter(|k| k.session == session)
+                .cloned()
+                .collect()
         };
-        let taken = take_protected(&sandbox.agent, if_busy).await?;
-        Ok(Some((sandbox.container_name.clone(), taken)))
+        let mut found: Option<Taken> = None;
+        for key in keys {
+            let Some(sandbox) = self.existing(&key, !if_busy).await else {
+                continue;
+            };
+            let taken = take_protected(&sandbox.agent, if_busy).await?;
+            found
+                .get_or_insert_with(|| (sandbox.container_name.clone(), Vec::new()))
+                .1
+                .extend(taken);
+        }
+        Ok(found)
     }
 
-    /// The session's sandbox if one is running now (none is started); `wait` for one being
+    /// The sandbox of `key` if one is running now (none is started); `wait` for one being
     /// made or looked up, else none.
-    async fn existing(&self, session: &str, wait: bool) -> Option<Arc<Sandbox>> {
-        let slot = self.slots.lock().ok()?.get(session)?.clone();
+    async fn existing(&self, key: &SandboxKey, wait: bool) -> Option<Arc<Sandbox>> {
+        let slot = self.slots.lock().ok()?.get(key)?.clone();
         let guard = if wait {
             slot.lock().await
         } else {
@@ -501,7 +541,10 @@ impl SandboxManager {
     /// Sessions that have a sandbox now.
     pub fn sessions(&self) -> Vec<String> {
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.keys().cloned().collect()
+        let mut sessions: Vec<String> = slots.keys().map(|k| k.session.clone()).collect();
+        sessions.sort_unstable();
+        sessions.dedup();
+        sessions
     }
 
     /// Workspaces that are enabled and present now.
@@ -537,13 +580,14 @@ impl SandboxManager {
         }
     }
 
-    async fn create(&self, docker: &Docker, session: &str) -> Result<Sandbox, SandboxError> {
-        let launched = self.launch(docker, session, Role::Session).await?;
-        tracing::info!(container = %launched.name, session, "sandbox started");
+    async fn create(&self, docker: &Docker, key: &SandboxKey) -> Result<Sandbox, SandboxError> {
+        let launched = self.launch(docker, key, Role::Session).await?;
+        tracing::info!(container = %launched.name, session = %key.session, scope = %key.scope, "sandbox started");
         Ok(Sandbox {
             container_id: launched.id,
             container_name: launched.name,
-            session: session.to_string(),
+            key: key.clone(),
+            first_handle: launched.first_handle,
             agent: launched.agent,
             last_used: Mutex::new(Instant::now()),
             in_use: Arc::default(),
@@ -552,14 +596,16 @@ impl SandboxManager {
         })
     }
 
-    /// Starts a container of `role` for `session` from the current settings, with the agent
-    /// for the engine's architecture copied in and attached.
+    /// Starts a container of `role` for `key` from the current settings, with the agent
+    /// for the engine's architecture copied in and attached. Only a session's sandbox gets the
+    /// secrets of its scope; an installer gets none.
     async fn launch(
         &self,
         docker: &Docker,
-        session: &str,
+        key: &SandboxKey,
         role: Role,
     ) -> Result<Launched, SandboxError> {
+        let session = key.session.as_str();
         let settings = self.settings();
         let mounts = mount_fingerprint(&settings);
         let workspaces = self.available_workspaces()?;
@@ -577,12 +623,14 @@ impl SandboxManager {
         let agent_binary = agent::install_agent(&self.agent_store, &agent.path, agent.arch)?;
         image::ensure_image(docker, &settings.runtime.image, self.progress.as_ref()).await?;
 
-        let mut env = Vec::new();
-        if role == Role::Session {
-            for ws in &workspaces {
-                env.extend((self.env)(ws).into_iter().map(|(k, v)| format!("{k}={v}")));
-            }
-        }
+        let env = match role {
+            Role::Session => (self.env)(&key.scope, &settings)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+            Role::Installer => Vec::new(),
+        };
+        let first_handle = self.next_handle_block(session);
         let spec = SandboxSpec {
             runtime: &settings.runtime,
             workspaces: &workspaces,
@@ -597,20 +645,49 @@ impl SandboxManager {
             Role::Session => container_name(&self.instance, session),
             Role::Installer => format!("{}-install", container_name(&self.instance, session)),
         };
-        let (id, agent) = start_container(docker, &spec, &name, &agent_config(&workspaces)).await?;
+        let config = agent_config(&workspaces, first_handle);
+        let (id, agent) = start_container(docker, &spec, &name, &config).await?;
         Ok(Launched {
             id,
             name,
             agent,
             mounts,
+            first_handle,
         })
     }
 
-    /// Removes the session's sandbox (the session ended).
+    /// The first handle of the session's next sandbox: a range no other sandbox of the session
+    /// has used.
+    fn next_handle_block(&self, session: &str) -> u32 {
+        let mut blocks = self.handle_blocks.lock().unwrap_or_else(|p| p.into_inner());
+        let n = blocks.entry(session.to_string()).or_insert(0);
+        let first = *n * HANDLE_BLOCK;
+        *n = (*n + 1) % (u32::MAX / HANDLE_BLOCK);
+        first
+    }
+
+    /// Removes every sandbox of the session (the session ended).
     pub async fn release(&self, session: &str) {
+        let keys: Vec<SandboxKey> = {
+            let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots
+                .keys()
+                .filter(|k| k.session == session)
+                .cloned()
+                .collect()
+        };
+        for key in keys {
+            self.release_one(&key).await;
+        }
+        let mut blocks = self.handle_blocks.lock().unwrap_or_else(|p| p.into_inner());
+        blocks.remove(session);
+    }
+
+    /// Removes the sandbox of `key`.
+    pub async fn release_one(&self, key: &SandboxKey) {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots.remove(session)
+            slots.remove(key)
         };
         self.clients
             .lock()
@@ -626,14 +703,32 @@ impl SandboxManager {
 
     /// Removes every sandbox of this instance (also ones this process does not know about).
     pub async fn stop_all(&self) {
-        let sessions: Vec<String> = {
+        let keys: Vec<SandboxKey> = {
             let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots.keys().cloned().collect()
         };
-        for s in sessions {
-            self.release(&s).await;
+        for key in keys {
+            self.release_one(&key).await;
         }
         self.remove_leftovers().await;
+    }
+
+    /// The session's sandboxes running now, one per secret scope in use.
+    pub fn sandboxes_of(&self, session: &str) -> Vec<Arc<Sandbox>> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .iter()
+            .filter(|(k, _)| k.session == session)
+            .filter_map(|(_, s)| s.try_lock().ok().and_then(|g| g.clone()))
+            .collect()
+    }
+
+    /// The key of the session's sandbox that gave out background-process `handle`, if it runs.
+    pub fn owner_of(&self, session: &str, handle: u32) -> Option<SandboxKey> {
+        self.sandboxes_of(session)
+            .into_iter()
+            .find(|sb| handle > sb.first_handle && handle - sb.first_handle <= HANDLE_BLOCK)
+            .map(|sb| sb.key.clone())
     }
 
     /// Removes containers labelled with this instance: leftovers of a crashed run.
@@ -660,9 +755,10 @@ impl SandboxManager {
         removed
     }
 
-    /// The container name of the session's sandbox, if it has one now.
-    pub fn container_name(&self, session: &str) -> Option<String> {
-        let slot = self.slots.lock().ok()?.get(session)?.clone();
+    /// The container name of `key`'s sandbox, if it has one now.
+    pub fn container_name(&self, key: impl Into<SandboxKey>) -> Option<String> {
+        let key = key.into();
+        let slot = self.slots.lock().ok()?.get(&key)?.clone();
         let guard = slot.try_lock().ok()?;
         guard.as_ref().map(|s| s.container_name.clone())
     }
@@ -679,19 +775,19 @@ impl SandboxManager {
     /// Removes sandboxes unused for longer than the idle timeout.
     pub async fn reap_idle(&self) {
         let limit = Duration::from_secs(self.settings().runtime.idle_timeout_secs);
-        let slots: Vec<(String, Slot)> = {
+        let slots: Vec<(SandboxKey, Slot)> = {
             let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         };
-        for (session, slot) in slots {
+        for (key, slot) in slots {
             let idle = slot
                 .try_lock()
                 .ok()
                 .and_then(|g| g.as_ref().map(|s| s.idle_for() > limit))
                 .unwrap_or(false);
             if idle {
-                tracing::info!(session, "removing idle sandbox");
-                self.release(&session).await;
+                tracing::info!(session = %key.session, scope = %key.scope, "removing idle sandbox");
+                self.release_one(&key).await;
             }
         }
     }
@@ -699,16 +795,17 @@ impl SandboxManager {
     /// Runs a short-lived installer container (egress, same mounts) to completion and removes it.
     pub async fn run_installer(
         &self,
-        session: &str,
+        key: impl Into<SandboxKey>,
         spec_op: airlock_agent::RunSpec,
     ) -> Result<airlock_agent::RunResult, SandboxError> {
+        let key = key.into();
         let docker = self.docker().await?;
         let Launched {
             id,
             name,
             agent: agent_client,
             ..
-        } = self.launch(&docker, session, Role::Installer).await?;
+        } = self.launch(&docker, &key, Role::Installer).await?;
         let result = agent_client.call(Op::Run(spec_op), false).await;
         // Install scripts run here: what they made under protected names leaves with this
         // container's agent, kept for the call's end ([`Self::take_new_protected`]).
@@ -718,11 +815,11 @@ impl SandboxManager {
                     .installer_taken
                     .lock()
                     .unwrap_or_else(|p| p.into_inner());
-                stash.insert(session.to_string(), (name, taken));
+                stash.insert(key.session.clone(), (name, taken));
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(
-                session,
+                session = %key.session,
                 "could not look for protected paths the installer created: {e}"
             ),
         }
@@ -741,11 +838,11 @@ impl SandboxManager {
     /// without the setup step's capabilities (or any other).
     pub async fn exec_as_root(
         &self,
-        session: &str,
+        key: impl Into<SandboxKey>,
         command: &[&str],
         timeout: Duration,
     ) -> Result<(i64, String), SandboxError> {
-        let sandbox = self.sandbox(session).await?;
+        let sandbox = self.sandbox(key).await?;
         let docker = self.docker().await?;
         let cmd: Vec<String> = [spec::AGENT_PATH, "drop-caps", "--"]
             .iter()
@@ -810,9 +907,11 @@ async fn take_protected(
     Ok(taken)
 }
 
-/// The agent's view of the mounted workspaces.
-fn agent_config(workspaces: &[Workspace]) -> AgentConfig {
+/// The agent's view of the mounted workspaces; its background-process handles start after
+/// `first_handle`.
+fn agent_config(workspaces: &[Workspace], first_handle: u32) -> AgentConfig {
     AgentConfig {
+        first_handle,
         roots: workspaces
             .iter()
             .map(|ws| RootSpec {

@@ -235,7 +235,7 @@ pub fn container_form(ctx: &ToolContext, path: &str) -> Result<String, ToolError
 }
 
 async fn call(ctx: &ToolContext, op: Op) -> Result<Reply, ToolError> {
-    Ok(ctx.sandboxes.call_exact(&ctx.session, op).await?)
+    Ok(ctx.sandboxes.call_exact(&ctx.sandbox, op).await?)
 }
 
 pub(super) fn list_workspaces(ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
@@ -313,6 +313,7 @@ pub(super) async fn read_file(ctx: &ToolContext, a: ReadArgs) -> Result<ToolOutp
             let window = lead as usize..(lead + limit) as usize;
             let (text, encoding, shown) = match content {
                 Content::Text(t) => {
+                    super::refuse_decoys(&redactor, &t)?;
                     let cuts = airlock_secrets::Cuts::of(&(read_from..read_to(t.len())), size);
                     let end = window.end.min(t.len());
                     let shown = end.saturating_sub(window.start);
@@ -543,6 +544,7 @@ pub(super) async fn grep(ctx: &ToolContext, a: GrepArgs) -> Result<ToolOutput, T
             // a secret at the clip shows as one marker, never as its first characters.
             let redactor = crate::secrets::current_redactor();
             for m in &mut matches {
+                super::refuse_decoys(&redactor, &m.text)?;
                 let (line, cut) = match m.text.strip_suffix('…') {
                     Some(line) => (line, airlock_secrets::Cuts::END),
                     None => (m.text.as_str(), airlock_secrets::Cuts::NONE),

@@ -9,7 +9,7 @@ pub mod terminal;
 
 pub use call::ToolCall;
 
-use crate::sandbox::{SandboxError, SandboxManager};
+use crate::sandbox::{SandboxError, SandboxKey, SandboxManager};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 pub struct ToolContext {
     pub sandboxes: Arc<SandboxManager>,
     pub session: String,
+    /// The sandbox the call runs in: its session's, for the secrets of the workspace it works in.
+    pub sandbox: SandboxKey,
     pub cancel: CancellationToken,
     /// Called with a human-readable status while a long call runs.
     pub progress: Option<Arc<dyn Fn(String) + Send + Sync>>,
@@ -81,11 +83,28 @@ pub enum ToolError {
     Refused(String),
     #[error("{0}")]
     Sandbox(#[from] SandboxError),
+    /// A decoy secret showed up in what the tool read (see [`crate::secrets::Tripwire`]).
+    #[error("a decoy secret ({decoy}) showed up in the output")]
+    Decoy { decoy: String },
 }
 
 impl From<airlock_policy::PathError> for ToolError {
     fn from(e: airlock_policy::PathError) -> ToolError {
         ToolError::Refused(e.to_string())
+    }
+}
+
+/// Refuses to hand out `text` when it carries a decoy secret (before it is redacted, which
+/// would hide which value it was): the engine's tripwire takes over.
+pub(crate) fn refuse_decoys(
+    redactor: &airlock_secrets::Redactor,
+    text: &str,
+) -> Result<(), ToolError> {
+    match redactor.find_decoy(text) {
+        Some(decoy) => Err(ToolError::Decoy {
+            decoy: decoy.to_string(),
+        }),
+        None => Ok(()),
     }
 }
 

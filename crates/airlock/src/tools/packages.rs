@@ -246,7 +246,7 @@ pub(super) async fn install(ctx: &ToolContext, a: InstallArgs) -> Result<ToolOut
         output_cap: settings.runtime.output_cap_bytes,
         ..Default::default()
     };
-    let result = ctx.sandboxes.run_installer(&ctx.session, spec).await?;
+    let result = ctx.sandboxes.run_installer(&ctx.sandbox, spec).await?;
     Ok(terminal::run_output(result))
 }
 
@@ -267,7 +267,7 @@ async fn install_apt(
     );
     let (code, out) = ctx
         .sandboxes
-        .exec_as_root(&ctx.session, &["sh", "-c", &script], timeout)
+        .exec_as_root(&ctx.sandbox, &["sh", "-c", &script], timeout)
         .await?;
     let keep = out.len().saturating_sub(8000);
     let tail = out.get(out.ceil_char_boundary(keep)..).unwrap_or_default();

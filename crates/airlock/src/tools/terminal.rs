@@ -141,14 +141,14 @@ pub async fn run_in_sandbox(ctx: &ToolContext, spec: RunSpec) -> Result<RunResul
     if ctx.sandboxes.agent_port().is_some() {
         return match ctx
             .sandboxes
-            .call_exact(&ctx.session, Op::Run(spec))
+            .call_exact(&ctx.sandbox, Op::Run(spec))
             .await?
         {
             Reply::Ran(result) => Ok(result),
             other => Err(unexpected(other)),
         };
     }
-    let sandbox = ctx.sandboxes.sandbox(&ctx.session).await?;
+    let sandbox = ctx.sandboxes.sandbox(&ctx.sandbox).await?;
     let _busy = sandbox.busy();
     let agent = sandbox.agent();
     let id = agent.reserve_id();
@@ -236,7 +236,7 @@ pub(super) async fn start_process(
         env: a.env,
         output_cap: ctx.sandboxes.settings().runtime.output_cap_bytes,
     };
-    match ctx.sandboxes.call_exact(&ctx.session, Op::Spawn(spec)).await? {
+    match ctx.sandboxes.call_exact(&ctx.sandbox, Op::Spawn(spec)).await? {
         Reply::Spawned { handle, pid } => Ok(ToolOutput::structured(
             format!("Started `{command}` as handle {handle} (pid {pid}). Read its output with read_process_output."),
             &output::Started { handle, pid },
@@ -267,7 +267,7 @@ pub(super) async fn write_input(
     match ctx
         .sandboxes
         .call(
-            &ctx.session,
+            &ctx.sandbox,
             Op::ProcWrite {
                 handle: a.handle,
                 data: a.input,
@@ -301,7 +301,8 @@ struct OutputStreams {
 
 impl OutputStreams {
     /// Passes one read's output through the process's stream redactors; when the process has
-    /// ended, flushes what they held and forgets them.
+    /// ended, flushes what they held and forgets them. A decoy seen in either stream is an
+    /// error: the output is not handed out.
     fn redact(
         &self,
         session: &str,
@@ -309,7 +310,7 @@ impl OutputStreams {
         stdout: &str,
         stderr: &str,
         running: bool,
-    ) -> (String, String) {
+    ) -> Result<(String, String), ToolError> {
         let mut map = self.by_process.lock().unwrap_or_else(|p| p.into_inner());
         let key = (session.to_string(), handle);
         let (out, err) = map.entry(key.clone()).or_insert_with(|| {
@@ -318,13 +319,20 @@ impl OutputStreams {
         });
         let mut stdout = out.push(stdout);
         let mut stderr = err.push(stderr);
+        let mut decoy = out.decoy().or(err.decoy()).map(str::to_string);
         if !running {
             if let Some((out, err)) = map.remove(&key) {
-                stdout.push_str(&out.finish());
-                stderr.push_str(&err.finish());
+                let (rest, seen_out) = out.finish_with_decoy();
+                stdout.push_str(&rest);
+                let (rest, seen_err) = err.finish_with_decoy();
+                stderr.push_str(&rest);
+                decoy = decoy.or(seen_out).or(seen_err);
             }
         }
-        (stdout, stderr)
+        match decoy {
+            Some(decoy) => Err(ToolError::Decoy { decoy }),
+            None => Ok((stdout, stderr)),
+        }
     }
 }
 
@@ -334,7 +342,7 @@ fn output_streams() -> &'static OutputStreams {
 }
 
 pub(super) async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput, ToolError> {
-    match ctx.sandboxes.call_exact(&ctx.session, op).await? {
+    match ctx.sandboxes.call_exact(&ctx.sandbox, op).await? {
         Reply::ProcOutput {
             handle,
             stdout,
@@ -346,7 +354,7 @@ pub(super) async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput,
             // One stream redactor per process and stream, across reads: a secret printed in
             // pieces over several reads is caught whole (a piece at the end is held back).
             let (stdout, stderr) =
-                output_streams().redact(&ctx.session, handle, &stdout, &stderr, running);
+                output_streams().redact(&ctx.session, handle, &stdout, &stderr, running)?;
             let mut text = match (running, exit_code) {
                 (true, _) => format!("Process {handle} is running.\n"),
                 (false, Some(code)) => format!("Process {handle} exited with code {code}.\n"),
@@ -378,33 +386,45 @@ pub(super) async fn proc_output(ctx: &ToolContext, op: Op) -> Result<ToolOutput,
     }
 }
 
+/// Background processes of every sandbox of the session (one per secret scope in use).
 pub(super) async fn list_processes(ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
-    match ctx.sandboxes.call_exact(&ctx.session, Op::ProcList).await? {
-        Reply::Processes { processes } => {
-            let mut text: String = processes
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{} pid {} {} `{}`\n",
-                        p.handle,
-                        p.pid,
-                        if p.running {
-                            "running".to_string()
-                        } else {
-                            format!("exited {:?}", p.exit_code)
-                        },
-                        p.command
-                    )
-                })
-                .collect();
-            if processes.is_empty() {
-                text = "No background processes\n".into();
-            }
-            Ok(ToolOutput::structured(
-                text,
-                &output::Processes { processes },
-            ))
+    let mut keys = vec![ctx.sandbox.clone()];
+    keys.extend(
+        ctx.sandboxes
+            .sandboxes_of(&ctx.session)
+            .into_iter()
+            .map(|sb| sb.key.clone())
+            .filter(|k| *k != ctx.sandbox),
+    );
+    let mut processes = Vec::new();
+    for key in keys {
+        match ctx.sandboxes.call_exact(&key, Op::ProcList).await? {
+            Reply::Processes { processes: found } => processes.extend(found),
+            other => return Err(unexpected(other)),
         }
-        other => Err(unexpected(other)),
     }
+    processes.sort_by_key(|p| p.handle);
+    let mut text: String = processes
+        .iter()
+        .map(|p| {
+            format!(
+                "{} pid {} {} `{}`\n",
+                p.handle,
+                p.pid,
+                if p.running {
+                    "running".to_string()
+                } else {
+                    format!("exited {:?}", p.exit_code)
+                },
+                p.command
+            )
+        })
+        .collect();
+    if processes.is_empty() {
+        text = "No background processes\n".into();
+    }
+    Ok(ToolOutput::structured(
+        text,
+        &output::Processes { processes },
+    ))
 }

@@ -182,6 +182,18 @@ access = "ro"
         std::fs::write(&self.config, self.settings_text(extra)).unwrap();
     }
 
+    /// Writes the settings with `grants` (workspace, secret names) added to the workspaces.
+    pub fn write_settings_with_secrets(&self, extra: &str, grants: &[(&str, &[&str])]) {
+        let mut text = self.settings_text(extra);
+        for (workspace, names) in grants {
+            let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+            let line = format!("name = \"{workspace}\"\n");
+            assert!(text.contains(&line), "no workspace {workspace}");
+            text = text.replace(&line, &format!("{line}secrets = [{}]\n", quoted.join(", ")));
+        }
+        std::fs::write(&self.config, text).unwrap();
+    }
+
     /// Containers Docker has for this env's engine instance.
     pub fn containers(&self) -> Vec<String> {
         let paths = airlock::paths::Paths {
@@ -208,6 +220,51 @@ pub fn sandbox_manager(env: &TestEnv) -> std::sync::Arc<airlock::sandbox::Sandbo
         )
         .with_private_paths(env.config.clone(), env.data.clone()),
     )
+}
+
+/// A secret stored with `airlock secrets set` in the keyring test servers read
+/// (`AIRLOCK_KEYRING=keyutils`), removed again when dropped.
+pub struct TestSecret {
+    pub name: String,
+    pub value: String,
+}
+
+impl TestSecret {
+    /// `name` gets this process's id appended (test binaries run side by side).
+    pub fn set(name: &str, value: &str) -> TestSecret {
+        use std::io::Write;
+        let name = format!("{name}_{}", std::process::id());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["secrets", "set", &name])
+            .env("AIRLOCK_KEYRING", "keyutils")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{value}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        for stream in [&out.stdout, &out.stderr] {
+            assert!(
+                !String::from_utf8_lossy(stream).contains(value),
+                "`airlock secrets set` echoed the value"
+            );
+        }
+        TestSecret {
+            name,
+            value: value.to_string(),
+        }
+    }
+}
+
+impl Drop for TestSecret {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["secrets", "remove", &self.name])
+            .env("AIRLOCK_KEYRING", "keyutils")
+            .output();
+    }
 }
 
 pub fn docker_ps(label: &str) -> Vec<String> {
