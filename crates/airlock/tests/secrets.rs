@@ -145,9 +145,23 @@ fn wait_for<T>(
     }
 }
 
+/// Waits (with a deadline) until the env's engine has no container left.
+async fn wait_until_gone(env: &TestEnv) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !env.containers().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the session's sandbox is still there: {:?}",
+            env.containers()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Tripwires: with `[secrets] decoys = true` every sandbox holds made-up credentials beside the
-/// real ones. A command that prints one is denied with a message saying why, the session's
-/// sandbox is removed, the audit log records the alert and the app is alerted.
+/// real ones. A call whose arguments (an installer request) or output (a command printing the
+/// environment) carry one is denied with a message saying why, the session's sandbox is
+/// removed, the audit log records the alert and the app is alerted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_decoy_in_a_commands_output_denies_the_call_and_removes_the_sandbox() {
     let real = TestSecret::set("AIRLOCK_TRIP_REAL", "Tx3-real-secret-5520-Lm");
@@ -176,6 +190,41 @@ async fn a_decoy_in_a_commands_output_denies_the_call_and_removes_the_sandbox() 
     assert!(t.contains(&real.value.len().to_string()), "{t}");
     assert_eq!(env.containers().len(), 1);
 
+    // Reversed, a decoy passes redaction (the documented limit) and does not trip the wire;
+    // an installer request carrying it then never runs: denied, sandbox removed, alerted.
+    let reversed = call(
+        &client,
+        "run_command",
+        json!({"command": "printf %s \"$AWS_ACCESS_KEY_ID\" | rev"}),
+    )
+    .await;
+    assert!(!is_error(&reversed), "{}", text(&reversed));
+    let stdout = reversed.structured_content.as_ref().unwrap()["stdout"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .to_string();
+    let decoy: String = stdout.chars().rev().collect();
+    assert!(decoy.starts_with("AKIA") && decoy.len() == 20, "{decoy}");
+    let carried = call(
+        &client,
+        "install_packages",
+        json!({"manager": "pip", "packages": [decoy]}),
+    )
+    .await;
+    let t = text(&carried);
+    assert!(
+        is_error(&carried) && t.contains("arguments carry the decoy secret AWS_ACCESS_KEY_ID"),
+        "{t}"
+    );
+    assert!(!t.contains(&decoy), "{t}");
+    wait_until_gone(&env).await;
+    let (name, _) = wait_for(&messages, Duration::from_secs(10), |m| match m {
+        EngineMessage::Alert { decoy, message, .. } => Some((decoy, message)),
+        _ => None,
+    });
+    assert_eq!(name, "AWS_ACCESS_KEY_ID");
+
     // A command that prints the environment carries the decoys out.
     let tripped = call(&client, "run_command", json!({"command": "env"})).await;
     let t = text(&tripped);
@@ -185,15 +234,7 @@ async fn a_decoy_in_a_commands_output_denies_the_call_and_removes_the_sandbox() 
         "{t}"
     );
     assert!(!t.contains(&real.value), "{t}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !env.containers().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the session's sandbox is still there: {:?}",
-            env.containers()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_gone(&env).await;
 
     let (decoy, message) = wait_for(&messages, Duration::from_secs(10), |m| match m {
         EngineMessage::Alert { decoy, message, .. } => Some((decoy, message)),
