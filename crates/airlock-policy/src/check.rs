@@ -126,6 +126,9 @@ fn explain(
         let add = format!("add {} to [approval] allow", toml_string(suggestion));
         let advice = match (&verdict.reason, blocking.is_empty(), allow_exists) {
             (Reason::Default { .. }, _, _) => add,
+            (Reason::Secrets { .. }, _, _) => {
+                "no command pattern allows a call that receives secrets; approve it when asked, or allow the tool outright (a bare rule, e.g. \"run_command\"), or grant the secrets to a narrower workspace".to_string()
+            }
             (_, false, true) => format!(
                 "an allow rule already matches but cannot override {}; remove or narrow {}",
                 if blocking.len() == 1 { "it" } else { "them" },

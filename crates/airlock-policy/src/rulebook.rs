@@ -145,6 +145,17 @@ mod tests {
             asked.to_string(),
             "Needs your approval: `run_command(make *)` allows this command, but it runs with the secrets GITHUB_TOKEN, NPM_TOKEN in its environment."
         );
+        // `airlock policy check` does not offer a pattern that would not help.
+        let call = Call::command(ToolKind::RunCommand, "make test").unwrap();
+        let extras = Extras {
+            env: false,
+            secrets: vec!["GITHUB_TOKEN".into()],
+        };
+        let report = book.check(&call, extras).to_string();
+        assert!(
+            report.contains("to allow: no command pattern allows a call that receives secrets"),
+            "{report}"
+        );
         // Remembered answers are patterns too.
         let always = Rulebook::new([""; 0], [""; 0], [""; 0], ["run_command(make *)"]).unwrap();
         assert_eq!(decide(&always, "make", &["T"]).decision, Decision::Ask);
