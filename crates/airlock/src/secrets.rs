@@ -2,7 +2,6 @@
 //! HTTP tokens, the audit key, secrets injected into sandboxes, and the redactor built from them.
 
 use crate::config::Settings;
-use crate::engine::Engine;
 use crate::sandbox::{EnvProvider, SecretScope};
 use airlock_secrets::{Backend, Redactor, SecretStore, TokenRegistry};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -681,6 +681,10 @@ impl SandboxManager {
         }
         let mut blocks = self.handle_blocks.lock().unwrap_or_else(|p| p.into_inner());
         blocks.remove(session);
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session);
     }
 
     /// Removes the sandbox of `key`.
@@ -689,10 +693,6 @@ impl SandboxManager {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots.remove(key)
         };
-        self.clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(session);
         let Some(slot) = slot else { return };
         let taken = slot.lock().await.take();
         if let Some(sb) = taken {
