@@ -364,6 +364,14 @@ mod tests {
     }
 
     #[test]
+    fn the_prompt_says_when_installers_read_the_workspace_config() {
+        let mut rt = crate::config::Runtime::default();
+        assert_eq!(approval_note(&rt), None);
+        rt.installers_read_project_config = true;
+        assert!(approval_note(&rt).is_some_and(|n| n.contains("installers_read_project_config")));
+    }
+
+    #[test]
     fn quoting_wraps_each_name() {
         assert_eq!(quoted(&["a>=1".into(), "b".into()]), "'a>=1' 'b'");
     }
