@@ -359,7 +359,7 @@ async fn main() {
         ms(http.p50()) - ms(agent.p50())
     );
     println!(
-        "   `airlock connect` p50 {:.3} ms: {:+.3} ms over direct stdio, {:+.3} ms over direct HTTP (the bridge's own hop)",
+        "   `airlock connect` p50 {:.3} ms: {:+.3} ms against direct stdio, {:+.3} ms against direct HTTP (same run)",
         ms(bridged.p50()),
         ms(bridged.p50()) - ms(stdio.p50()),
         ms(bridged.p50()) - ms(http.p50())
