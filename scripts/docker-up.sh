@@ -19,7 +19,8 @@ if ! pgrep -x dockerd >/dev/null 2>&1; then
   # A dockerd killed without a clean shutdown leaves its pid file behind and refuses to start.
   rm -f /var/run/docker.pid
   echo "docker-up: starting dockerd (log: /tmp/airlock-dockerd.log)" >&2
-  nohup dockerd >/tmp/airlock-dockerd.log 2>&1 &
+  # Its own session: the daemon outlives the shell (and a Ctrl-C of the make) that started it.
+  setsid nohup dockerd >/tmp/airlock-dockerd.log 2>&1 < /dev/null &
 fi
 for _ in $(seq 1 60); do
   if docker info >/dev/null 2>&1; then
