@@ -504,14 +504,7 @@ impl SandboxManager {
         }
         // Every sandbox of the session (one per secret scope in use). The periodic look never
         // waits for a sandbox being made; the end of a call does.
-        let keys: Vec<SandboxKey> = {
-            let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots
-                .keys()
-                .filter(|k| k.session == session)
-                .cloned()
-                .collect()
-        };
+        let keys = self.keys_of(session);
         let mut found: Option<Taken> = None;
         for key in keys {
             let Some(sandbox) = self.existing(&key, !if_busy).await else {
@@ -666,16 +659,19 @@ impl SandboxManager {
         first
     }
 
+    /// The keys of the session's sandboxes (one per secret scope in use), live or being made.
+    fn keys_of(&self, session: &str) -> Vec<SandboxKey> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .keys()
+            .filter(|k| k.session == session)
+            .cloned()
+            .collect()
+    }
+
     /// Removes every sandbox of the session (the session ended).
     pub async fn release(&self, session: &str) {
-        let keys: Vec<SandboxKey> = {
-            let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots
-                .keys()
-                .filter(|k| k.session == session)
-                .cloned()
-                .collect()
-        };
+        let keys = self.keys_of(session);
         for key in keys {
             self.release_one(&key).await;
         }
