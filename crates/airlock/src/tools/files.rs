@@ -321,15 +321,24 @@ pub(super) async fn read_file(ctx: &ToolContext, a: ReadArgs) -> Result<ToolOutp
                     (text, ReadEncoding::Text, shown)
                 }
                 Content::Base64(b) => {
-                    use base64::Engine as _;
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(b.as_bytes())
-                        .unwrap_or_default();
-                    let end = window.end.min(bytes.len());
-                    let start = window.start.min(end);
-                    let piece =
-                        base64::engine::general_purpose::STANDARD.encode(&bytes[start..end]);
-                    (piece, ReadEncoding::Base64, end - start)
+                    // The whole read is the window (the usual case): pass the agent's base64 on
+                    // as it came, without holding a decoded and a re-encoded copy beside it.
+                    let padding = b.bytes().rev().take_while(|&c| c == b'=').count();
+                    let len = (b.len() / 4 * 3).saturating_sub(padding);
+                    if window.start == 0 && len <= window.end {
+                        (b, ReadEncoding::Base64, len)
+                    } else {
+                        use base64::Engine as _;
+                        let bytes = base64::engine::general_purpose::STANDARD
+                            .decode(b.as_bytes())
+                            .unwrap_or_default();
+                        drop(b);
+                        let end = window.end.min(bytes.len());
+                        let start = window.start.min(end);
+                        let piece =
+                            base64::engine::general_purpose::STANDARD.encode(&bytes[start..end]);
+                        (piece, ReadEncoding::Base64, end - start)
+                    }
                 }
             };
             let truncated = offset + (shown as u64) < size;
