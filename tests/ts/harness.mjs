@@ -8,7 +8,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -101,17 +101,39 @@ access = "ro"
     );
   }
 
+  /// Keeps this env's tokens in a keychain (the kernel's keyutils, a service of its own) that
+  /// other `airlock` processes of the env share, so `airlock clients --install` can issue one.
+  useSharedKeychain() {
+    this.keychainService = `dev.airlock.test.ts-${process.pid}-${Date.now()}`;
+    this.home = join(this.dir, "home");
+    mkdirSync(this.home);
+  }
+
   /// The environment an `airlock` process of this env runs with.
   processEnv() {
     const env = { ...process.env };
     for (const name of Object.keys(env)) if (name.startsWith("npm_")) delete env[name];
+    const keychain = this.keychainService
+      ? { AIRLOCK_KEYRING: "keyutils", AIRLOCK_KEYCHAIN_SERVICE: this.keychainService, HOME: this.home }
+      : { AIRLOCK_KEYRING: "mock" };
     return {
       ...env,
       AIRLOCK_DATA_DIR: this.data,
       AIRLOCK_TOKEN: TOKEN,
-      AIRLOCK_KEYRING: "mock",
       AIRLOCK_AGENT_DIR: AGENT_DIR,
+      ...keychain,
     };
+  }
+
+  /// Issues `client` a token of its own with `airlock clients --install` (needs
+  /// `useSharedKeychain`) and returns it, as read from the client's installed config.
+  installClient(client, configFile) {
+    execFileSync(AIRLOCK_BIN, ["clients", "--install", client, "--config", this.config], {
+      env: this.processEnv(),
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    const installed = JSON.parse(readFileSync(join(this.home, configFile), "utf8"));
+    return installed.mcpServers.airlock.headers.Authorization.replace(/^Bearer /, "");
   }
 
   /// The engine labels its containers with sha256(data dir)[:12] (crates/airlock/src/paths.rs).

@@ -898,6 +898,17 @@ impl Engine {
         }
     }
 
+    /// Removes idle sandboxes. A sessionless client's session ends with its last sandbox (see
+    /// [`crate::sessions`]): its grants and process handles go with it.
+    pub async fn reap_idle(&self) {
+        for session in self.sandboxes.reap_idle().await {
+            if crate::sessions::is_client_session(&session) {
+                tracing::info!(%session, "client session ended: its sandbox was idle");
+                self.end_session(&session).await;
+            }
+        }
+    }
+
     /// The session ended: its sandbox and its grants go.
     pub async fn end_session(&self, session: &str) {
         self.approvals.forget_session(session);

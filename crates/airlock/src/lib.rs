@@ -31,6 +31,8 @@ pub mod sandbox;
 pub mod secrets;
 /// The MCP server: rmcp handler, Streamable HTTP and stdio transports, auth.
 pub mod server;
+/// What a session is: a protocol session's, or a sessionless client's.
+pub mod sessions;
 /// The MCP tool set.
 pub mod tools;
 /// Hand edits of the settings file.

@@ -113,7 +113,7 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
     }
 
     spawn_signal_watch(shutdown.clone());
-    spawn_idle_reaper(sandboxes.clone(), shutdown.clone());
+    spawn_idle_reaper(engine.clone(), shutdown.clone());
     spawn_quarantine_sweeper(engine.clone(), shutdown.clone());
     if let Some((tx, _)) = &outbox {
         airlock::control::serve_stdin(engine.clone(), tx.clone(), shutdown.clone());
@@ -225,12 +225,12 @@ fn spawn_quarantine_sweeper(engine: Arc<Engine>, shutdown: CancellationToken) {
     });
 }
 
-fn spawn_idle_reaper(sandboxes: Arc<SandboxManager>, shutdown: CancellationToken) {
+fn spawn_idle_reaper(engine: Arc<Engine>, shutdown: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
         loop {
             tokio::select! {
-                _ = tick.tick() => sandboxes.reap_idle().await,
+                _ = tick.tick() => engine.reap_idle().await,
                 _ = shutdown.cancelled() => return,
             }
         }

@@ -768,13 +768,15 @@ impl SandboxManager {
             .count()
     }
 
-    /// Removes sandboxes unused for longer than the idle timeout.
-    pub async fn reap_idle(&self) {
+    /// Removes sandboxes unused for longer than the idle timeout. Returns the sessions left
+    /// with no sandbox by it.
+    pub async fn reap_idle(&self) -> Vec<String> {
         let limit = Duration::from_secs(self.settings().runtime.idle_timeout_secs);
         let slots: Vec<(SandboxKey, Slot)> = {
             let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         };
+        let mut emptied = Vec::new();
         for (key, slot) in slots {
             let idle = slot
                 .try_lock()
@@ -784,8 +786,12 @@ impl SandboxManager {
             if idle {
                 tracing::info!(session = %key.session, scope = %key.scope, "removing idle sandbox");
                 self.release_one(&key).await;
+                if self.keys_of(&key.session).is_empty() && !emptied.contains(&key.session) {
+                    emptied.push(key.session.clone());
+                }
             }
         }
+        emptied
     }
 
     /// Runs a short-lived installer container (egress, same mounts) to completion and removes it.

@@ -1,29 +1,41 @@
-//! The rmcp handler: one instance per MCP session, listing Airlock's tools and handing each
-//! call to the engine. Dropping the last clone of a session removes its sandbox.
+//! The rmcp handler: one instance per MCP session (or per sessionless 2026-07-28 request),
+//! listing Airlock's tools and handing each call to the engine with the session it belongs to
+//! ([`crate::sessions`]). Dropping the last clone of a protocol session removes its sandbox.
 
 use super::auth::ClientIdentity;
 use crate::engine::{CallHooks, Caller, Engine};
+use crate::sessions;
 use crate::tools;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion,
-    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
+    Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ProtocolVersion, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// How long a client may cache the tool list (it is the same for every client and connection,
+/// and changes only with Airlock's version).
+const TOOL_LIST_TTL_MS: u64 = 60 * 60 * 1000;
 
 const INSTRUCTIONS: &str = "Airlock runs your tool calls inside a Docker sandbox. The user's folders are mounted under /workspaces/<name> (call list_workspaces first). Some calls wait for the user's approval; a refusal says why and what would allow it.";
 
-/// Removes the session's sandbox when the session's handler goes away.
+/// Removes the protocol session's sandbox when the session's handler goes away (a handler
+/// that only served sessionless requests never had one).
 struct SessionGuard {
     id: String,
     engine: Arc<Engine>,
+    used: AtomicBool,
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
+        if !self.used.load(Ordering::Relaxed) {
+            return;
+        }
         let engine = self.engine.clone();
         let id = std::mem::take(&mut self.id);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -48,6 +60,7 @@ impl SessionHandler {
             guard: Arc::new(SessionGuard {
                 id,
                 engine: engine.clone(),
+                used: AtomicBool::new(false),
             }),
             engine,
             transport_client,
@@ -58,6 +71,8 @@ impl SessionHandler {
         &self.guard.id
     }
 
+    /// The caller of one request. An authenticated request without a protocol session (MCP
+    /// 2026-07-28 over HTTP) belongs to its client's session; any other to this handler's.
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         let authenticated = context
             .extensions
@@ -65,17 +80,36 @@ impl SessionHandler {
             .and_then(|parts| parts.extensions.get::<ClientIdentity>())
             .map(|id| id.0.clone());
         let reported = context
-            .peer
-            .peer_info()
-            .map(|info| format!("{} {}", info.client_info.name, info.client_info.version));
+            .client_info()
+            .map(|info| format!("{} {}", info.name, info.version));
+        let session = match &authenticated {
+            Some(client) if is_sessionless(context) => {
+                let conversation = context
+                    .meta
+                    .get(sessions::CONVERSATION_META_KEY)
+                    .and_then(serde_json::Value::as_str);
+                sessions::of_client(client, conversation)
+            }
+            _ => {
+                self.guard.used.store(true, Ordering::Relaxed);
+                self.guard.id.clone()
+            }
+        };
         Caller {
             client: authenticated
                 .or_else(|| self.transport_client.clone())
                 .unwrap_or_else(|| "unknown".to_string()),
             reported,
-            session: self.guard.id.clone(),
+            session,
         }
     }
+}
+
+/// Whether the request negotiated a protocol without sessions (2026-07-28 and later).
+fn is_sessionless(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|v| !v.has_initialize())
 }
 
 /// The MCP description of every tool, with annotations from the policy catalogue.
@@ -108,12 +142,10 @@ impl ServerHandler for SessionHandler {
             .with_instructions(INSTRUCTIONS)
     }
 
-    /// Sessions (one sandbox each) need the `initialize` handshake, so the newest protocol
-    /// offered is the newest that still has one.
+    /// Every version up to 2026-07-28, negotiated per request: one endpoint serves clients of
+    /// both eras at once (see [`crate::sessions`] for what a session is in each).
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        Cow::Borrowed(ProtocolVersion::known_up_to(
-            &ProtocolVersion::LATEST_WITH_INITIALIZE,
-        ))
+        Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2026_07_28))
     }
 
     async fn list_tools(
@@ -121,10 +153,9 @@ impl ServerHandler for SessionHandler {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult {
-            tools: tool_list(),
-            ..Default::default()
-        })
+        Ok(ListToolsResult::with_all_items(tool_list())
+            .with_ttl_ms(TOOL_LIST_TTL_MS)
+            .with_cache_scope(CacheScope::Public))
     }
 
     async fn call_tool(
@@ -158,6 +189,11 @@ impl ServerHandler for SessionHandler {
             .engine
             .call_tool(&caller, &request.name, args, hooks)
             .await;
+        // 2026-07-28 answers an unknown tool with a protocol error (the call is audited all the
+        // same); older versions with a tool error, as their clients expect.
+        if output.is_error && is_sessionless(&context) && !tools::is_known(&request.name) {
+            return Err(McpError::invalid_params(output.text, None));
+        }
         let content = vec![ContentBlock::text(output.text)];
         let mut result = if output.is_error {
             CallToolResult::error(content)

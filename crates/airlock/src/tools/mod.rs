@@ -246,6 +246,11 @@ pub fn parse_args<T: DeserializeOwned>(tool: &str, args: &Value) -> Result<T, To
     })
 }
 
+/// Whether Airlock offers a tool of this name.
+pub fn is_known(name: &str) -> bool {
+    specs().iter().any(|spec| spec.name == name)
+}
+
 /// Every tool Airlock offers, in the order clients list them.
 pub fn specs() -> Vec<ToolSpec> {
     let mut all = files::specs();
