@@ -355,22 +355,42 @@ fn engine_gone_kills_every_group() {
     assert!(wait_dead(fg, 5), "run group survived the engine");
 }
 
+/// `idle` as a container runs it: PID 1 of a PID namespace of its own, so that the serving
+/// agents other tests start on this machine are not in its process table (one seen, then gone,
+/// would rightly end it). Needs `unshare -p` (util-linux, as root): fails without it.
 #[test]
 fn idle_blocks_until_sigterm_then_exits_zero() {
-    let mut child = std::process::Command::new(BIN).arg("idle").spawn().unwrap();
+    let mut unshare = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", BIN, "idle"])
+        .spawn()
+        .expect("this test needs `unshare` (util-linux)");
+    // The idle process, as the host sees it: the child `unshare` forked.
+    let children = format!("/proc/{0}/task/{0}/children", unshare.id());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let idle: u32 = loop {
+        if let Some(status) = unshare.try_wait().unwrap() {
+            panic!("`unshare --pid` failed ({status}): this test needs it (run as root)");
+        }
+        let listed = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(pid) = listed.split_whitespace().next() {
+            break pid.parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "unshare started no idle process");
+        std::thread::sleep(Duration::from_millis(10));
+    };
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        child.try_wait().unwrap().is_none(),
+        unshare.try_wait().unwrap().is_none(),
         "idle exited on its own"
     );
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &idle.to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = unshare.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "idle ignored SIGTERM");

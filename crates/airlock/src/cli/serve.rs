@@ -59,6 +59,7 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
     if args.control.is_some() {
         exit_with_parent();
     }
+    map_large_buffers();
     let paths = Paths::resolve(config)?;
     let settings = Arc::new(Settings::load(&paths.config_file)?);
     let _lock = paths.lock_data_dir()?;
@@ -224,6 +225,21 @@ fn spawn_quarantine_sweeper(engine: Arc<Engine>, shutdown: CancellationToken) {
         }
     });
 }
+
+/// Buffers of a MiB or more (a result of several MiB on its way out) get pages of their own,
+/// returned when freed, instead of staying in malloc's per-thread arenas: the engine's memory
+/// falls back after a big call, and a growing buffer is moved by the kernel (`mremap`), not copied
+/// beside itself. glibc would otherwise raise this threshold each time it frees a big block.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn map_large_buffers() {
+    // SAFETY: mallopt only tunes the allocator; any thread may call it at any time.
+    if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024) } != 1 {
+        tracing::debug!("could not set malloc's mmap threshold");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn map_large_buffers() {}
 
 fn spawn_idle_reaper(engine: Arc<Engine>, shutdown: CancellationToken) {
     tokio::spawn(async move {
