@@ -192,6 +192,32 @@ describe(`${MODERN} sessions over HTTP: a sandbox per client token, beside 2025-
     await Promise.all([mine.close(), cursor.close()]);
   });
 
+  test("a 2025-11-25 session id presented with another client's token is refused", async () => {
+    const owner = await sdkClient("http", env, server);
+    const own = await sandboxOf(owner);
+    const sessionId = owner.transport.sessionId;
+    assert.ok(sessionId, "the SDK client has no session id");
+    const hijack = await fetch(server.url, {
+      method: "POST",
+      headers: {
+        Authorization: `Bearer ${cursorToken}`,
+        "Mcp-Session-Id": sessionId,
+        "MCP-Protocol-Version": owner.transport.protocolVersion,
+        "Content-Type": "application/json",
+        Accept: "application/json, text/event-stream",
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "run_command", arguments: { command: "hostname" } } }),
+    });
+    const body = await hijack.text();
+    assert.match(body, /belongs to another client's token/, body);
+    assert.match(body, /"code":-32600/, body);
+    assert.ok(!body.includes(own), `the other client's token reached the session's sandbox: ${body}`);
+    // The session still serves its own client.
+    assert.equal(await sandboxOf(owner), own);
+    await owner.transport.terminateSession();
+    await owner.close();
+  });
+
   test("a 2025-11-25 client and a 2026-07-28 client work at the same time", async () => {
     const legacy = await sdkClient("http", env, server);
     const modern = await modernClient("http", env, server);
