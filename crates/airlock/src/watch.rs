@@ -44,7 +44,7 @@ pub fn watch_settings(
                 changed = rx.recv() => if changed.is_none() { return },
                 _ = shutdown.cancelled() => return,
             }
-            match Settings::load(&file) {
+            match load_edited(&file) {
                 Ok(new) if new == *engine.settings() => {}
                 Ok(new) => {
                     tracing::info!("settings changed on disk; applied");
@@ -53,11 +53,29 @@ pub fn watch_settings(
                 Err(e) => {
                     tracing::error!("{e}; keeping the last good settings");
                     if let Some(out) = &outbox {
-                        send_settings(&engine, out, Some(e.to_string()));
+                        send_settings(&engine, out, Some(e));
                     }
                 }
             }
         }
     });
     Ok(())
+}
+
+/// The settings file after an edit while the engine runs. A file that is gone or empty is a
+/// mishap, not a wish for the defaults (which have no workspaces): it is reported like a typo and
+/// the last good settings stay in force. (At start, no file means the defaults: a first run.)
+fn load_edited(file: &std::path::Path) -> Result<Settings, String> {
+    match std::fs::read_to_string(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "the settings file {} was deleted; restore it, or change a setting in the app to write it again",
+            file.display()
+        )),
+        Ok(text) if text.trim().is_empty() => Err(format!(
+            "the settings file {} is empty (truncated?); restore it, or change a setting in the app to write it again",
+            file.display()
+        )),
+        Ok(text) => Settings::parse(file, &text).map_err(|e| e.to_string()),
+        Err(_) => Settings::load(file).map_err(|e| e.to_string()),
+    }
 }

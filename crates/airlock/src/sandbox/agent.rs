@@ -23,7 +23,14 @@ pub struct AgentClient {
     next_id: AtomicU64,
     alive: Arc<AtomicBool>,
     reader: tokio::task::JoinHandle<()>,
+    /// The container, asked about its state when a call waits in silence.
+    docker: Docker,
+    container: String,
 }
+
+/// How long a call waits in silence before the engine asks Docker whether the sandbox still
+/// runs (a paused or stopped container answers nothing, and closes nothing either).
+const SILENCE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for AgentClient {
     fn drop(&mut self) {
@@ -394,6 +401,8 @@ impl AgentClient {
             next_id: AtomicU64::new(1),
             alive,
             reader,
+            docker: docker.clone(),
+            container: container.to_string(),
         };
         match client.call(Op::Hello, false).await? {
             Reply::Hello { version, .. } if version == airlock_agent::PROTOCOL_VERSION => {
@@ -462,8 +471,13 @@ impl AgentClient {
                 detail: format!("cannot write to the agent: {e}"),
             });
         }
-        let received = match tokio::time::timeout(deadline, rx).await {
-            Ok(received) => received,
+        let received = match tokio::time::timeout(deadline, self.watch(rx)).await {
+            Ok(Ok(received)) => received,
+            Ok(Err(stopped)) => {
+                self.forget(id);
+                self.alive.store(false, Ordering::SeqCst);
+                return Err(stopped);
+            }
             Err(_) => {
                 self.forget(id);
                 return Err(SandboxError::NoAnswer {
@@ -477,6 +491,55 @@ impl AgentClient {
             Err(_) => Err(SandboxError::AgentGone {
                 detail: "the sandbox stopped while the call was running".into(),
             }),
+        }
+    }
+
+    /// Waits for a reply; every [`SILENCE_CHECK`] of waiting, asks Docker whether the container
+    /// still runs, and gives up at once when it does not (paused, stopped, gone).
+    async fn watch(
+        &self,
+        mut rx: oneshot::Receiver<Outcome>,
+    ) -> Result<Result<Outcome, oneshot::error::RecvError>, SandboxError> {
+        let mut ticks = tokio::time::interval(SILENCE_CHECK);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                received = &mut rx => return Ok(received),
+                _ = ticks.tick() => {
+                    if let Some(state) = self.not_running().await {
+                        tracing::warn!(container = %self.container, %state, "the sandbox stopped answering");
+                        return Err(SandboxError::AgentGone {
+                            detail: format!("the sandbox's container is {state} (not by Airlock)"),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the container is, when it is not running: `paused`, `exited`, `gone` (unknown to
+    /// Docker). `None` while it runs, or when Docker cannot say (the call keeps waiting).
+    async fn not_running(&self) -> Option<String> {
+        match self.docker.inspect_container(&self.container, None).await {
+            Ok(info) => {
+                let state = info.state?;
+                if state.paused == Some(true) {
+                    return Some("paused".into());
+                }
+                match state.running {
+                    Some(false) => Some(
+                        state
+                            .status
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "stopped".into()),
+                    ),
+                    _ => None,
+                }
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Some("gone".into()),
+            Err(_) => None,
         }
     }
 

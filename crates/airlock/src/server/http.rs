@@ -4,7 +4,6 @@
 use super::auth::{require_auth, AuthState, TokenLookup};
 use super::handler::SessionHandler;
 use crate::engine::Engine;
-use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::net::SocketAddr;
@@ -77,14 +76,8 @@ impl HttpServer {
             .nest_service("/mcp", service)
             .layer(axum::middleware::from_fn_with_state(auth, require_auth));
         let stopping = shutdown.clone();
-        // Responses are SSE streams written in more than one piece (a priming event, then the
-        // message): with Nagle's algorithm on, the second piece waits for the client's delayed
-        // ACK (~40 ms per call for Node's and Python's HTTP stacks). Small writes go out at once.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("could not set TCP_NODELAY on an accepted connection: {e}");
-            }
-        });
+        let listener =
+            super::listener::CappedListener::new(self.listener, super::listener::max_connections());
         let serve = axum::serve(listener, router)
             .with_graceful_shutdown(async move { stopping.cancelled().await });
         // Open event streams would keep a graceful shutdown waiting forever: give them a moment.

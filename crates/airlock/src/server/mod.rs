@@ -5,6 +5,7 @@ pub mod auth;
 pub mod framing;
 pub mod handler;
 pub mod http;
+pub mod listener;
 pub mod stdio;
 
 pub use handler::SessionHandler;
