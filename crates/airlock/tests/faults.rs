@@ -265,3 +265,193 @@ async fn a_thousand_half_open_connections_and_a_slowloris_body_leave_a_real_call
     slowloris.abort();
     drop(half_open);
 }
+
+/// A Docker engine of the test's own (own socket, data, exec root and pid file, no bridge), so
+/// stopping it disturbs no other suite. Needs `dockerd` and root, as `make setup` provides.
+struct OwnDockerd {
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnDockerd {
+    fn start() -> OwnDockerd {
+        let mut d = OwnDockerd {
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        d.restart();
+        // The test image, from the machine's engine (no registry).
+        let mut save = std::process::Command::new("docker")
+            .args(["save", &test_image()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let load = std::process::Command::new("docker")
+            .args(["-H", &d.host(), "load"])
+            .stdin(save.stdout.take().unwrap())
+            .output()
+            .unwrap();
+        assert!(save.wait().unwrap().success());
+        assert!(
+            load.status.success(),
+            "{}",
+            String::from_utf8_lossy(&load.stderr)
+        );
+        d
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}/docker.sock", self.dir.path().display())
+    }
+
+    fn answers(&self) -> bool {
+        std::process::Command::new("docker")
+            .args(["-H", &self.host(), "info"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn restart(&mut self) {
+        let p = self.dir.path();
+        let log = std::fs::File::create(p.join("dockerd.log")).unwrap();
+        let child = std::process::Command::new("dockerd")
+            .arg("--host")
+            .arg(self.host())
+            .arg("--data-root")
+            .arg(p.join("data"))
+            .arg("--exec-root")
+            .arg(p.join("exec"))
+            .arg("--pidfile")
+            .arg(p.join("docker.pid"))
+            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("this test needs `dockerd` (make setup installs it) and root");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.answers() {
+            assert!(
+                Instant::now() < deadline,
+                "the test's own dockerd did not start: {}",
+                std::fs::read_to_string(p.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the daemon as a user's `systemctl stop docker` or a quit Docker Desktop would.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for OwnDockerd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_docker_engine_stopped_mid_call_fails_it_clearly_and_calls_resume_when_it_is_back() {
+    let mut dockerd = OwnDockerd::start();
+    let env = TestEnv::new(&format!("docker_host = \"{}\"", dockerd.host()));
+    let server = Server::start(&env, &[]);
+    let client = server.client().await;
+    let warm = call(&client, "run_command", json!({"command": "echo warm"})).await;
+    assert!(!is_error(&warm), "{}", text(&warm));
+    let in_flight = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            call(
+                &client,
+                "run_command",
+                json!({"command": "sleep 30; echo done"}),
+            )
+            .await
+        })
+    };
+    let sleeping = || {
+        std::process::Command::new("docker")
+            .args(["-H", &dockerd.host(), "ps", "-q"])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .map(str::to_string)
+            })
+            .ok()
+            .flatten()
+            .and_then(|c| {
+                let top = std::process::Command::new("docker")
+                    .args(["-H", &dockerd.host(), "top", &c])
+                    .output()
+                    .ok()?;
+                String::from_utf8_lossy(&top.stdout)
+                    .contains("sleep 30")
+                    .then_some(())
+            })
+            .is_some()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), sleeping).await,
+        "the command never started"
+    );
+    let stopped = Instant::now();
+    dockerd.stop();
+    let answered = tokio::time::timeout(Duration::from_secs(15), in_flight)
+        .await
+        .expect("the call in flight was never answered")
+        .unwrap();
+    let took = stopped.elapsed();
+    assert!(is_error(&answered), "{}", text(&answered));
+    assert!(
+        text(&answered).contains("sandbox"),
+        "not a clear error: {}",
+        text(&answered)
+    );
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    // While it is down: calls say so, and so does doctor.
+    let down = call(&client, "run_command", json!({"command": "echo hi"})).await;
+    assert!(is_error(&down));
+    assert!(
+        text(&down).contains("cannot reach the Docker engine"),
+        "{}",
+        text(&down)
+    );
+    let doctor = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["doctor", "--config", env.config.to_str().unwrap()])
+        .env("AIRLOCK_DATA_DIR", &env.data)
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .env("AIRLOCK_AGENT_DIR", agent_dir())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&doctor.stdout).to_string();
+    assert!(!doctor.status.success(), "{said}");
+    assert!(said.contains(&dockerd.host()), "{said}");
+    // Back: the next call runs, without a restart of Airlock.
+    dockerd.restart();
+    let back = call(&client, "run_command", json!({"command": "echo back"})).await;
+    assert!(!is_error(&back), "{}", text(&back));
+    assert!(text(&back).contains("back"));
+    // Nothing left on that engine once Airlock stops.
+    drop(server);
+    let left = || {
+        std::process::Command::new("docker")
+            .args(["-H", &dockerd.host(), "ps", "-aq"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || left().is_empty()).await,
+        "containers left: {}",
+        left()
+    );
+}

@@ -60,6 +60,8 @@ pub enum SandboxError {
     Agent(AgentError),
     #[error("the sandbox did not answer within {seconds} s (is the container paused or the Docker engine stuck?); the call was abandoned")]
     NoAnswer { seconds: u64 },
+    #[error("cannot reach the Docker engine: it stopped answering while Airlock was using it ({detail}). Start Docker Desktop, Colima or dockerd again; calls resume by themselves")]
+    EngineGone { detail: String },
     #[error("Docker could not {action}: {detail}")]
     Docker { action: String, detail: String },
     #[error("Docker Desktop does not share {path} with its virtual machine, so no sandbox can see it. Add that folder (or one above it) in Docker Desktop → Settings → Resources → File sharing, apply, and try again")]
@@ -72,6 +74,19 @@ pub enum SandboxError {
 
 impl SandboxError {
     pub fn docker(action: &str, e: bollard::errors::Error) -> SandboxError {
+        let gone = match &e {
+            bollard::errors::Error::HyperLegacyError { err } => err.is_connect(),
+            bollard::errors::Error::IOError { err } => matches!(
+                err.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+            ),
+            _ => false,
+        };
+        if gone {
+            return SandboxError::EngineGone {
+                detail: e.to_string(),
+            };
+        }
         SandboxError::from_docker_message(action, e.to_string())
     }
 
@@ -420,7 +435,10 @@ impl SandboxManager {
         let created = match self.create(&docker, &key).await {
             Ok(sb) => Arc::new(sb),
             Err(e) => {
-                if matches!(e, SandboxError::Docker { .. }) {
+                if matches!(
+                    e,
+                    SandboxError::Docker { .. } | SandboxError::EngineGone { .. }
+                ) {
                     self.reset_docker().await;
                 }
                 return Err(e);
