@@ -520,22 +520,36 @@ fn incomplete_tail(b: &[u8]) -> usize {
 /// its output or wait for it.
 struct Helper(mpsc::Sender<Box<dyn FnOnce() + Send>>);
 
+/// How long starting a helper thread is retried while the sandbox is out of pids.
+const HELPER_RETRY: Duration = Duration::from_secs(3);
+
 impl Helper {
+    /// Starts the thread. When the sandbox is out of pids for a moment (the processes of a
+    /// command just killed are still being reaped), it tries again for up to a few seconds.
     fn start() -> AgentResult<Helper> {
-        let (tx, rx) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
-        std::thread::Builder::new()
-            .spawn(move || {
+        let deadline = Instant::now() + HELPER_RETRY;
+        loop {
+            let (tx, rx) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
+            let started = std::thread::Builder::new().spawn(move || {
                 if let Ok(work) = rx.recv() {
                     work();
                 }
-            })
-            .map_err(|e| {
-                errors::err(
-                    ErrorKind::Io,
-                    format!("the agent cannot start a thread ({e}); retry once processes end"),
-                )
-            })?;
-        Ok(Helper(tx))
+            });
+            match started {
+                Ok(_) => return Ok(Helper(tx)),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => {
+                    return Err(errors::err(
+                        ErrorKind::Io,
+                        format!("the agent cannot start a thread ({e}); retry once processes end"),
+                    ))
+                }
+            }
+        }
     }
 
     fn run(self, work: impl FnOnce() + Send + 'static) {
