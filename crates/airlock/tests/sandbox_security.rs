@@ -392,6 +392,9 @@ async fn sessions_get_separate_sandboxes_and_release_removes_them() {
     assert!(env.containers().is_empty());
 }
 
+/// A sandbox paused from outside (here by `docker pause`) answers nothing and closes nothing:
+/// the call fails within seconds saying so, and the next call runs in a fresh sandbox (the
+/// paused one removed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_sandbox_never_hangs_a_call() {
     let env = TestEnv::new("");
@@ -409,14 +412,20 @@ async fn a_frozen_sandbox_never_hangs_a_call() {
         ..Default::default()
     };
     let e = m.call("s1", Op::Run(spec)).await.unwrap_err().to_string();
-    assert!(e.contains("did not answer"), "{e}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(30));
-    std::process::Command::new("docker")
-        .args(["unpause", &id])
-        .output()
-        .unwrap();
-    assert_eq!(run(&m, "echo thawed").await.stdout, "thawed\n");
+    assert!(e.contains("container is paused"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert_eq!(run(&m, "echo fresh").await.stdout, "fresh\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while env.containers().iter().any(|c| id.starts_with(c.as_str())) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the paused sandbox was left: {:?}",
+            env.containers()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     m.stop_all().await;
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -373,9 +373,7 @@ impl Procs {
     /// Spawns `cmd` as a new job, keeping the cwd descriptor its `pre_exec` uses open until the
     /// child has exec'd.
     fn spawn_job(&self, mut cmd: Command, cwd: OwnedFd) -> AgentResult<(JobId, Child)> {
-        let spawned = self
-            .jobs
-            .spawn(&mut cmd)
+        let spawned = while_out_of_pids(|| self.jobs.spawn(&mut cmd))
             .map_err(|e| errors::err(ErrorKind::Io, format!("could not start {SHELL}: {e}")));
         drop(cwd);
         spawned
@@ -520,36 +518,42 @@ fn incomplete_tail(b: &[u8]) -> usize {
 /// its output or wait for it.
 struct Helper(mpsc::Sender<Box<dyn FnOnce() + Send>>);
 
-/// How long starting a helper thread is retried while the sandbox is out of pids.
-const HELPER_RETRY: Duration = Duration::from_secs(3);
+/// Runs `start` (a thread or a process), again for up to [`PIDS_RETRY`] while the sandbox is out
+/// of pids for a moment: the processes of a command just killed (a fork bomb) are still being
+/// reaped, and the next command should wait for that rather than fail.
+fn while_out_of_pids<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let deadline = Instant::now() + PIDS_RETRY;
+    loop {
+        match start() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            done => return done,
+        }
+    }
+}
+
+/// How long starting a thread or a command is retried while the sandbox is out of pids.
+const PIDS_RETRY: Duration = Duration::from_secs(3);
 
 impl Helper {
-    /// Starts the thread. When the sandbox is out of pids for a moment (the processes of a
-    /// command just killed are still being reaped), it tries again for up to a few seconds.
     fn start() -> AgentResult<Helper> {
-        let deadline = Instant::now() + HELPER_RETRY;
-        loop {
+        while_out_of_pids(|| {
             let (tx, rx) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
-            let started = std::thread::Builder::new().spawn(move || {
-                if let Ok(work) = rx.recv() {
-                    work();
-                }
-            });
-            match started {
-                Ok(_) => return Ok(Helper(tx)),
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => {
-                    return Err(errors::err(
-                        ErrorKind::Io,
-                        format!("the agent cannot start a thread ({e}); retry once processes end"),
-                    ))
-                }
-            }
-        }
+            std::thread::Builder::new()
+                .spawn(move || {
+                    if let Ok(work) = rx.recv() {
+                        work();
+                    }
+                })
+                .map(|_| Helper(tx))
+        })
+        .map_err(|e| {
+            errors::err(
+                ErrorKind::Io,
+                format!("the agent cannot start a thread ({e}); retry once processes end"),
+            )
+        })
     }
 
     fn run(self, work: impl FnOnce() + Send + 'static) {

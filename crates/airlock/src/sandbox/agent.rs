@@ -518,7 +518,8 @@ impl AgentClient {
     }
 
     /// What the container is, when it is not running: `paused`, `exited`, `gone` (unknown to
-    /// Docker). `None` while it runs, or when Docker cannot say (the call keeps waiting).
+    /// Docker), unreachable (Docker itself is down). `None` while it runs, or when Docker gives
+    /// another error (the call keeps waiting).
     async fn not_running(&self) -> Option<String> {
         match self.docker.inspect_container(&self.container, None).await {
             Ok(info) => {
@@ -539,6 +540,10 @@ impl AgentClient {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Some("gone".into()),
+            // The engine itself no longer answers: its containers' streams are lost with it.
+            Err(e) if super::engine_gone(&e) => {
+                Some("unreachable (the Docker engine stopped answering)".into())
+            }
             Err(_) => None,
         }
     }

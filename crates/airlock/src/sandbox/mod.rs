@@ -74,15 +74,7 @@ pub enum SandboxError {
 
 impl SandboxError {
     pub fn docker(action: &str, e: bollard::errors::Error) -> SandboxError {
-        let gone = match &e {
-            bollard::errors::Error::HyperLegacyError { err } => err.is_connect(),
-            bollard::errors::Error::IOError { err } => matches!(
-                err.kind(),
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
-            ),
-            _ => false,
-        };
-        if gone {
+        if engine_gone(&e) {
             return SandboxError::EngineGone {
                 detail: e.to_string(),
             };
@@ -112,6 +104,19 @@ impl SandboxError {
 
     pub fn internal(e: impl std::fmt::Display) -> SandboxError {
         SandboxError::Internal(e.to_string())
+    }
+}
+
+/// Whether a Docker error means the engine itself stopped answering (nothing listens on its
+/// socket any more), rather than refusing one request.
+pub(crate) fn engine_gone(e: &bollard::errors::Error) -> bool {
+    match e {
+        bollard::errors::Error::HyperLegacyError { err } => err.is_connect(),
+        bollard::errors::Error::IOError { err } => matches!(
+            err.kind(),
+            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+        ),
+        _ => false,
     }
 }
 
