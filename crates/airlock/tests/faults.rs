@@ -466,3 +466,37 @@ async fn the_docker_engine_stopped_mid_call_fails_it_clearly_and_calls_resume_wh
         left()
     );
 }
+
+/// No keychain answers (no Secret Service on the session bus): the engine does not start, says
+/// which keychain it tried and what to do, and writes no audit log (it never signs with an empty
+/// key).
+#[test]
+fn an_unreachable_keychain_stops_the_engine_saying_what_to_do() {
+    let env = TestEnv::new("");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", "--config", env.config.to_str().unwrap()])
+        .env("AIRLOCK_DATA_DIR", &env.data)
+        .env("AIRLOCK_KEYRING", "secret-service")
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}/no-bus", env.dir.path().display()),
+        )
+        .env("AIRLOCK_AGENT_DIR", agent_dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("Secret Service"), "{said}");
+    assert!(said.contains("no keychain reachable"), "{said}");
+    assert!(said.contains("AIRLOCK_KEYRING=keyutils"), "{said}");
+    let written: Vec<_> = std::fs::read_dir(&env.data)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !written
+            .iter()
+            .any(|n| n.to_string_lossy().contains("audit")),
+        "an audit log was written without a key: {written:?}"
+    );
+}
