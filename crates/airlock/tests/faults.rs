@@ -500,3 +500,93 @@ fn an_unreachable_keychain_stops_the_engine_saying_what_to_do() {
         "an audit log was written without a key: {written:?}"
     );
 }
+
+/// A client that dies mid-call (its connection drops with the call running): the command stops
+/// and the audit log records the call as cancelled, not as a success nobody received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_gone_mid_call_stops_its_command_and_the_call_is_recorded_cancelled() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = TestEnv::new("");
+    let server = Server::start(&env, &[]);
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value, session: Option<String>| {
+        let mut req = http
+            .post(&server.url)
+            .bearer_auth(TOKEN)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        req.send()
+    };
+    let init = post(
+        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"dies","version":"1"}}}),
+        None,
+    )
+    .await
+    .unwrap();
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    drop(init);
+    post(
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+        Some(session.clone()),
+    )
+    .await
+    .unwrap();
+    // The call, on a connection of its own that the test then drops (as a killed client's).
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_string();
+    let body = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_command","arguments":{"command":"sleep 20; touch /workspaces/project/survived"}}}).to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nMcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-11-25\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ).as_bytes()).await.unwrap();
+    let mut head = [0u8; 64];
+    let n = tcp.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+    let container = loop {
+        if let Some(c) = env.containers().pop() {
+            if host_pid_of(&c, "sleep 20").is_some() {
+                break c;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    drop(tcp);
+    assert!(
+        wait_until(Duration::from_secs(10), || host_pid_of(
+            &container, "sleep 20"
+        )
+        .is_none())
+        .await,
+        "the command of a client that went away kept running"
+    );
+    let recorded = wait_until(Duration::from_secs(10), || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args([
+                "audit",
+                "search",
+                "--json",
+                "--tool",
+                "run_command",
+                "--config",
+            ])
+            .arg(&env.config)
+            .env("AIRLOCK_DATA_DIR", &env.data)
+            .env("AIRLOCK_KEYRING", "keyutils")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("\"outcome\":\"cancelled\"")
+    })
+    .await;
+    assert!(recorded, "the call was not recorded as cancelled");
+    assert!(!env.project.join("survived").exists());
+}
