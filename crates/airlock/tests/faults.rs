@@ -590,3 +590,87 @@ async fn a_client_gone_mid_call_stops_its_command_and_the_call_is_recorded_cance
     assert!(recorded, "the call was not recorded as cancelled");
     assert!(!env.project.join("survived").exists());
 }
+
+/// A tmpfs of its own, mounted for the test's life (as root, like `unshare`-based tests).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &std::path::Path, mb: u32) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mb}m"),
+                "airlock-test",
+                at.to_str().unwrap(),
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "this test needs to mount a tmpfs (run as root)");
+        SmallDisk(at.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", self.0.to_str().unwrap()])
+            .status();
+    }
+}
+
+/// The data dir's disk fills up: a call is refused before it runs, saying the audit log could
+/// not be written; once there is room again calls run, and the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_data_disk_refuses_calls_before_they_run_and_they_resume_with_room() {
+    let env = TestEnv::new("");
+    let disk = SmallDisk::mount(&env.data, 64);
+    let server = Server::start(&env, &[]);
+    let client = server.client().await;
+    let ok = call(&client, "run_command", json!({"command": "echo room"})).await;
+    assert!(!is_error(&ok), "{}", text(&ok));
+    // Fill the disk to the last byte.
+    let filler = disk.0.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.write_all(&[0u8; 1]);
+    }
+    let marker = env.project.join("ran-on-a-full-disk");
+    let refused = call(
+        &client,
+        "run_command",
+        json!({"command": format!("touch /workspaces/project/{}", "ran-on-a-full-disk")}),
+    )
+    .await;
+    assert!(is_error(&refused), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("audit log could not be written"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!marker.exists(), "a call ran without its audit record");
+    // Room again: calls run.
+    std::fs::remove_file(&filler).unwrap();
+    let back = call(&client, "run_command", json!({"command": "echo back"})).await;
+    assert!(!is_error(&back), "{}", text(&back));
+    drop(client);
+    drop(server);
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["audit", "verify", "--config", env.config.to_str().unwrap()])
+        .env("AIRLOCK_DATA_DIR", &env.data)
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    drop(disk);
+}
