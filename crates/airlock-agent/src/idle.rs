@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 const FIRST_SERVE_GRACE: Duration = Duration::from_secs(120);
 /// How often the process table is looked at (a scan of /proc in a small container).
 const TICK_MS: libc::c_long = 250;
+/// How often it is looked at while no serving agent has been seen yet, for the first seconds.
+const EARLY_TICK_MS: libc::c_long = 10;
+const EARLY: Duration = Duration::from_secs(15);
 
 extern "C" fn stop(_signal: libc::c_int) {
     // SAFETY: `_exit` is async-signal-safe and ends the process at once.
@@ -57,9 +60,16 @@ pub fn idle() -> i32 {
         if !serving && (served || started.elapsed() > FIRST_SERVE_GRACE) {
             return 0;
         }
+        // Until the first serving agent is seen, look often: one whose engine died at once
+        // may live for less than a tick, and missing it would keep the container for the grace.
+        let tick_ms = if served || started.elapsed() > EARLY {
+            TICK_MS
+        } else {
+            EARLY_TICK_MS
+        };
         let tick = libc::timespec {
             tv_sec: 0,
-            tv_nsec: TICK_MS * 1_000_000,
+            tv_nsec: tick_ms * 1_000_000,
         };
         // SAFETY: `children` is a valid set; waits for SIGCHLD or the tick, whichever is first.
         unsafe { libc::sigtimedwait(&children, std::ptr::null_mut(), &tick) };

@@ -674,3 +674,100 @@ async fn a_full_data_disk_refuses_calls_before_they_run_and_they_resume_with_roo
     );
     drop(disk);
 }
+
+/// The audit calls recorded in `env`'s log (`airlock audit search --json`).
+fn audit_calls(env: &TestEnv) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["audit", "search", "--json", "--limit", "1000", "--config"])
+        .arg(&env.config)
+        .env("AIRLOCK_DATA_DIR", &env.data)
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The engine SIGKILLed at points spread over a call (before its intent, while it runs, after
+/// its answer), again and again on one data dir: after each restart every call it had started
+/// has its completion (`interrupted` where it was cut), the chain verifies, and the sandboxes of
+/// the killed engine end themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_engine_killed_at_any_point_of_a_call_leaves_a_complete_verifiable_log() {
+    let env = TestEnv::new("");
+    for i in 0..12u64 {
+        let mut server = Server::start(&env, &[]);
+        let client = server.client().await;
+        let warm = call(&client, "run_command", json!({"command": "echo warm"})).await;
+        assert!(!is_error(&warm), "{}", text(&warm));
+        let in_flight = tokio::spawn({
+            let client = client.clone();
+            async move {
+                call(
+                    &client,
+                    "run_command",
+                    json!({"command": "sleep 0.05; echo cut"}),
+                )
+                .await
+            }
+        });
+        // From before the call reaches the engine to after it answered.
+        tokio::time::sleep(Duration::from_millis(i * 8)).await;
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        in_flight.abort();
+        if i % 4 == 0 {
+            let gone = wait_until(Duration::from_secs(10), || env.containers().is_empty()).await;
+            if !gone {
+                for c in env.containers() {
+                    eprintln!(
+                        "{}",
+                        docker(&[
+                            "inspect",
+                            "-f",
+                            "{{.State.Status}} {{.HostConfig.AutoRemove}}",
+                            &c
+                        ])
+                    );
+                    eprintln!("{}", docker(&["top", &c, "-eo", "pid,args"]));
+                }
+            }
+            assert!(
+                gone,
+                "iteration {i}: the killed engine's sandbox outlived it: {:?}",
+                env.containers()
+            );
+        }
+    }
+    // One last start completes whatever the last kill cut.
+    let mut last = Server::start(&env, &[]);
+    last.stop();
+    let calls = audit_calls(&env);
+    assert!(calls.len() >= 12, "{calls:#?}");
+    let open: Vec<_> = calls.iter().filter(|c| c["outcome"].is_null()).collect();
+    assert!(open.is_empty(), "calls without a completion: {open:#?}");
+    assert!(
+        calls.iter().any(|c| c["outcome"] == "interrupted"),
+        "no kill cut a call: {calls:#?}"
+    );
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["audit", "verify", "--config", env.config.to_str().unwrap()])
+        .env("AIRLOCK_DATA_DIR", &env.data)
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+}
