@@ -33,7 +33,7 @@ export CLIPPY_ARGS := -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 # dependency is compiled twice with another feature set.
 export AIRLOCK_CARGO_SELECTION := --workspace --all-targets --all-features
 
-.PHONY: help setup deps docker test-image app-deps gui-deps agent build run serve test lint bench clean app gui-test bundle
+.PHONY: help setup deps docker test-image app-deps gui-deps agent build run serve test lint bench soak clean app gui-test bundle
 
 help:
 	@echo "make run    build everything and start Airlock (the app, or the headless server without a display)"
@@ -41,6 +41,7 @@ help:
 	@echo "make serve  the headless server only      make bench   benchmarks (release build)"
 	@echo "make lint   fmt check + clippy            make setup   system packages, Docker, test image"
 	@echo "make bundle the installable app (.deb on Linux, .app and .dmg on macOS)"
+	@echo "make soak   32 clients for 10 minutes on a release build (AIRLOCK_SOAK_SECS), with the figures"
 
 setup: deps docker test-image
 
@@ -99,6 +100,10 @@ test: setup gui-deps agent
 
 bench: setup
 	@scripts/bench.sh
+
+# The soak of `make test` (crates/airlock/tests/soak.rs), longer and on a release build.
+soak: setup agent
+	AIRLOCK_SOAK_SECS=$${AIRLOCK_SOAK_SECS:-600} cargo test --release -p airlock --test soak -- --nocapture
 
 clean:
 	cargo clean
