@@ -183,15 +183,42 @@ async fn json_body(request: Request, limit: usize) -> Result<Request, Response> 
             &super::framing::too_large_message(limit),
         ));
     }
-    if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
+    let Ok(message) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return Err(refuse_json(
             StatusCode::BAD_REQUEST,
             -32700,
             None,
             "Parse error: the request body is not valid JSON",
         ));
+    };
+    if let Some((code, text)) = not_a_message(&message) {
+        return Err(refuse_json(
+            StatusCode::BAD_REQUEST,
+            code,
+            message
+                .get("id")
+                .filter(|id| id.is_string() || id.is_number())
+                .cloned(),
+            &text,
+        ));
     }
     Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
+/// Why a JSON body is no MCP message a client may send, as JSON-RPC says it: params the method
+/// cannot take (-32602), or no valid message at all (-32600, e.g. an id that is an object).
+/// (rmcp would answer these with a bare 415; unknown methods it answers itself, -32601.)
+fn not_a_message(message: &serde_json::Value) -> Option<(i64, String)> {
+    use serde::Deserialize;
+    let error = rmcp::model::ClientJsonRpcMessage::deserialize(message).err()?;
+    let id_ok = message
+        .get("id")
+        .is_none_or(|id| id.is_string() || id.is_number());
+    let method = message.get("method").and_then(serde_json::Value::as_str);
+    Some(match method {
+        Some(m) if id_ok => (-32602, format!("Invalid params for {m}: {error}")),
+        _ => (-32600, format!("Invalid Request: {error}")),
+    })
 }
 
 #[cfg(test)]
@@ -213,6 +240,24 @@ mod tests {
         assert!(state.origin_allowed("http://localhost:7771"));
         assert!(!state.origin_allowed("https://evil.example"));
         assert!(!state.origin_allowed("null"));
+    }
+
+    #[test]
+    fn json_that_is_no_mcp_message_gets_the_json_rpc_error_for_it() {
+        use serde_json::json;
+        let ok = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+        assert_eq!(not_a_message(&ok), None);
+        let ok = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        assert_eq!(not_a_message(&ok), None);
+        // Unknown methods are rmcp's to answer (-32601).
+        let unknown = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/explode"});
+        assert_eq!(not_a_message(&unknown), None);
+        let object_id = json!({"jsonrpc": "2.0", "id": {"a": 1}, "method": "tools/list"});
+        assert_eq!(not_a_message(&object_id).map(|e| e.0), Some(-32600));
+        let bad_params = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": 7});
+        assert_eq!(not_a_message(&bad_params).map(|e| e.0), Some(-32602));
+        assert_eq!(not_a_message(&json!([1, 2])).map(|e| e.0), Some(-32600));
+        assert_eq!(not_a_message(&json!({"id": 1})).map(|e| e.0), Some(-32600));
     }
 
     #[test]
