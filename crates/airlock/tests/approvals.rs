@@ -299,23 +299,9 @@ async fn closing_the_control_pipe_denies_pending_calls_at_once() {
     assert!(status.success(), "{status:?}");
     assert!(env.containers().is_empty(), "{:?}", env.containers());
     // And the call is in the audit log as denied, with no run.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args([
-            "audit",
-            "search",
-            "--json",
-            "--tool",
-            "write_file",
-            "--config",
-        ])
-        .arg(&env.config)
-        .env("AIRLOCK_DATA_DIR", &env.data)
-        .env("AIRLOCK_KEYRING", "keyutils")
-        .output()
-        .unwrap();
-    let records = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(records.lines().count(), 1, "{records}");
-    let record: serde_json::Value = serde_json::from_str(records.trim()).unwrap();
+    let records = audit_search(&env, &["--tool", "write_file"]);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let record = &records[0];
     assert_eq!(record["outcome"], "denied", "{record}");
 }
 

@@ -5,42 +5,7 @@
 
 mod common;
 use common::*;
-use serde_json::{json, Value};
-use std::process::{Command, Stdio};
-
-fn airlock(env: &TestEnv, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(args)
-        .args(["--config", env.config.to_str().unwrap()])
-        .env("AIRLOCK_DATA_DIR", &env.data)
-        .env("AIRLOCK_KEYRING", "keyutils")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn search(env: &TestEnv, extra: &[&str]) -> Vec<Value> {
-    let mut args = vec!["audit", "search", "--json", "--limit", "1000"];
-    args.extend_from_slice(extra);
-    let out = airlock(env, &args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn verify(env: &TestEnv) -> (bool, String) {
-    let out = airlock(env, &["audit", "verify"]);
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
+use serde_json::json;
 
 fn sql(env: &TestEnv, statement: &str) {
     let db = rusqlite::Connection::open(env.data.join("audit.sqlite3")).unwrap();
@@ -65,30 +30,30 @@ async fn every_call_is_recorded_and_tampering_is_detected() {
     client.cancel().await.unwrap();
     server.stop();
 
-    let all = search(&env, &[]);
+    let all = audit_search(&env, &[]);
     assert_eq!(all.len(), 6, "{all:#?}");
-    let denied = search(&env, &["--decision", "denied"]);
+    let denied = audit_search(&env, &["--decision", "denied"]);
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0]["tool"], "delete_path");
     assert_eq!(denied[0]["outcome"], "denied");
-    let found = search(&env, &["call-3"]);
+    let found = audit_search(&env, &["call-3"]);
     assert_eq!(found.len(), 1, "full-text search finds the argument");
     assert_eq!(found[0]["outcome"], "ok");
     assert_eq!(found[0]["client"], "default");
     assert_eq!(found[0]["exit_code"], 0);
 
-    let (ok, report) = verify(&env);
+    let (ok, report) = audit_verify(&env);
     assert!(ok && report.starts_with("ok 12 records"), "{report}");
 
     // Export in both formats.
-    let out = airlock(&env, &["audit", "export", "--format", "csv"]);
+    let out = airlock_cli(&env, &["audit", "export", "--format", "csv"]);
     let csv = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         csv.lines().next().unwrap(),
         airlock_audit::CSV_COLUMNS.join(",")
     );
     assert!((0..5).all(|i| csv.contains(&format!("call-{i}"))), "{csv}");
-    let out = airlock(&env, &["audit", "export", "--format", "jsonl"]);
+    let out = airlock_cli(&env, &["audit", "export", "--format", "jsonl"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
 
     // Editing an outcome is caught.
@@ -109,10 +74,10 @@ async fn every_call_is_recorded_and_tampering_is_detected() {
         &env,
         "update entries set outcome = 'ok' where outcome = 'denied'",
     );
-    let (ok, report) = verify(&env);
+    let (ok, report) = audit_verify(&env);
     assert!(!ok && report.contains("FAILED"), "edited outcome: {report}");
     std::fs::write(&db, &pristine).unwrap();
-    let (ok, _) = verify(&env);
+    let (ok, _) = audit_verify(&env);
     assert!(ok, "restored copy verifies again");
 
     // Deleting the last entry is caught (the head outside the database remembers it).
@@ -120,16 +85,16 @@ async fn every_call_is_recorded_and_tampering_is_detected() {
         &env,
         "delete from entries where seq = (select max(seq) from entries)",
     );
-    let (ok, report) = verify(&env);
+    let (ok, report) = audit_verify(&env);
     assert!(!ok, "deleted last entry: {report}");
     std::fs::write(&db, &pristine).unwrap();
 
     // Reordering two entries is caught.
     sql(&env, "update entries set seq = -1 where seq = 3; update entries set seq = 3 where seq = 4; update entries set seq = 4 where seq = -1;");
-    let (ok, report) = verify(&env);
+    let (ok, report) = audit_verify(&env);
     assert!(!ok, "reordered: {report}");
     std::fs::write(&db, &pristine).unwrap();
-    let (ok, _) = verify(&env);
+    let (ok, _) = audit_verify(&env);
     assert!(ok);
 }
 
@@ -171,7 +136,7 @@ async fn a_chain_recomputed_without_the_key_fails() {
     forged.record_intent(intent).unwrap();
     forged.sync_head().unwrap();
     drop(forged);
-    let (ok, report) = verify(&env);
+    let (ok, report) = audit_verify(&env);
     assert!(!ok, "a chain keyed by someone else: {report}");
 }
 
@@ -187,7 +152,9 @@ async fn a_killed_engine_leaves_an_interrupted_record_and_no_containers() {
     // Wait until the command runs in its sandbox, then kill the engine without a chance to clean up.
     for _ in 0..100 {
         if !env.containers().is_empty()
-            && search(&env, &[]).iter().any(|r| r["tool"] == "run_command")
+            && audit_search(&env, &[])
+                .iter()
+                .any(|r| r["tool"] == "run_command")
         {
             break;
         }
@@ -205,11 +172,11 @@ async fn a_killed_engine_leaves_an_interrupted_record_and_no_containers() {
         "a restart removes this instance's leftovers: {:?}",
         env.containers()
     );
-    let records = search(&env, &["--tool", "run_command"]);
+    let records = audit_search(&env, &["--tool", "run_command"]);
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["outcome"], "interrupted", "{:#?}", records[0]);
     restarted.stop();
-    let (ok, report) = verify(&env);
+    let (ok, report) = audit_verify(&env);
     assert!(ok, "{report}");
 }
 
@@ -258,7 +225,7 @@ async fn secrets_are_injected_and_redacted_from_results_and_the_log() {
             "token shape in the audit database"
         );
     }
-    let out = airlock(&env, &["audit", "export", "--format", "jsonl"]);
+    let out = airlock_cli(&env, &["audit", "export", "--format", "jsonl"]);
     let export = String::from_utf8_lossy(&out.stdout);
     assert!(
         export.contains("[redacted:github-token]") || export.contains("[redacted:"),

@@ -59,20 +59,6 @@ fn uuid_like() -> String {
     format!("{}-{nanos}", std::process::id())
 }
 
-/// Polls `check` until it holds or `limit` passes; false if it never held.
-async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A client that counts the progress notifications it receives.
 #[derive(Clone, Default)]
 struct ProgressCounter(Arc<AtomicUsize>);
@@ -202,7 +188,7 @@ async fn connect_ends_its_session_when_the_client_leaves_or_on_sigterm() {
         } else {
             client.cancel().await.unwrap();
         }
-        let removed = eventually(Duration::from_secs(2), || env.containers().is_empty()).await;
+        let removed = wait_until(Duration::from_secs(2), || env.containers().is_empty()).await;
         assert!(
             removed,
             "{how}: the sandbox outlived its bridge by 2 s: {:?}",
@@ -639,7 +625,7 @@ async fn connect_follows_a_server_restarted_on_another_port() {
             "airlock connect: Airlock restarted at {}; reconnected with a new session (its sandbox starts afresh)",
             server.url
         );
-        let said = eventually(Duration::from_secs(2), || {
+        let said = wait_until(Duration::from_secs(2), || {
             stderr.lock().unwrap().last() == Some(&expected)
         })
         .await;
@@ -653,7 +639,7 @@ async fn connect_follows_a_server_restarted_on_another_port() {
     );
     // The new session ends with the client, as any other.
     client.cancel().await.unwrap();
-    let removed = eventually(Duration::from_secs(2), || env.containers().is_empty()).await;
+    let removed = wait_until(Duration::from_secs(2), || env.containers().is_empty()).await;
     assert!(removed, "the new session's sandbox outlived its bridge");
     let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
         .await

@@ -27,20 +27,6 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// Polls `check` every 50 ms until it holds or `limit` passes.
-async fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The host pid of the process in `container` whose command line contains `needle`.
 fn host_pid_of(container: &str, needle: &str) -> Option<String> {
     docker(&["top", container, "-eo", "pid,args"])
@@ -129,18 +115,8 @@ async fn a_sandbox_killed_paused_or_without_its_agent_mid_call_fails_the_call_cl
         client.cancel().await.unwrap();
     }
     drop(server);
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["audit", "verify", "--config", env.config.to_str().unwrap()])
-        .env("AIRLOCK_DATA_DIR", &env.data)
-        .env("AIRLOCK_KEYRING", "keyutils")
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    let (verified, report) = audit_verify(&env);
+    assert!(verified, "{report}");
     assert!(env.containers().is_empty(), "{:?}", env.containers());
 }
 
@@ -436,13 +412,7 @@ async fn the_docker_engine_stopped_mid_call_fails_it_clearly_and_calls_resume_wh
         "{}",
         text(&down)
     );
-    let doctor = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["doctor", "--config", env.config.to_str().unwrap()])
-        .env("AIRLOCK_DATA_DIR", &env.data)
-        .env("AIRLOCK_KEYRING", "keyutils")
-        .env("AIRLOCK_AGENT_DIR", agent_dir())
-        .output()
-        .unwrap();
+    let doctor = airlock_cli(&env, &["doctor"]);
     let said = String::from_utf8_lossy(&doctor.stdout).to_string();
     assert!(!doctor.status.success(), "{said}");
     assert!(said.contains(&dockerd.host()), "{said}");
@@ -570,21 +540,9 @@ async fn a_client_gone_mid_call_stops_its_command_and_the_call_is_recorded_cance
         "the command of a client that went away kept running"
     );
     let recorded = wait_until(Duration::from_secs(10), || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args([
-                "audit",
-                "search",
-                "--json",
-                "--tool",
-                "run_command",
-                "--config",
-            ])
-            .arg(&env.config)
-            .env("AIRLOCK_DATA_DIR", &env.data)
-            .env("AIRLOCK_KEYRING", "keyutils")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).contains("\"outcome\":\"cancelled\"")
+        audit_search(&env, &["--tool", "run_command"])
+            .iter()
+            .any(|c| c["outcome"] == "cancelled")
     })
     .await;
     assert!(recorded, "the call was not recorded as cancelled");
@@ -660,39 +618,9 @@ async fn a_full_data_disk_refuses_calls_before_they_run_and_they_resume_with_roo
     assert!(!is_error(&back), "{}", text(&back));
     drop(client);
     drop(server);
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["audit", "verify", "--config", env.config.to_str().unwrap()])
-        .env("AIRLOCK_DATA_DIR", &env.data)
-        .env("AIRLOCK_KEYRING", "keyutils")
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    let (verified, report) = audit_verify(&env);
+    assert!(verified, "{report}");
     drop(disk);
-}
-
-/// The audit calls recorded in `env`'s log (`airlock audit search --json`).
-fn audit_calls(env: &TestEnv) -> Vec<serde_json::Value> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["audit", "search", "--json", "--limit", "1000", "--config"])
-        .arg(&env.config)
-        .env("AIRLOCK_DATA_DIR", &env.data)
-        .env("AIRLOCK_KEYRING", "keyutils")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// The engine SIGKILLed at points spread over a call (before its intent, while it runs, after
@@ -749,7 +677,7 @@ async fn the_engine_killed_at_any_point_of_a_call_leaves_a_complete_verifiable_l
     // One last start completes whatever the last kill cut.
     let mut last = Server::start(&env, &[]);
     last.stop();
-    let calls = audit_calls(&env);
+    let calls = audit_search(&env, &[]);
     assert!(calls.len() >= 12, "{calls:#?}");
     let open: Vec<_> = calls.iter().filter(|c| c["outcome"].is_null()).collect();
     assert!(open.is_empty(), "calls without a completion: {open:#?}");
@@ -757,17 +685,7 @@ async fn the_engine_killed_at_any_point_of_a_call_leaves_a_complete_verifiable_l
         calls.iter().any(|c| c["outcome"] == "interrupted"),
         "no kill cut a call: {calls:#?}"
     );
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["audit", "verify", "--config", env.config.to_str().unwrap()])
-        .env("AIRLOCK_DATA_DIR", &env.data)
-        .env("AIRLOCK_KEYRING", "keyutils")
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    let (verified, report) = audit_verify(&env);
+    assert!(verified, "{report}");
     assert!(env.containers().is_empty(), "{:?}", env.containers());
 }

@@ -164,14 +164,8 @@ async fn thirty_two_clients_for_a_while_leave_the_engine_flat_and_the_log_comple
 
     // The log: every call with its completion, the chain whole; nothing left running.
     drop(server);
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["audit", "verify", "--config", env.config.to_str().unwrap()])
-        .env("AIRLOCK_DATA_DIR", &env.data)
-        .env("AIRLOCK_KEYRING", "keyutils")
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&verify.stdout).trim().to_string();
-    assert!(verify.status.success(), "{report}");
+    let (verified, report) = audit_verify(&env);
+    assert!(verified, "{report}");
     let entries: usize = report
         .split_whitespace()
         .nth(1)

@@ -386,3 +386,55 @@ pub fn text(result: &CallToolResult) -> String {
 pub fn is_error(result: &CallToolResult) -> bool {
     result.is_error == Some(true)
 }
+
+/// Runs the `airlock` CLI on the env's settings and data (e.g. `["audit", "verify"]`).
+pub fn airlock_cli(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .args(["--config", env.config.to_str().unwrap()])
+        .env("AIRLOCK_DATA_DIR", &env.data)
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .env("AIRLOCK_AGENT_DIR", agent_dir())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The calls in the env's audit log (`airlock audit search --json`), `extra` filtering them.
+pub fn audit_search(env: &TestEnv, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["audit", "search", "--json", "--limit", "1000"];
+    args.extend_from_slice(extra);
+    let out = airlock_cli(env, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `airlock audit verify` on the env's log: whether it passed, and its report.
+pub fn audit_verify(env: &TestEnv) -> (bool, String) {
+    let out = airlock_cli(env, &["audit", "verify"]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
+
+/// Polls `check` every 50 ms until it holds or `limit` passes; false if it never held.
+pub async fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
