@@ -899,12 +899,15 @@ impl Engine {
     }
 
     /// Removes idle sandboxes. A sessionless client's session ends with its last sandbox (see
-    /// [`crate::sessions`]): its grants and process handles go with it.
+    /// [`crate::sessions`]): its grants go with it — unless a call has started a sandbox for it
+    /// again meanwhile (nothing of a session in use is removed here).
     pub async fn reap_idle(&self) {
         for session in self.sandboxes.reap_idle().await {
-            if crate::sessions::is_client_session(&session) {
+            if crate::sessions::is_client_session(&session)
+                && !self.sandboxes.has_sandboxes(&session)
+            {
                 tracing::info!(%session, "client session ended: its sandbox was idle");
-                self.end_session(&session).await;
+                self.approvals.forget_session(&session);
             }
         }
     }

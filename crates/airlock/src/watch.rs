@@ -39,19 +39,31 @@ pub fn watch_settings(
     debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
     tokio::spawn(async move {
         let _keep_alive = debouncer;
+        // Whether the app was last told of an error: a fix that restores the settings in force
+        // changes nothing, but the error must go.
+        let mut reported = false;
         loop {
             tokio::select! {
                 changed = rx.recv() => if changed.is_none() { return },
                 _ = shutdown.cancelled() => return,
             }
             match load_edited(&file) {
-                Ok(new) if new == *engine.settings() => {}
+                Ok(new) if new == *engine.settings() => {
+                    if std::mem::take(&mut reported) {
+                        tracing::info!("the settings file is good again");
+                        if let Some(out) = &outbox {
+                            send_settings(&engine, out, None);
+                        }
+                    }
+                }
                 Ok(new) => {
                     tracing::info!("settings changed on disk; applied");
+                    reported = false;
                     engine.apply_settings(new).await;
                 }
                 Err(e) => {
                     tracing::error!("{e}; keeping the last good settings");
+                    reported = true;
                     if let Some(out) = &outbox {
                         send_settings(&engine, out, Some(e));
                     }

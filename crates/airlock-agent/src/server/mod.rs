@@ -140,18 +140,27 @@ pub fn serve(config_json: &str) -> i32 {
         }
         let id = request.id;
         ctx.track(1);
-        let worker = Arc::clone(&ctx);
-        let spawned = std::thread::Builder::new()
-            .name(format!("req-{id}"))
-            .spawn(move || {
-                let exact = request.exact;
-                let outcome = match resolve::exactly(exact, || handle(&worker, request)) {
-                    Ok(reply) => Outcome::Ok(reply),
-                    Err(e) => Outcome::Err(e),
-                };
-                worker.send(&Response { id, outcome });
-                worker.track(-1);
-            });
+        // Handed to whichever start of the worker succeeds (a start is retried while the
+        // sandbox is out of pids for a moment).
+        let slot = Arc::new(Mutex::new(Some(request)));
+        let spawned = process::while_out_of_pids(|| {
+            let worker = Arc::clone(&ctx);
+            let slot = Arc::clone(&slot);
+            std::thread::Builder::new()
+                .name(format!("req-{id}"))
+                .spawn(move || {
+                    let Some(request) = slot.lock().ok().and_then(|mut s| s.take()) else {
+                        return;
+                    };
+                    let exact = request.exact;
+                    let outcome = match resolve::exactly(exact, || handle(&worker, request)) {
+                        Ok(reply) => Outcome::Ok(reply),
+                        Err(e) => Outcome::Err(e),
+                    };
+                    worker.send(&Response { id, outcome });
+                    worker.track(-1);
+                })
+        });
         if let Err(e) = spawned {
             ctx.track(-1);
             ctx.send(&Response {

@@ -521,7 +521,9 @@ struct Helper(mpsc::Sender<Box<dyn FnOnce() + Send>>);
 /// Runs `start` (a thread or a process), again for up to [`PIDS_RETRY`] while the sandbox is out
 /// of pids for a moment: the processes of a command just killed (a fork bomb) are still being
 /// reaped, and the next command should wait for that rather than fail.
-fn while_out_of_pids<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+pub(crate) fn while_out_of_pids<T>(
+    mut start: impl FnMut() -> std::io::Result<T>,
+) -> std::io::Result<T> {
     let deadline = Instant::now() + PIDS_RETRY;
     loop {
         match start() {

@@ -501,17 +501,21 @@ impl AgentClient {
         mut rx: oneshot::Receiver<Outcome>,
     ) -> Result<Result<Outcome, oneshot::error::RecvError>, SandboxError> {
         let mut ticks = tokio::time::interval(SILENCE_CHECK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
         loop {
             tokio::select! {
                 received = &mut rx => return Ok(received),
                 _ = ticks.tick() => {
-                    if let Some(state) = self.not_running().await {
-                        tracing::warn!(container = %self.container, %state, "the sandbox stopped answering");
-                        return Err(SandboxError::AgentGone {
-                            detail: format!("the sandbox's container is {state} (not by Airlock)"),
-                        });
+                    let Some(state) = self.not_running().await else { continue };
+                    // The answer may have come while Docker was asked.
+                    if let Ok(outcome) = rx.try_recv() {
+                        return Ok(Ok(outcome));
                     }
+                    tracing::warn!(container = %self.container, %state, "the sandbox stopped answering");
+                    return Err(SandboxError::AgentGone {
+                        detail: format!("the sandbox's container is {state} (not by Airlock)"),
+                    });
                 }
             }
         }
@@ -541,8 +545,16 @@ impl AgentClient {
                 status_code: 404, ..
             }) => Some("gone".into()),
             // The engine itself no longer answers: its containers' streams are lost with it.
+            // Asked once more a moment later, so that one refused connection (a full accept
+            // queue) does not count.
             Err(e) if super::engine_gone(&e) => {
-                Some("unreachable (the Docker engine stopped answering)".into())
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                match self.docker.inspect_container(&self.container, None).await {
+                    Err(e) if super::engine_gone(&e) => {
+                        Some("unreachable (the Docker engine stopped answering)".into())
+                    }
+                    _ => None,
+                }
             }
             Err(_) => None,
         }

@@ -403,6 +403,23 @@ impl SandboxManager {
             remove_container(&existing.docker, &existing.container_id).await;
             *guard = None;
         }
+        let filled = self.fill(&docker, &key).await;
+        match filled {
+            Ok(created) => {
+                *guard = Some(created.clone());
+                Ok(created)
+            }
+            Err(e) => {
+                // A slot left empty is forgotten: it would count as a sandbox of its session.
+                drop(guard);
+                self.forget_empty_slot(&key);
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks the caps and starts the sandbox of `key` (its slot is locked by the caller).
+    async fn fill(&self, docker: &Docker, key: &SandboxKey) -> Result<Arc<Sandbox>, SandboxError> {
         let client = {
             let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
             clients.get(&key.session).cloned()
@@ -412,7 +429,7 @@ impl SandboxManager {
             let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
             let live: Vec<&SandboxKey> = slots
                 .iter()
-                .filter(|(other, _)| **other != key)
+                .filter(|(other, _)| *other != key)
                 // A slot being filled right now counts: its sandbox is on the way.
                 .filter(|(_, s)| s.try_lock().map(|g| g.is_some()).unwrap_or(true))
                 .map(|(other, _)| other)
@@ -437,7 +454,7 @@ impl SandboxManager {
                 max: runtime.max_sandboxes_per_client,
             });
         }
-        let created = match self.create(&docker, &key).await {
+        let created = match self.create(docker, key).await {
             Ok(sb) => Arc::new(sb),
             Err(e) => {
                 if matches!(
@@ -449,8 +466,17 @@ impl SandboxManager {
                 return Err(e);
             }
         };
-        *guard = Some(created.clone());
         Ok(created)
+    }
+
+    fn forget_empty_slot(&self, key: &SandboxKey) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let empty = slots
+            .get(key)
+            .is_some_and(|s| s.try_lock().map(|g| g.is_none()).unwrap_or(false));
+        if empty {
+            slots.remove(key);
+        }
     }
 
     /// Runs one agent operation in the session's sandbox. A dead agent was already replaced by
@@ -692,6 +718,15 @@ impl SandboxManager {
             .collect()
     }
 
+    /// Whether the session has a sandbox running (or one starting).
+    pub fn has_sandboxes(&self, session: &str) -> bool {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .iter()
+            .filter(|(k, _)| k.session == session)
+            .any(|(_, s)| s.try_lock().map(|g| g.is_some()).unwrap_or(true))
+    }
+
     /// Removes every sandbox of the session (the session ended).
     pub async fn release(&self, session: &str) {
         let keys = self.keys_of(session);
@@ -809,7 +844,7 @@ impl SandboxManager {
             if idle {
                 tracing::info!(session = %key.session, scope = %key.scope, "removing idle sandbox");
                 self.release_one(&key).await;
-                if self.keys_of(&key.session).is_empty() && !emptied.contains(&key.session) {
+                if !self.has_sandboxes(&key.session) && !emptied.contains(&key.session) {
                     emptied.push(key.session.clone());
                 }
             }

@@ -15,6 +15,10 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIdentity(pub String);
 
+/// The JSON-RPC id of a `tools/call` request; put into the request's extensions.
+#[derive(Debug, Clone)]
+pub struct ToolCallId(pub rmcp::model::RequestId);
+
 /// Maps a presented bearer token to the client it was issued to.
 pub type TokenLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -143,7 +147,7 @@ pub async fn require_auth(
 async fn json_body(request: Request, limit: usize) -> Result<Request, Response> {
     use futures::StreamExt;
     const ID_PROBE: usize = 64 * 1024;
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -183,24 +187,38 @@ async fn json_body(request: Request, limit: usize) -> Result<Request, Response> 
             &super::framing::too_large_message(limit),
         ));
     }
-    let Ok(message) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Err(refuse_json(
-            StatusCode::BAD_REQUEST,
-            -32700,
-            None,
-            "Parse error: the request body is not valid JSON",
-        ));
-    };
-    if let Some((code, text)) = not_a_message(&message) {
-        return Err(refuse_json(
-            StatusCode::BAD_REQUEST,
-            code,
-            message
-                .get("id")
-                .filter(|id| id.is_string() || id.is_number())
-                .cloned(),
-            &text,
-        ));
+    match serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(&bytes) {
+        Ok(message) => {
+            if let rmcp::model::ClientJsonRpcMessage::Request(request) = &message {
+                if matches!(
+                    request.request,
+                    rmcp::model::ClientRequest::CallToolRequest(_)
+                ) {
+                    parts.extensions.insert(ToolCallId(request.id.clone()));
+                }
+            }
+        }
+        Err(_) => {
+            let Ok(message) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                return Err(refuse_json(
+                    StatusCode::BAD_REQUEST,
+                    -32700,
+                    None,
+                    "Parse error: the request body is not valid JSON",
+                ));
+            };
+            let (code, text) =
+                not_a_message(&message).unwrap_or((-32600, "Invalid Request".to_string()));
+            return Err(refuse_json(
+                StatusCode::BAD_REQUEST,
+                code,
+                message
+                    .get("id")
+                    .filter(|id| id.is_string() || id.is_number())
+                    .cloned(),
+                &text,
+            ));
+        }
     }
     Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }

@@ -8,15 +8,14 @@ use crate::sessions;
 use crate::tools;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
-    Implementation, InitializeRequestParams, InitializeResult, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ServerCapabilities,
-    ServerConfig, Tool, ToolAnnotations,
+    Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ProtocolVersion, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// How long a client may cache the tool list (it is the same for every client and connection,
 /// and changes only with Airlock's version).
@@ -30,8 +29,6 @@ struct SessionGuard {
     id: String,
     engine: Arc<Engine>,
     used: AtomicBool,
-    /// The client whose token opened the session (at `initialize`): the only one it serves.
-    owner: OnceLock<String>,
 }
 
 impl Drop for SessionGuard {
@@ -64,7 +61,6 @@ impl SessionHandler {
                 id,
                 engine: engine.clone(),
                 used: AtomicBool::new(false),
-                owner: OnceLock::new(),
             }),
             engine,
             transport_client,
@@ -76,10 +72,9 @@ impl SessionHandler {
     }
 
     /// The caller of one request. An authenticated request without a protocol session (MCP
-    /// 2026-07-28 over HTTP) belongs to its client's session; any other to this handler's, which
-    /// serves only the client that opened it (a session id presented with another client's
-    /// token is refused).
-    fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
+    /// 2026-07-28 over HTTP) belongs to its client's session; any other to this handler's (which
+    /// only its own client reaches: [`super::session_door`]).
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         let authenticated = authenticated_client(context);
         let reported = context
             .client_info()
@@ -93,27 +88,17 @@ impl SessionHandler {
                 sessions::of_client(client, conversation)
             }
             _ => {
-                if let Some(client) = &authenticated {
-                    let owner = self.guard.owner.get_or_init(|| client.clone());
-                    if owner != client {
-                        tracing::warn!(session = %self.guard.id, %owner, presented_by = %client, "a session id was presented with another client's token");
-                        return Err(McpError::invalid_request(
-                            "This MCP session belongs to another client's token. Start a session of your own (initialize without an Mcp-Session-Id).",
-                            None,
-                        ));
-                    }
-                }
                 self.guard.used.store(true, Ordering::Relaxed);
                 self.guard.id.clone()
             }
         };
-        Ok(Caller {
+        Caller {
             client: authenticated
                 .or_else(|| self.transport_client.clone())
                 .unwrap_or_else(|| "unknown".to_string()),
             reported,
             session,
-        })
+        }
     }
 }
 
@@ -169,19 +154,6 @@ impl ServerHandler for SessionHandler {
         Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2026_07_28))
     }
 
-    /// A protocol session belongs to the client whose token opened it.
-    async fn initialize(
-        &self,
-        request: InitializeRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<InitializeResult, McpError> {
-        if let Some(client) = authenticated_client(&context) {
-            let _ = self.guard.owner.set(client);
-        }
-        context.peer.set_peer_info(request.clone());
-        self.negotiate_initialize(&request)
-    }
-
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -197,7 +169,7 @@ impl ServerHandler for SessionHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let caller = self.caller(&context)?;
+        let caller = self.caller(&context);
         let args = request
             .arguments
             .map(serde_json::Value::Object)

@@ -4,7 +4,6 @@
 use super::auth::{require_auth, AuthState, TokenLookup};
 use super::handler::SessionHandler;
 use crate::engine::Engine;
-use axum::response::IntoResponse;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::net::SocketAddr;
@@ -77,13 +76,16 @@ impl HttpServer {
         let router = axum::Router::new()
             .nest_service("/mcp", service)
             .layer(axum::middleware::from_fn_with_state(
-                sessions,
-                cancel_calls_of_clients_gone,
+                super::session_door::SessionDoor::new(sessions),
+                super::session_door::guard_sessions,
             ))
             .layer(axum::middleware::from_fn_with_state(auth, require_auth));
         let stopping = shutdown.clone();
-        let listener =
-            super::listener::CappedListener::new(self.listener, super::listener::max_connections());
+        let listener = super::listener::CappedListener::new(
+            self.listener,
+            super::listener::max_connections(),
+            super::listener::FIRST_BYTES,
+        );
         let serve = axum::serve(listener, router)
             .with_graceful_shutdown(async move { stopping.cancelled().await });
         // Open event streams would keep a graceful shutdown waiting forever: give them a moment.
@@ -94,103 +96,5 @@ impl HttpServer {
             }
         }
         Ok(())
-    }
-}
-
-/// The start of a JSON-RPC message: enough to tell a tool call and its id.
-#[derive(serde::Deserialize)]
-struct MessageHead {
-    id: Option<serde_json::Value>,
-    method: Option<String>,
-}
-
-/// A client that goes away in the middle of a tool call (its response stream dropped before
-/// the answer: the process was killed, the connection cut) cancels the call, as if it had sent
-/// `notifications/cancelled`: the command stops and the audit log says `cancelled`, not a
-/// success nobody received. For protocol sessions; rmcp does the same for sessionless requests.
-async fn cancel_calls_of_clients_gone(
-    axum::extract::State(sessions): axum::extract::State<Arc<LocalSessionManager>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let session = request
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let Some(session) = session.filter(|_| request.method() == axum::http::Method::POST) else {
-        return next.run(request).await;
-    };
-    // The auth layer read the body into memory already: taking it again copies nothing.
-    let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return axum::http::StatusCode::BAD_REQUEST.into_response();
-    };
-    let call_id = serde_json::from_slice::<MessageHead>(&bytes)
-        .ok()
-        .filter(|head| head.method.as_deref() == Some("tools/call"))
-        .and_then(|head| head.id);
-    let response = next
-        .run(axum::extract::Request::from_parts(
-            parts,
-            axum::body::Body::from(bytes),
-        ))
-        .await;
-    let Some(call_id) = call_id else {
-        return response;
-    };
-    let cancel = move || {
-        let message = serde_json::json!({
-            "jsonrpc": "2.0",
-            "method": "notifications/cancelled",
-            "params": { "requestId": call_id, "reason": "the client went away" },
-        });
-        let Ok(message) = serde_json::from_value(message) else {
-            return;
-        };
-        tokio::spawn(async move {
-            use rmcp::transport::streamable_http_server::SessionManager;
-            // The session may be gone too; then so is its call.
-            let _ = sessions.accept_message(&session.into(), message).await;
-        });
-    };
-    let (parts, body) = response.into_parts();
-    let watched = Watched {
-        inner: body.into_data_stream(),
-        finished: false,
-        on_gone: Some(Box::new(cancel)),
-    };
-    axum::response::Response::from_parts(parts, axum::body::Body::from_stream(watched))
-}
-
-/// A response body that runs `on_gone` when it is dropped before its end.
-struct Watched {
-    inner: axum::body::BodyDataStream,
-    finished: bool,
-    on_gone: Option<Box<dyn FnOnce() + Send>>,
-}
-
-impl futures::Stream for Watched {
-    type Item = Result<axum::body::Bytes, axum::Error>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        let next = std::pin::Pin::new(&mut self.inner).poll_next(cx);
-        if let std::task::Poll::Ready(None) = next {
-            self.finished = true;
-        }
-        next
-    }
-}
-
-impl Drop for Watched {
-    fn drop(&mut self) {
-        if !self.finished {
-            if let Some(on_gone) = self.on_gone.take() {
-                on_gone();
-            }
-        }
     }
 }

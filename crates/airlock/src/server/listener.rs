@@ -1,7 +1,9 @@
-//! Accepted HTTP connections: small writes go out at once (no Nagle), and only so many are open
-//! at a time, so that a flood of idle connections cannot take the file descriptors the engine
-//! needs for its own work (the audit log, Docker, the settings file).
+//! Accepted HTTP connections: small writes go out at once (no Nagle), only so many are open at a
+//! time, so that a flood of idle connections cannot take the file descriptors the engine needs
+//! for its own work (the audit log, Docker, the settings file), and one that sends nothing at
+//! all within [`FIRST_BYTES`] is closed, so that such connections cannot hold the slots either.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -11,6 +13,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a new connection may stay silent before it is closed.
+pub const FIRST_BYTES: Duration = Duration::from_secs(10);
 
 /// The most connections open at once: half the descriptors the process may have, at most 4096.
 /// Past it, new connections wait in the kernel's queue until one closes.
@@ -30,14 +35,19 @@ fn raise_fd_limit() -> libc::rlim_t {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return 256;
         }
-        let wanted = limit.rlim_max.min(65536);
-        if wanted > limit.rlim_cur {
+        // macOS refuses more than `kern.maxfilesperproc` (10240 on many Macs) even when the
+        // hard limit says "unlimited": try less before giving up.
+        for wanted in [limit.rlim_max.min(65536), limit.rlim_max.min(10240)] {
+            if wanted <= limit.rlim_cur {
+                break;
+            }
             let raised = libc::rlimit {
                 rlim_cur: wanted,
                 rlim_max: limit.rlim_max,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
                 limit.rlim_cur = wanted;
+                break;
             }
         }
     }
@@ -48,13 +58,15 @@ fn raise_fd_limit() -> libc::rlim_t {
 pub struct CappedListener {
     inner: TcpListener,
     slots: Arc<Semaphore>,
+    first_bytes: Duration,
 }
 
 impl CappedListener {
-    pub fn new(inner: TcpListener, slots: usize) -> CappedListener {
+    pub fn new(inner: TcpListener, slots: usize, first_bytes: Duration) -> CappedListener {
         CappedListener {
             inner,
             slots: Arc::new(Semaphore::new(slots)),
+            first_bytes,
         }
     }
 }
@@ -88,7 +100,13 @@ impl CappedListener {
                     if let Err(e) = tcp.set_nodelay(true) {
                         tracing::debug!("could not set TCP_NODELAY on an accepted connection: {e}");
                     }
-                    return (Connection { tcp, _slot: slot }, addr);
+                    let silence = Box::pin(tokio::time::sleep(self.first_bytes));
+                    let connection = Connection {
+                        tcp,
+                        _slot: slot,
+                        silence: Some(silence),
+                    };
+                    return (connection, addr);
                 }
                 Err(e) => {
                     // Out of descriptors, or a connection reset before it was taken: wait a
@@ -105,6 +123,8 @@ impl CappedListener {
 pub struct Connection {
     tcp: TcpStream,
     _slot: Option<OwnedSemaphorePermit>,
+    /// Until the first bytes come: when the connection is given up.
+    silence: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl AsyncRead for Connection {
@@ -113,7 +133,19 @@ impl AsyncRead for Connection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.silence = None;
+        } else if let Some(silence) = self.silence.as_mut() {
+            if read.is_pending() && silence.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the connection sent nothing",
+                )));
+            }
+        }
+        read
     }
 }
 
@@ -156,7 +188,7 @@ mod tests {
     async fn past_its_slots_a_connection_waits_until_one_closes() {
         let inner = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = inner.local_addr().unwrap();
-        let mut listener = CappedListener::new(inner, 2);
+        let mut listener = CappedListener::new(inner, 2, FIRST_BYTES);
         let _a = TcpStream::connect(addr).await.unwrap();
         let _b = TcpStream::connect(addr).await.unwrap();
         let _c = TcpStream::connect(addr).await.unwrap();
@@ -173,6 +205,31 @@ mod tests {
             third.is_ok(),
             "a freed slot was not given to the waiting connection"
         );
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sends_nothing_is_closed_and_frees_its_slot() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let inner = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = inner.local_addr().unwrap();
+        let mut listener = CappedListener::new(inner, 1, Duration::from_millis(200));
+        let _silent = TcpStream::connect(addr).await.unwrap();
+        let mut silent_side = listener.accept().await.0;
+        let mut buf = [0u8; 8];
+        let read = tokio::time::timeout(Duration::from_secs(5), silent_side.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Err(ref e)) if e.kind() == io::ErrorKind::TimedOut),
+            "{read:?}"
+        );
+        drop(silent_side);
+        // The slot is free again; a talking connection keeps reading past the deadline.
+        let mut talker = TcpStream::connect(addr).await.unwrap();
+        let mut talking_side = listener.accept().await.0;
+        talker.write_all(b"GET").await.unwrap();
+        assert_eq!(talking_side.read(&mut buf).await.unwrap(), 3);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        talker.write_all(b" /").await.unwrap();
+        assert_eq!(talking_side.read(&mut buf).await.unwrap(), 2);
     }
 
     #[test]

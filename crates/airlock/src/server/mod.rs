@@ -6,6 +6,7 @@ pub mod framing;
 pub mod handler;
 pub mod http;
 pub mod listener;
+pub mod session_door;
 pub mod stdio;
 
 pub use handler::SessionHandler;
