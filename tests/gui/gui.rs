@@ -1075,7 +1075,7 @@ async fn tray_menu_runtime_toggle_and_quit() {
     assert_eq!(outcomes.first(), Some(&"ok"), "{outcomes:?}");
     assert_eq!(outcomes.last(), Some(&"ok"), "{outcomes:?}");
     assert!(
-        outcomes.iter().any(|o| *o == "refused"),
+        outcomes.contains(&"refused"),
         "no read refused while the runtime was off: {outcomes:?}"
     );
     let first_refused = outcomes.iter().position(|o| *o == "refused").unwrap_or(0);
