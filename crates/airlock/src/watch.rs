@@ -88,6 +88,10 @@ fn load_edited(file: &std::path::Path) -> Result<Settings, String> {
             file.display()
         )),
         Ok(text) => Settings::parse(file, &text).map_err(|e| e.to_string()),
-        Err(_) => Settings::load(file).map_err(|e| e.to_string()),
+        Err(source) => Err(crate::config::ConfigError::Read {
+            path: file.to_path_buf(),
+            source,
+        }
+        .to_string()),
     }
 }

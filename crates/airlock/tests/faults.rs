@@ -50,17 +50,11 @@ async fn a_sandbox_killed_paused_or_without_its_agent_mid_call_fails_the_call_cl
         let warm = call(&client, "run_command", json!({"command": "echo warm"})).await;
         assert!(!is_error(&warm), "{fault:?}: {}", text(&warm));
         let container = env.containers().pop().expect("a sandbox runs");
-        let in_flight = {
-            let client = client.clone();
-            tokio::spawn(async move {
-                call(
-                    &client,
-                    "run_command",
-                    json!({"command": "sleep 30; echo done"}),
-                )
-                .await
-            })
-        };
+        let in_flight = call_in_background(
+            &client,
+            "run_command",
+            json!({"command": "sleep 30; echo done"}),
+        );
         assert!(
             wait_until(Duration::from_secs(10), || host_pid_of(
                 &container, "sleep 30"
@@ -352,17 +346,11 @@ async fn the_docker_engine_stopped_mid_call_fails_it_clearly_and_calls_resume_wh
     let client = server.client().await;
     let warm = call(&client, "run_command", json!({"command": "echo warm"})).await;
     assert!(!is_error(&warm), "{}", text(&warm));
-    let in_flight = {
-        let client = client.clone();
-        tokio::spawn(async move {
-            call(
-                &client,
-                "run_command",
-                json!({"command": "sleep 30; echo done"}),
-            )
-            .await
-        })
-    };
+    let in_flight = call_in_background(
+        &client,
+        "run_command",
+        json!({"command": "sleep 30; echo done"}),
+    );
     let sleeping = || {
         std::process::Command::new("docker")
             .args(["-H", &dockerd.host(), "ps", "-q"])
@@ -635,17 +623,11 @@ async fn the_engine_killed_at_any_point_of_a_call_leaves_a_complete_verifiable_l
         let client = server.client().await;
         let warm = call(&client, "run_command", json!({"command": "echo warm"})).await;
         assert!(!is_error(&warm), "{}", text(&warm));
-        let in_flight = tokio::spawn({
-            let client = client.clone();
-            async move {
-                call(
-                    &client,
-                    "run_command",
-                    json!({"command": "sleep 0.05; echo cut"}),
-                )
-                .await
-            }
-        });
+        let in_flight = call_in_background(
+            &client,
+            "run_command",
+            json!({"command": "sleep 0.05; echo cut"}),
+        );
         // From before the call reaches the engine to after it answered.
         tokio::time::sleep(Duration::from_millis(i * 8)).await;
         server.child.kill().unwrap();

@@ -373,6 +373,16 @@ pub async fn call(
     client.call_tool(params).await.expect("tools/call answered")
 }
 
+/// Starts a call and leaves it running (for a fault to meet it mid-call).
+pub fn call_in_background(
+    client: &rmcp::service::Peer<RoleClient>,
+    tool: &'static str,
+    args: serde_json::Value,
+) -> tokio::task::JoinHandle<CallToolResult> {
+    let client = client.clone();
+    tokio::spawn(async move { call(&client, tool, args).await })
+}
+
 /// The text content of a tool result.
 pub fn text(result: &CallToolResult) -> String {
     result
