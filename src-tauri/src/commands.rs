@@ -66,7 +66,10 @@ pub async fn request(
         ));
     }
     let timeout = match request {
-        Request::AuditExport { .. } | Request::AuditVerify => Duration::from_secs(300),
+        // An undo may start a sandbox (an image pull at worst) and restore many files.
+        Request::AuditExport { .. } | Request::AuditVerify | Request::Undo { .. } => {
+            Duration::from_secs(300)
+        }
         _ => Duration::from_secs(30),
     };
     let revokes_rule = matches!(&request, Request::GrantRevoke { id } if id.starts_with("rule:"));
@@ -82,7 +85,9 @@ fn allowed(label: &str, request: &Request) -> bool {
     use Request::*;
     match request {
         Status => true,
-        AuditQuery { .. } | AuditExport { .. } | AuditVerify => label == windows::AUDIT,
+        AuditQuery { .. } | AuditExport { .. } | AuditVerify | Changes { .. } | Undo { .. } => {
+            label == windows::AUDIT
+        }
         GrantsList
         | GrantRevoke { .. }
         | SecretsList

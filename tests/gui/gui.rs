@@ -867,6 +867,173 @@ async fn audit_window_live_search_paging_verify() {
     app.stop().await;
 }
 
+/// Undo in the audit window: a call that overwrote a file lists it under "Changed files" with its
+/// diff; Undo first checks, and a conflicting edit made on the host since is named in the
+/// confirmation (Escape leaves everything as it is); once the file is as the call left it, Enter
+/// puts the original back byte for byte and the detail says Undone; "Undo session" takes back the
+/// session's other call (a file it created). Then the same in dark mode, up to the conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_window_shows_changed_files_and_undoes_with_conflict_check() {
+    let env = TestEnv::new(r#"allow = ["write_file"]"#);
+    let hello = env.project.join("hello.txt");
+    let fresh = env.project.join("fresh.txt");
+    let original = std::fs::read(&hello).unwrap();
+    let written = "hello from the host\nand a line from the model\n";
+    let app = DrivenApp::start(&env, "audit").await;
+    let (url, _) = env.wait_server(None, LONG).await;
+    app.wait_text("#engine", "Engine running", LONG).await;
+    let client = mcp(&url).await;
+    let r = call(
+        &client,
+        "write_file",
+        json!({"path": "hello.txt", "content": written}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let r = call(
+        &client,
+        "write_file",
+        json!({"path": "fresh.txt", "content": "a new file\n"}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(std::fs::read_to_string(&hello).unwrap(), written);
+
+    // Both calls arrive live, each with its quiet "1 file" mark.
+    app.wait_text("#live", "fresh.txt", SHORT).await;
+    eventually("a \"1 file\" badge on both calls", SHORT, || async {
+        let badges = app.texts_of_all("#live .badge.files").await;
+        (badges.iter().filter(|b| b.trim() == "1 file").count() == 2).then_some(())
+    })
+    .await;
+
+    // The overwrite: its changed file, expanded to its diff.
+    app.click_row("#spacer", "hello.txt").await;
+    app.wait_text("#changes", "project/hello.txt", SHORT).await;
+    app.wait_text("#changes", "edited", SHORT).await;
+    let head = app.find("#changes .change-head").await;
+    if head.attr("aria-expanded").await.unwrap().as_deref() != Some("true") {
+        head.click().await.unwrap();
+    }
+    let diff = app
+        .wait_text("#changes .diff-lines", "+and a line from the model", SHORT)
+        .await;
+    assert!(diff.contains(" hello from the host"), "{diff}");
+    app.find("#undo-call").await;
+    app.find("#undo-session").await;
+    app.screenshot("audit-undo-diff").await;
+
+    // Edited on the host since: Undo names the conflict and offers only "Undo anyway".
+    std::fs::write(&hello, "edited on the host\n").unwrap();
+    app.find("#undo-call").await.click().await.unwrap();
+    app.wait_shown("#undo-sheet", true, LONG).await;
+    let conflict = app.wait_text(".conflict", "hello.txt", SHORT).await;
+    assert!(conflict.contains("edited since the call"), "{conflict}");
+    assert!(
+        conflict.contains("now file") && conflict.contains("expected file"),
+        "{conflict}"
+    );
+    assert_eq!(app.text_of("#undo-confirm").await.trim(), "Undo anyway");
+    app.screenshot("audit-undo-conflict").await;
+    app.press_key('\u{E00C}').await.unwrap(); // Escape
+    app.wait_shown("#undo-sheet", false, SHORT).await;
+    assert_eq!(
+        std::fs::read_to_string(&hello).unwrap(),
+        "edited on the host\n",
+        "a cancelled undo changes nothing"
+    );
+
+    // As the call left it again: no conflict; Enter undoes.
+    std::fs::write(&hello, written).unwrap();
+    app.find("#undo-call").await.click().await.unwrap();
+    app.wait_shown("#undo-sheet", true, LONG).await;
+    app.wait_text("#undo-dialog .put-back", "hello.txt", SHORT)
+        .await;
+    assert!(
+        app.find_all(".conflict").await.is_empty(),
+        "no conflict: {}",
+        app.text_of("#undo-dialog").await
+    );
+    assert_eq!(app.text_of("#undo-confirm").await.trim(), "Undo");
+    app.screenshot("audit-undo-confirm").await;
+    app.press_key('\u{E007}').await.unwrap(); // Enter
+    eventually("hello.txt back to its original bytes", LONG, || async {
+        (std::fs::read(&hello).ok()? == original).then_some(())
+    })
+    .await;
+    app.wait_shown("#undo-sheet", false, SHORT).await;
+    app.wait_text("#changes", "Undone", SHORT).await;
+    app.wait_text("#undo-msg", "put back", SHORT).await;
+    assert!(
+        app.find_all("#undo-call").await.is_empty(),
+        "no Undo button on an undone call"
+    );
+    app.wait_text("#live", "undo", SHORT).await;
+    app.screenshot("audit-undone").await;
+
+    // "Undo session": what is left of the session is the file it created, which goes.
+    assert!(fresh.exists());
+    app.click_row("#spacer", "fresh.txt").await;
+    app.wait_text("#changes", "project/fresh.txt", SHORT).await;
+    app.find("#undo-session").await.click().await.unwrap();
+    app.wait_shown("#undo-sheet", true, LONG).await;
+    let sheet = app
+        .wait_text("#undo-dialog .put-back", "fresh.txt", SHORT)
+        .await;
+    assert!(!sheet.contains("hello.txt"), "undone already: {sheet}");
+    app.wait_text("#undo-dialog .put-back", "removed", SHORT)
+        .await;
+    app.find("#undo-confirm").await.click().await.unwrap();
+    eventually("fresh.txt removed by the session undo", LONG, || async {
+        (!fresh.exists()).then_some(())
+    })
+    .await;
+    app.wait_text("#changes", "Undone", SHORT).await;
+    assert_eq!(std::fs::read(&hello).unwrap(), original);
+
+    // The log: each undo an action of the user's, in its own session.
+    let log = env.audit_search("");
+    let undos = records_with(&log, "undo");
+    assert_eq!(undos.len(), 2, "{log:#?}");
+    for u in &undos {
+        assert_eq!(u["client"], "user", "{u:#}");
+        assert_eq!(u["session"], "user:undo", "{u:#}");
+        assert_eq!(u["outcome"], "ok", "{u:#}");
+    }
+    client.cancel().await.unwrap();
+    app.stop().await;
+
+    // Dark mode: the diff and a conflict, to look at.
+    let app = DrivenApp::start_with(&env, "audit", &[("GTK_THEME", "Adwaita:dark")]).await;
+    let (url, _) = env.wait_server(None, LONG).await;
+    app.wait_text("#engine", "Engine running", LONG).await;
+    let client = mcp(&url).await;
+    let r = call(
+        &client,
+        "write_file",
+        json!({"path": "hello.txt", "content": "hello from the host\nwritten in the dark\n"}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    app.wait_text("#live", "hello.txt", SHORT).await;
+    app.click_row("#spacer", "hello.txt").await;
+    app.wait_text("#changes .diff-lines", "+written in the dark", SHORT)
+        .await;
+    app.screenshot("audit-undo-diff-dark").await;
+    std::fs::write(&hello, "edited on the host\n").unwrap();
+    app.find("#undo-call").await.click().await.unwrap();
+    app.wait_text(".conflict", "hello.txt", LONG).await;
+    app.screenshot("audit-undo-conflict-dark").await;
+    app.press_key('\u{E00C}').await.unwrap();
+    app.wait_shown("#undo-sheet", false, SHORT).await;
+    assert_eq!(
+        std::fs::read_to_string(&hello).unwrap(),
+        "edited on the host\n"
+    );
+    client.cancel().await.unwrap();
+    app.stop().await;
+}
+
 /// A workspace on an external drive (the app in dark mode): Settings marks it; unplugged (a real tmpfs unmounted) it
 /// shows as unavailable in Settings and the tray and calls to it fail clearly; plugged back in
 /// it works again without a restart.

@@ -556,6 +556,57 @@ impl DrivenApp {
         panic!("timed out after {timeout:?} waiting for {css} to hold {want:?}; it holds {last:?}");
     }
 
+    /// Clicks the first row (`.rec`) in `list` whose text contains `needle`, waiting for one.
+    pub async fn click_row(&self, list: &str, needle: &str) {
+        let css = format!("{list} .rec");
+        eventually(
+            &format!("a row in {list} showing {needle:?}"),
+            Duration::from_secs(20),
+            || {
+                let css = css.clone();
+                async move {
+                    for row in self.find_all(&css).await {
+                        let text = row
+                            .prop("innerText")
+                            .await
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default();
+                        if text.contains(needle) {
+                            return row.click().await.ok();
+                        }
+                    }
+                    None
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Whether the element is there and not hidden with the `hidden` class.
+    pub async fn shown(&self, css: &str) -> bool {
+        match self.client.find(Locator::Css(css)).await {
+            Ok(e) => !e
+                .attr("class")
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|c| c == "hidden"),
+            Err(_) => false,
+        }
+    }
+
+    /// Waits until the element is shown (`true`) or hidden (`false`).
+    pub async fn wait_shown(&self, css: &str, want: bool, timeout: Duration) {
+        let what = format!("{css} to be {}", if want { "shown" } else { "hidden" });
+        eventually(&what, timeout, || async {
+            (self.shown(css).await == want).then_some(())
+        })
+        .await;
+    }
+
     /// Presses a key where the keyboard focus is (WebDriver key codes, e.g. '\u{E007}' for Enter).
     /// The result is the driver's: a key that closes the window fails its key-up with "no such window".
     pub async fn press_key(&self, key: char) -> Result<(), fantoccini::error::CmdError> {

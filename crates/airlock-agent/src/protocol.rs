@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Bumped whenever a message changes shape; the agent reports it in [`Reply::Hello`].
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One operation for the agent, tagged with an id so that calls can overlap.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -153,6 +153,111 @@ pub enum Op {
         #[serde(default)]
         if_busy: bool,
     },
+    /// Every entry beneath one read-write root, never following a symlink, for change capture
+    /// ([`Reply::Scanned`]). Names matching the root's `hide` patterns are listed without a
+    /// hash (never read); below a directory matching `exclude` nothing is listed (the directory
+    /// itself is, marked `excluded`).
+    Scan {
+        /// The root's container path (`/workspaces/<name>`).
+        root: String,
+        #[serde(default)]
+        exclude: Vec<String>,
+        /// Only these root-relative paths: each one's ancestors (themselves, not what else is
+        /// in them) and the path with all below it. Empty: the whole root.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        paths: Vec<String>,
+    },
+    /// One regular file's whole content, provided it still has the SHA-256 `hash` a scan
+    /// reported (answered with [`Reply::Read`]); refused (`Invalid`) when it changed since, or
+    /// is larger than [`FETCH_MAX_BYTES`].
+    Fetch { path: String, hash: String },
+    /// Puts entries back into the state a change capture recorded (undo): each step's path is
+    /// first checked to be in its `expect` state; any that is not is a conflict, and then
+    /// nothing is changed unless `force`. With `dry_run` only the check is made. Steps apply
+    /// in order, beneath the root, following no symlink, each file replaced atomically: a
+    /// directory before what goes into it, entries before a directory that is removed. A
+    /// directory its owner may not write to gets its mode once all steps ran. The first step
+    /// that fails ends the request with its error; the steps before it stay applied.
+    Restore {
+        steps: Vec<RestoreStep>,
+        #[serde(default)]
+        force: bool,
+        #[serde(default)]
+        dry_run: bool,
+    },
+}
+
+/// The largest file [`Op::Fetch`] sends (its base64 form stays under the engine's line limit).
+pub const FETCH_MAX_BYTES: u64 = 32 << 20;
+
+/// One entry of a [`Reply::Scanned`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScanEntry {
+    /// Relative to the scanned root, `/`-separated (never empty: the root itself is not listed).
+    pub path: String,
+    pub kind: EntryKind,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// Status change time: unlike `mtime`, a workload cannot set it back.
+    pub ctime_ns: i64,
+    pub ino: u64,
+    /// A regular file's SHA-256 (hex); `None` for other kinds, hidden names and unreadable files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// A symlink's link text (never followed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The name matches a `hide` pattern: listed by name only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+    /// A directory whose content is not listed: it matches an `exclude` pattern, or it could
+    /// not be listed (unreadable, or nested deeper than the agent descends).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub excluded: bool,
+}
+
+/// What a path holds, as far as undo compares and restores it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PathState {
+    /// Nothing is there; also when a directory above it is missing, is not a directory, or is
+    /// a symlink (nothing is followed to look).
+    Absent,
+    /// A regular file. Found with an empty `hash` when it cannot be read, and for an entry of
+    /// another kind (FIFO, socket, device): no expected state matches that.
+    File {
+        hash: String,
+        mode: u32,
+    },
+    Dir {
+        mode: u32,
+    },
+    Symlink {
+        target: String,
+    },
+}
+
+/// One path of an [`Op::Restore`]: what it must hold now, and what to put there.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RestoreStep {
+    /// Container path.
+    pub path: String,
+    pub expect: PathState,
+    pub restore: PathState,
+    /// The file's content when `restore` is a file whose content differs from what is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
+}
+
+/// A path of an [`Op::Restore`] that was not in its expected state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RestoreConflict {
+    /// The step's path, as it was sent.
+    pub path: String,
+    pub expected: PathState,
+    pub found: PathState,
 }
 
 /// File content on the wire: UTF-8 text as is, anything else base64.
@@ -294,6 +399,18 @@ pub enum Reply {
     },
     Processes {
         processes: Vec<ProcInfo>,
+    },
+    /// Answers [`Op::Scan`]: every entry beneath the root, parents before their children.
+    Scanned {
+        root: String,
+        entries: Vec<ScanEntry>,
+    },
+    /// Answers [`Op::Restore`]: the conflicts found (overridden when forced), and how many
+    /// steps were applied, including those already in their restore state (0 when refused for
+    /// a conflict, or a dry run).
+    Restored {
+        conflicts: Vec<RestoreConflict>,
+        applied: u32,
     },
     /// Answers [`Op::Quarantine`]: what was taken out, a directory's entries after it.
     Quarantined {

@@ -217,6 +217,13 @@ pub struct AuditRecord {
     /// MAC of the latest entry of this call, hex.
     #[serde(default)]
     pub mac: String,
+    /// How many paths the call changed in read-write workspaces (undoable from the audit
+    /// window); `None` when it changed nothing that was captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_changed: Option<u64>,
+    /// The undo action (its call id) that put this call's changes back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undone_by: Option<String>,
 }
 
 /// The engine's state.
@@ -308,6 +315,23 @@ pub enum Request {
     },
     /// The current [`Status`].
     Status,
+    /// What a call changed: each path with its before and after state and a diff per text file.
+    Changes {
+        call_id: String,
+    },
+    /// Put back what a call changed (`call_id`), or every call of `session`, newest first;
+    /// `force` overrides conflicts (paths changed since). Answered with each call's report.
+    Undo {
+        #[serde(default)]
+        call_id: Option<String>,
+        #[serde(default)]
+        session: Option<String>,
+        #[serde(default)]
+        force: bool,
+        /// Only check: what would be put back, and the conflicts (nothing changes).
+        #[serde(default)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

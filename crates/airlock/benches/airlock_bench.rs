@@ -1,7 +1,7 @@
 //! `make bench`: Airlock's warm paths against baselines measured in the same run, on the same
 //! image and the same 4 KiB file — an agent read vs one Engine API exec vs a container per call,
-//! then the same read end to end through MCP over HTTP and stdio. Ratios, not absolute times,
-//! are what to compare across (noisy) machines.
+//! then the same read end to end through MCP over HTTP and stdio, and what undo's change capture
+//! costs. Ratios and differences, not absolute times, are what to compare across (noisy) machines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -261,31 +261,7 @@ async fn main() {
     println!("\n-- the same read end to end through MCP (auth, policy, audit, redaction included)");
     let data = dir.path().join("state");
     let airlock = release_binary();
-    let mut server = Command::new(&airlock)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            config.to_str().unwrap(),
-        ])
-        .env("AIRLOCK_DATA_DIR", &data)
-        .env("AIRLOCK_TOKEN", TOKEN)
-        .env("AIRLOCK_KEYRING", "keyutils")
-        .env("AIRLOCK_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = server.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("airlock: listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    let url = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let (mut server, url) = start_server(&config, &data);
     let connect = |url: String| async move {
         let t = StreamableHttpClientTransport::from_config(
             StreamableHttpClientTransportConfig::with_uri(url).auth_header(TOKEN),
@@ -364,6 +340,32 @@ async fn main() {
         ms(bridged.p50()) - ms(stdio.p50()),
         ms(bridged.p50()) - ms(http.p50())
     );
+    undo_costs(dir.path()).await;
+}
+
+/// `airlock serve` (release) on `config` and `data` over HTTP: the process and its URL.
+fn start_server(config: &Path, data: &Path) -> (std::process::Child, String) {
+    let mut server = Command::new(release_binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .env("AIRLOCK_DATA_DIR", data)
+        .env("AIRLOCK_TOKEN", TOKEN)
+        .env("AIRLOCK_KEYRING", "keyutils")
+        .env("AIRLOCK_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = server.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("airlock: listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let url = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    (server, url)
 }
 
 /// The benchmark's call: `read_file` of the 4 KiB file.
@@ -496,5 +498,132 @@ fn ts_sdk_reads(airlock_url: &str, project: &Path) {
     println!(
         "\n     TS SDK client: Airlock {:.2}x a native TypeScript server's read at p50 (target ≤ 1.5x)\n",
         ours / theirs
+    );
+}
+
+/// Undo's costs on a workspace of 10,000 files / 200 MB: the first capture (everything kept),
+/// a capture that finds nothing new, and calls end to end through MCP with undo on against the
+/// same server with `undo = false` on the same workspace, in this run.
+async fn undo_costs(dir: &Path) {
+    println!("\n-- undo: change capture on a workspace of 10,000 files / 200 MB");
+    let big = dir.join("big");
+    let block = "undo benchmark content, twenty KiB per file. ".repeat(456);
+    for i in 0..10_000 {
+        let path = big.join(format!("d{}/f{i}.txt", i % 100));
+        if i % 100 == 0 || i < 100 {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        }
+        std::fs::write(&path, format!("{i}\n{block}")).unwrap();
+    }
+    Command::new("chown")
+        .args(["-R", "65532:65532"])
+        .arg(&big)
+        .status()
+        .unwrap();
+    let text = |undo: bool| {
+        format!(
+            "listen = \"127.0.0.1:0\"\n[runtime]\nimage = \"{}\"\n[approval]\nallow = [\"*\"]\n[[workspaces]]\nname = \"big\"\npath = \"{}\"\naccess = \"rw\"\nundo = {undo}\n",
+            image(),
+            big.display()
+        )
+    };
+    let config = dir.join("undo.toml");
+    std::fs::write(&config, text(true)).unwrap();
+    let settings = Arc::new(Settings::load(&config).unwrap());
+    let manager = Arc::new(SandboxManager::new(
+        settings.clone(),
+        "bench-undo".into(),
+        dir.join("agent"),
+    ));
+    let recorder = airlock::changes::ChangeRecorder::new(dir.join("changes-direct"));
+    let key = airlock::sandbox::SandboxKey::new("undo", airlock::sandbox::SecretScope::none());
+    manager.sandbox(key.clone()).await.unwrap();
+    let exclude = settings.undo.exclude.clone();
+    let t = Instant::now();
+    recorder
+        .capture(&manager, &key, "/workspaces/big", &exclude, &[])
+        .await
+        .unwrap();
+    let first = t.elapsed();
+    println!(
+        "{:<44} {:>9.3} ms (target ≤ 3000 ms)",
+        "first capture (scan, hash, keep 200 MB)",
+        ms(first)
+    );
+    let again = measure("capture that finds nothing new", 2, 30, || {
+        let (recorder, manager, key, exclude) = (&recorder, &manager, &key, &exclude);
+        async move {
+            let found = recorder
+                .capture(manager, key, "/workspaces/big", exclude, &[])
+                .await
+                .unwrap();
+            assert!(found.is_empty());
+        }
+    })
+    .await;
+    manager.stop_all().await;
+
+    // End to end: the same calls with undo on and off.
+    let mut p50 = Vec::new();
+    for undo in [true, false] {
+        std::fs::write(&config, text(undo)).unwrap();
+        let data = dir.join(format!("state-undo-{undo}"));
+        let (mut server, url) = start_server(&config, &data);
+        let t = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(url).auth_header(TOKEN),
+        );
+        let client = ().serve(t).await.unwrap();
+        let peer = client.peer().clone();
+        let tool = |name: &'static str, args: serde_json::Value| {
+            let peer = peer.clone();
+            move || {
+                let peer = peer.clone();
+                let mut p = CallToolRequestParams::new(name);
+                p.arguments = args.as_object().cloned();
+                async move {
+                    let r = peer.call_tool(p).await.unwrap();
+                    assert_ne!(r.is_error, Some(true), "{r:?}");
+                }
+            }
+        };
+        let on = if undo { "undo on " } else { "undo off" };
+        // The first call starts the sandbox (and, with undo on, the first capture).
+        tool("read_file", serde_json::json!({"path": "d0/f0.txt"}))().await;
+        let run = measure(
+            &format!("{on}: run_command `true`"),
+            3,
+            40,
+            tool("run_command", serde_json::json!({"command": "true"})),
+        )
+        .await;
+        let write = measure(
+            &format!("{on}: write_file (one small file)"),
+            3,
+            40,
+            tool(
+                "write_file",
+                serde_json::json!({"path": "d1/note.txt", "content": "a note\n"}),
+            ),
+        )
+        .await;
+        let read = measure(
+            &format!("{on}: read_file (20 KiB)"),
+            20,
+            200,
+            tool("read_file", serde_json::json!({"path": "d0/f0.txt"})),
+        )
+        .await;
+        p50.push((run.p50(), write.p50(), read.p50()));
+        client.cancel().await.unwrap();
+        unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+        server.wait().unwrap();
+    }
+    let (on, off) = (p50[0], p50[1]);
+    println!(
+        "\n   capture overhead at p50: run_command {:+.2} ms (target ≤ 20 ms), write_file {:+.2} ms (target ≤ 1 ms), read_file {:+.3} ms (reads capture nothing); a capture that finds nothing new {:.2} ms",
+        ms(on.0) - ms(off.0),
+        ms(on.1) - ms(off.1),
+        ms(on.2) - ms(off.2),
+        ms(again.p50())
     );
 }

@@ -27,7 +27,39 @@ pub struct Settings {
     pub approval: Approval,
     pub audit: AuditSettings,
     pub secrets: SecretsSettings,
+    pub undo: UndoSettings,
     pub workspaces: Vec<Workspace>,
+}
+
+/// What changes to read-write workspaces are kept so that they can be undone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UndoSettings {
+    /// Most the change store may hold, in MiB; the oldest pre-images are evicted beyond it.
+    pub max_mb: u64,
+    /// Pre-images older than this many days are evicted (0 keeps them until `max_mb`).
+    pub retention_days: u64,
+    /// Folders whose changes are not kept (gitignore-like: no slash matches at any depth);
+    /// a change there is listed on the folder, not undoable.
+    pub exclude: Vec<String>,
+}
+
+impl Default for UndoSettings {
+    fn default() -> Self {
+        UndoSettings {
+            max_mb: 2048,
+            retention_days: 30,
+            exclude: [
+                "node_modules",
+                "target",
+                ".venv",
+                "__pycache__",
+                ".git/objects",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
 }
 
 /// How secrets are handed to sandboxes.
@@ -165,6 +197,9 @@ pub struct Workspace {
     /// (macOS's default is case-insensitive). Hide and protect patterns then match case-folded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case_insensitive: Option<bool>,
+    /// Keep what calls change here so that it can be undone (read-write workspaces only).
+    #[serde(default = "yes")]
+    pub undo: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -226,6 +261,7 @@ impl Default for Settings {
             approval: Approval::default(),
             audit: AuditSettings::default(),
             secrets: SecretsSettings::default(),
+            undo: UndoSettings::default(),
             workspaces: Vec::new(),
         }
     }
@@ -647,6 +683,7 @@ protect = [".git/hooks"]
             secrets: vec![],
             enabled: true,
             case_insensitive: None,
+            undo: true,
         });
         s.save(&path).unwrap();
         assert_eq!(Settings::load(&path).unwrap(), s);

@@ -46,10 +46,13 @@ pub fn serve_stdin(engine: Arc<Engine>, outbox: Outbox, shutdown: CancellationTo
     }
     {
         let outbox = outbox.clone();
+        let store = engine.changes.store().cloned();
         engine.audit.set_listener(Some(Box::new(move |record| {
-            let _ = outbox.send(EngineMessage::Audit {
-                record: audit_record(record),
-            });
+            let mut record = audit_record(record);
+            if record.outcome.is_some() {
+                record = with_changes(store.as_deref(), record);
+            }
+            let _ = outbox.send(EngineMessage::Audit { record });
         })));
     }
     {
@@ -187,7 +190,12 @@ async fn answer(engine: &Arc<Engine>, request: Request) -> Result<Value, String>
                 limit,
             })?;
             let page = engine.audit.search(&query).map_err(|e| e.to_string())?;
-            let records: Vec<AuditRecord> = page.calls.iter().map(audit_record).collect();
+            let store = engine.changes.store().cloned();
+            let records: Vec<AuditRecord> = page
+                .calls
+                .iter()
+                .map(|r| with_changes(store.as_deref(), audit_record(r)))
+                .collect();
             Ok(json!({ "records": records, "next_before_seq": page.next_before_seq }))
         }
         Request::AuditExport { format, path } => {
@@ -196,11 +204,54 @@ async fn answer(engine: &Arc<Engine>, request: Request) -> Result<Value, String>
             let writer = std::io::BufWriter::new(file);
             let query = airlock_audit::Query::new();
             let n = match format {
-                ExportFormat::Jsonl => engine.audit.export_calls_jsonl(&query, writer),
+                ExportFormat::Jsonl => match engine.changes.store() {
+                    Some(store) => engine.audit.export_calls_jsonl(
+                        &query,
+                        crate::changes::WithChanges::new(store, writer),
+                    ),
+                    None => engine.audit.export_calls_jsonl(&query, writer),
+                },
                 ExportFormat::Csv => engine.audit.export_calls_csv(&query, writer),
             }
             .map_err(|e| e.to_string())?;
             Ok(json!({ "path": path, "records": n }))
+        }
+        Request::Changes { call_id } => {
+            let store = engine
+                .changes
+                .store()
+                .ok_or("the change store could not be opened")?;
+            let set = store
+                .changes_of(&call_id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("call {call_id} changed nothing that was captured"))?;
+            let views = crate::changes::undo::views(store, &set, &|t| engine.redact(t));
+            Ok(
+                json!({ "call_id": call_id, "session": set.session, "undone_by": set.undone_by, "changes": views }),
+            )
+        }
+        Request::Undo {
+            call_id,
+            session,
+            force,
+            dry_run,
+        } => {
+            let request = crate::server::user_door::UndoRequest {
+                call_id,
+                session,
+                force,
+                dry_run,
+            };
+            let target = request.target()?;
+            let reports = engine
+                .undo(target, force, dry_run)
+                .await
+                .map_err(|e| e.to_string())?;
+            let reports: Vec<Value> = reports
+                .iter()
+                .map(|(id, r)| json!({ "call_id": id, "report": r, "message": r.message(id) }))
+                .collect();
+            Ok(json!({ "reports": reports }))
         }
         Request::AuditVerify => {
             let key = crate::secrets::audit_key().map_err(|e| e.to_string())?;
@@ -330,6 +381,18 @@ fn spawn_status_loop(engine: Arc<Engine>, outbox: Outbox, shutdown: Cancellation
     });
 }
 
+/// `record` with what its call changed (how many paths, and whether an undo put them back).
+fn with_changes(
+    store: Option<&crate::changes::ChangeStore>,
+    mut record: AuditRecord,
+) -> AuditRecord {
+    if let Some(Ok(Some((n, undone_by)))) = store.map(|s| s.summary(&record.call_id)) {
+        record.files_changed = Some(n).filter(|n| *n > 0);
+        record.undone_by = undone_by;
+    }
+    record
+}
+
 /// An audit call record as the app shows it.
 pub fn audit_record(r: &airlock_audit::CallRecord) -> AuditRecord {
     AuditRecord {
@@ -352,5 +415,7 @@ pub fn audit_record(r: &airlock_audit::CallRecord) -> AuditRecord {
         error: r.error.clone(),
         summary: r.summary.clone(),
         mac: String::new(),
+        files_changed: None,
+        undone_by: None,
     }
 }

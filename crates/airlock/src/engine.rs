@@ -2,6 +2,8 @@
 //! normalise, policy, approval, audit intent, sandbox, audit completion, redaction.
 
 use crate::approval::{Approvals, Resolution};
+use crate::changes::undo::{self, UndoReport};
+use crate::changes::{CallChanges, ChangeError, ChangeRecorder};
 use crate::config::Settings;
 use crate::paths::Paths;
 use crate::quarantine::QuarantineStore;
@@ -23,6 +25,18 @@ pub const QUARANTINE_EVERY: Duration = Duration::from_millis(400);
 
 /// How often a call waiting for the user's approval reports progress to its client.
 pub const APPROVAL_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// The session undo actions run and are recorded in.
+pub const UNDO_SESSION: &str = "user:undo";
+
+/// What to undo.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UndoTarget {
+    /// One call, by the `call_id` of the audit log.
+    Call(String),
+    /// Every call of a session that is not undone yet, newest first.
+    Session(String),
+}
 
 /// Who is calling: the authenticated client, what it says it is, and its MCP session.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +62,8 @@ pub struct Engine {
     pub audit: Arc<AuditLog>,
     /// Where protected entries that commands created are kept.
     quarantine: QuarantineStore,
+    /// What calls change in read-write workspaces, for undo.
+    pub changes: Arc<ChangeRecorder>,
     /// Sessions whose periodic look is under way (a stuck sandbox holds up only its own).
     sweeping: std::sync::Mutex<std::collections::HashSet<String>>,
     policy: RwLock<Arc<Rulebook>>,
@@ -60,6 +76,9 @@ pub struct Engine {
     /// What each background process was started as (command, working directory), by session
     /// and handle: input written to it is decided as input to that program.
     processes: std::sync::Mutex<std::collections::HashMap<(String, u32), StartedAs>>,
+    /// Per session, its latest `start_process` call: changes found before the session's next
+    /// call are that process's doing, as far as anyone can tell.
+    background: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// A background process's `start_process` command and working directory.
@@ -93,6 +112,7 @@ impl Engine {
         let policy = rulebook_of(&sandboxes.settings()).unwrap_or_default();
         Engine {
             quarantine: QuarantineStore::new(paths.quarantine_dir()),
+            changes: Arc::new(ChangeRecorder::new(paths.changes_dir())),
             sweeping: Default::default(),
             paths,
             sandboxes,
@@ -102,6 +122,7 @@ impl Engine {
             settings_write: tokio::sync::Mutex::new(()),
             in_flight: Arc::default(),
             processes: Default::default(),
+            background: Default::default(),
             settings_changed: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -211,7 +232,7 @@ impl Engine {
             Err(refusal) => return record.refuse(refusal).await,
         };
         let cancel = hooks.cancel.clone();
-        let result = self.run(caller, decided, hooks).await;
+        let result = self.run(caller, &record.call_id, decided, hooks).await;
         if let Some(decoy) = decoy_in_result(&result) {
             let trip = Tripwire {
                 decoy,
@@ -365,13 +386,54 @@ impl Engine {
     }
 
     /// Run: exactly the decided call, in the session's sandbox; what a background process was
-    /// started as is kept for the input later written to it.
+    /// started as is kept for the input later written to it. What a call that can write changes
+    /// in the read-write workspaces is captured around it, for undo.
     async fn run(
         &self,
         caller: &Caller,
+        call_id: &str,
         decided: Decided,
         hooks: CallHooks,
     ) -> Result<ToolOutput, ToolError> {
+        let settings = self.settings();
+        let capture = self.capture_plan(&decided.call, &settings);
+        let exclude = &settings.undo.exclude;
+        if capture.is_empty() && self.sandboxes.has_sandboxes(&caller.session) {
+            // A session's first calls are usually reads: the workspaces' first capture runs
+            // beside them (in the sandbox they started), before anything needs it.
+            let roots = crate::changes::captured_roots(&settings);
+            self.changes
+                .warm(&self.sandboxes, &decided.sandbox, &roots, exclude);
+        }
+        if !capture.is_empty() {
+            // What changed since the last capture is not this call's doing: the session's
+            // background process's, if it started one (which may have written anywhere: every
+            // workspace is looked at whole), else the user's own edits.
+            let process = self.lock_background().get(&caller.session).cloned();
+            let before: Vec<(String, Vec<String>)> = match process {
+                Some(_) => crate::changes::whole_roots(&settings),
+                None => capture.clone(),
+            };
+            let earlier = self
+                .changes
+                .capture_all(&self.sandboxes, &decided.sandbox, &before, exclude)
+                .await;
+            if let (Some(process), false) = (process, earlier.is_empty()) {
+                let set = CallChanges {
+                    call_id: process.clone(),
+                    session: caller.session.clone(),
+                    tool: "start_process".into(),
+                    time_ms: crate::changes::now_ms(),
+                    undone_by: None,
+                    changes: earlier,
+                };
+                if let Err(e) = self.changes.record(set, &settings.undo).await {
+                    tracing::warn!("the changes of process call {process} were not recorded: {e}");
+                }
+            }
+        }
+        let sandbox = decided.sandbox.clone();
+        let tool = decided.call.tool().name();
         let ctx = ToolContext {
             sandboxes: self.sandboxes.clone(),
             session: caller.session.clone(),
@@ -407,9 +469,61 @@ impl Engine {
             if let Some(handle) = handle {
                 let mut processes = self.processes.lock().unwrap_or_else(|p| p.into_inner());
                 processes.insert((caller.session.clone(), handle as u32), started_as);
+                self.lock_background()
+                    .insert(caller.session.clone(), call_id.to_string());
+            }
+        }
+        if !capture.is_empty() {
+            let changes = self
+                .changes
+                .capture_all(&self.sandboxes, &sandbox, &capture, exclude)
+                .await;
+            let set = CallChanges {
+                call_id: call_id.to_string(),
+                session: caller.session.clone(),
+                tool: tool.to_string(),
+                time_ms: crate::changes::now_ms(),
+                undone_by: None,
+                changes,
+            };
+            if let Err(e) = self.changes.record(set, &settings.undo).await {
+                tracing::warn!("the changes of call {call_id} were not recorded: {e}");
             }
         }
         result
+    }
+
+    /// Where a call's changes are captured: per container root, the root-relative paths it
+    /// names (a file tool), or the whole root (empty: anything that runs a program); nothing
+    /// for a read-only tool.
+    fn capture_plan(&self, call: &Call, settings: &Settings) -> Vec<(String, Vec<String>)> {
+        let info = call.tool().info();
+        if info.read_only || self.changes.store().is_none() {
+            return Vec::new();
+        }
+        let roots = crate::changes::captured_roots(settings);
+        let paths = match call.target() {
+            airlock_policy::Target::Path(p) => vec![p.as_str()],
+            airlock_policy::Target::PathPair {
+                source,
+                destination,
+            } => vec![source.as_str(), destination.as_str()],
+            _ => return crate::changes::whole_roots(settings),
+        };
+        let mut plan: Vec<(String, Vec<String>)> = Vec::new();
+        for root in roots {
+            let scope: Vec<String> = paths
+                .iter()
+                .filter_map(|p| p.strip_prefix(root.as_str()))
+                .filter_map(|rest| rest.strip_prefix('/'))
+                .map(str::to_string)
+                .collect();
+            let whole = paths.contains(&root.as_str());
+            if whole || !scope.is_empty() {
+                plan.push((root, if whole { Vec::new() } else { scope }));
+            }
+        }
+        plan
     }
 
     /// Finish: redact what goes back, record the completion (a call its client cancelled while
@@ -510,6 +624,12 @@ impl Engine {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+    }
+
+    fn lock_background(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.background.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// What the session's background process `handle` was started as.
@@ -731,11 +851,7 @@ impl Engine {
                     }) => Some(t),
                     _ => None,
                 };
-                let unified = similar::TextDiff::from_lines(old.as_deref().unwrap_or(""), new)
-                    .unified_diff()
-                    .context_radius(3)
-                    .header(path, path)
-                    .to_string();
+                let unified = undo::unified_diff(path, old.as_deref().unwrap_or(""), new);
                 Some(DiffPreview {
                     path: path.clone(),
                     unified: self.redact(&unified),
@@ -889,6 +1005,128 @@ impl Engine {
     }
 
     /// Waits (at most `limit`) until no tool call is under way, so their answers reach clients.
+    /// Undoes `target` (a call, or a session's calls newest first) as an action by the user:
+    /// each undo is audited (intent before anything is touched), runs in a sandbox of its own,
+    /// and its own changes are captured (so it can be undone in turn). Stops at the first call
+    /// that is not undone (a conflict); what each call came to is returned in order. With
+    /// `dry_run` nothing is changed or recorded: each report says what would be put back.
+    pub async fn undo(
+        &self,
+        target: UndoTarget,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<Vec<(String, UndoReport)>, ChangeError> {
+        let store =
+            self.changes.store().cloned().ok_or_else(|| {
+                ChangeError::Refused("the change store could not be opened".into())
+            })?;
+        let calls = match &target {
+            UndoTarget::Call(id) => vec![id.clone()],
+            UndoTarget::Session(session) => store.calls_of_session(session)?,
+        };
+        let user = Caller {
+            client: "user".into(),
+            reported: None,
+            session: UNDO_SESSION.into(),
+        };
+        let key = SandboxKey::new(UNDO_SESSION, crate::sandbox::SecretScope::none());
+        let mut reports = Vec::new();
+        // A dry run of several calls: what undoing the newer ones would leave, by path.
+        let mut planned = std::collections::HashMap::new();
+        for call_id in calls {
+            let set = store.changes_of(&call_id)?.ok_or_else(|| {
+                ChangeError::Refused(format!(
+                    "no changes are recorded for call {call_id} (see `airlock audit export` for call ids)"
+                ))
+            })?;
+            if set.undone_by.is_some() {
+                let report = undo::undo(&store, &self.sandboxes, &key, &set, force).await?;
+                reports.push((call_id, report));
+                continue;
+            }
+            if dry_run {
+                let report = undo::check(&store, &self.sandboxes, &key, &set, &mut planned).await?;
+                reports.push((call_id, report));
+                continue;
+            }
+            let result = self.undo_one(&user, &key, &store, &set, force).await?;
+            let report = result?;
+            let stop = !matches!(report, UndoReport::Restored { .. });
+            reports.push((call_id, report));
+            if stop {
+                break;
+            }
+        }
+        Ok(reports)
+    }
+
+    /// One call undone as an audited action of `user`: the intent first (no record, no undo),
+    /// the workspaces captured around it (so that what it overwrites is kept, and it can be
+    /// undone in turn), then the completion.
+    async fn undo_one(
+        &self,
+        user: &Caller,
+        key: &SandboxKey,
+        store: &crate::changes::ChangeStore,
+        set: &CallChanges,
+        force: bool,
+    ) -> Result<Result<UndoReport, ChangeError>, ChangeError> {
+        let args = serde_json::json!({ "call_id": set.call_id, "force": force });
+        let mut record = CallAudit::new(self, user, "undo", args);
+        record.intent.decision = AuditDecision::Allowed;
+        record.intent.decided_by = DecidedBy::User;
+        self.write_audit(AuditWrite::Intent(record.intent.clone()))
+            .await
+            .map_err(|e| {
+                ChangeError::Refused(format!(
+                    "the audit log could not be written ({e}), so nothing was undone"
+                ))
+            })?;
+        let settings = self.settings();
+        let plan = crate::changes::whole_roots(&settings);
+        let exclude = &settings.undo.exclude;
+        self.changes
+            .capture_all(&self.sandboxes, key, &plan, exclude)
+            .await;
+        let result = undo::undo(store, &self.sandboxes, key, set, force).await;
+        let changes = self
+            .changes
+            .capture_all(&self.sandboxes, key, &plan, exclude)
+            .await;
+        let own = CallChanges {
+            call_id: record.call_id.clone(),
+            session: UNDO_SESSION.into(),
+            tool: "undo".into(),
+            time_ms: crate::changes::now_ms(),
+            undone_by: None,
+            changes,
+        };
+        if let Err(e) = self.changes.record(own, &settings.undo).await {
+            tracing::warn!(
+                "the changes of undo {} were not recorded: {e}",
+                record.call_id
+            );
+        }
+        let (outcome, text) = match &result {
+            Ok(report @ UndoReport::Restored { .. }) => {
+                store.mark_undone(&set.call_id, &record.call_id)?;
+                (Outcome::Ok, report.message(&set.call_id))
+            }
+            Ok(report) => (Outcome::Error, report.message(&set.call_id)),
+            Err(e) => (Outcome::Error, e.to_string()),
+        };
+        let mut done = Completion::new(&record.call_id, outcome);
+        done.duration_ms = record.started.elapsed().as_millis() as u64;
+        done.summary = Some(summary_of(&text));
+        if outcome != Outcome::Ok {
+            done.error = Some(summary_of(&text));
+        }
+        if let Err(e) = self.write_audit(AuditWrite::Completion(done)).await {
+            tracing::error!("audit completion of an undo failed: {e}");
+        }
+        Ok(result)
+    }
+
     pub async fn drain(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         while self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0
@@ -915,6 +1153,7 @@ impl Engine {
     /// The session ended: its sandbox and its grants go.
     pub async fn end_session(&self, session: &str) {
         self.approvals.forget_session(session);
+        self.lock_background().remove(session);
         self.sandboxes.release(session).await;
     }
 }

@@ -11,6 +11,8 @@ pub mod approval;
 pub mod audit;
 /// Whether a workspace's file system ignores case.
 pub mod casefold;
+/// What each call changed in a read-write workspace, its pre-images, and undo.
+pub mod changes;
 /// MCP client configuration snippets and installation.
 pub mod clients;
 /// Settings file: shape, defaults, validation, atomic writes.

@@ -1,5 +1,5 @@
 //! `airlock`: the engine's command line — serve the MCP endpoint, bridge stdio clients to it,
-//! configure clients, check the set-up, and read the audit log.
+//! configure clients, check the set-up, read the audit log, and undo what a call changed.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,6 +39,10 @@ enum Command {
     Grants(cli::grants::GrantsArgs),
     /// Named secrets in the OS keychain, injected into sandboxes.
     Secrets(cli::secrets::SecretsArgs),
+    /// What a call changed in the workspaces, with a diff per text file.
+    Changes(cli::changes::ChangesArgs),
+    /// Put back what a call (or a session) changed.
+    Undo(cli::changes::UndoArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,8 @@ fn main() -> ExitCode {
             Command::Policy(args) => cli::policy::run(cli.config, args).await,
             Command::Grants(args) => cli::grants::run(cli.config, args).await,
             Command::Secrets(args) => cli::secrets::run(cli.config, args).await,
+            Command::Changes(args) => cli::changes::changes(cli.config, args).await,
+            Command::Undo(args) => cli::changes::run_undo(cli.config, args).await,
         }
     });
     // A blocking read of stdin (the control channel) must not keep the process alive.

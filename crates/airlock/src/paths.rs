@@ -52,6 +52,11 @@ impl Paths {
         self.data_dir.join("quarantine")
     }
 
+    /// Where pre-images and change sets are kept for undo (engine-owned).
+    pub fn changes_dir(&self) -> PathBuf {
+        self.data_dir.join("changes")
+    }
+
     pub fn runtime_file(&self) -> PathBuf {
         self.data_dir.join("server.json")
     }
@@ -100,6 +105,10 @@ pub struct DataDirLock {
 pub struct RuntimeInfo {
     pub url: String,
     pub pid: u32,
+    /// What the user's own tools (`airlock undo`) show the running engine; the file is the
+    /// user's alone (mode 0600, in the data dir no sandbox can reach).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_token: Option<String>,
 }
 
 impl RuntimeInfo {

@@ -135,6 +135,7 @@ mod tests {
             secrets: vec![],
             enabled: true,
             case_insensitive: None,
+            undo: true,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The `serve` loop: reads request lines, runs each on a worker thread, writes responses.
 //! Owns the shared state (roots, processes) and the single, locked stdout.
 
+mod changes;
 mod diff;
 mod errors;
 mod files;
@@ -27,6 +28,8 @@ struct Ctx {
     procs: process::Procs,
     /// Takes protected entries that commands created (one sweep at a time).
     sweeper: quarantine::Sweeper,
+    /// Scans roots for change capture, keeping file hashes between scans.
+    capture: changes::Capture,
     out: Mutex<std::io::Stdout>,
     /// Requests still being handled, for a short drain at exit.
     in_flight: Mutex<usize>,
@@ -107,6 +110,7 @@ pub fn serve(config_json: &str) -> i32 {
         roots,
         procs,
         sweeper: quarantine::Sweeper::new(),
+        capture: changes::Capture::new(),
         out: Mutex::new(std::io::stdout()),
         in_flight: Mutex::new(0),
         idle: Condvar::new(),
@@ -267,5 +271,16 @@ fn handle(ctx: &Ctx, request: Request) -> Result<Reply, AgentError> {
         Op::ProcList => Ok(ctx.procs.list()),
         Op::Cancel { request } => ctx.procs.cancel(request),
         Op::Quarantine { if_busy } => Ok(ctx.sweeper.sweep(roots, if_busy)),
+        Op::Scan {
+            root,
+            exclude,
+            paths,
+        } => ctx.capture.scan(roots, &root, &exclude, &paths),
+        Op::Fetch { path, hash } => changes::fetch(roots, &path, &hash),
+        Op::Restore {
+            steps,
+            force,
+            dry_run,
+        } => changes::restore(roots, &steps, force, dry_run),
     }
 }

@@ -72,6 +72,27 @@ impl Fixture {
         self.symlink("../../outside", "src/deep_rel");
     }
 
+    /// A second root, read-only: the empty directory `<tmp>/data`, made here.
+    pub fn read_only_root(&self) -> RootSpec {
+        let data = self.tmp.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        RootSpec {
+            name: "data".into(),
+            path: data.to_str().unwrap().into(),
+            read_only: true,
+            ..self.spec()
+        }
+    }
+
+    /// Names at the top of the workspace that look like the agent's temporary files.
+    pub fn leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(&self.ws)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("airlock"))
+            .collect()
+    }
+
     /// The outside directory is untouched: only the secret, with its content.
     pub fn assert_outside_untouched(&self) {
         let names: Vec<String> = std::fs::read_dir(&self.outside)

@@ -171,7 +171,16 @@ fn run_blocking(paths: &Paths, command: AuditCommand) -> anyhow::Result<ExitCode
             let n = match (format, entries) {
                 (Format::Jsonl, true) => log.export_entries_jsonl(out)?,
                 (Format::Csv, true) => anyhow::bail!("--entries exports JSON lines only"),
-                (Format::Jsonl, false) => log.export_calls_jsonl(&query, out)?,
+                // Each call's change list rides along (paths and hashes, never contents).
+                (Format::Jsonl, false) => {
+                    match airlock::changes::ChangeStore::open(&paths.changes_dir()) {
+                        Ok(store) => log.export_calls_jsonl(
+                            &query,
+                            airlock::changes::WithChanges::new(&store, out),
+                        )?,
+                        Err(_) => log.export_calls_jsonl(&query, out)?,
+                    }
+                }
                 (Format::Csv, false) => log.export_calls_csv(&query, out)?,
             };
             eprintln!("exported {n} record(s)");

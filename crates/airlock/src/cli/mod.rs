@@ -2,6 +2,7 @@
 //! calling into the engine library.
 
 pub mod audit;
+pub mod changes;
 pub mod clients;
 pub mod connect;
 pub mod doctor;

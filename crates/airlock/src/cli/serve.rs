@@ -64,9 +64,6 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
     let settings = Arc::new(Settings::load(&paths.config_file)?);
     let _lock = paths.lock_data_dir()?;
 
-    let key = tokio::task::spawn_blocking(airlock::secrets::audit_key).await??;
-    let audit = airlock::audit::open(&paths, &settings, key)?;
-
     let shutdown = CancellationToken::new();
     let outbox = args
         .control
@@ -77,36 +74,21 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
         (None, _) => Approver::Policy,
     };
     let progress_out = outbox.as_ref().map(|(tx, _)| tx.clone());
-    let sandboxes = Arc::new(
-        SandboxManager::new(settings.clone(), paths.instance_id(), paths.agent_store())
-            .with_private_paths(paths.config_file.clone(), paths.data_dir.clone())
-            .with_env(airlock::secrets::env_provider())
-            .with_progress(Arc::new(move |line: &str| {
-                tracing::info!("{line}");
-                if let Some(tx) = &progress_out {
-                    let _ = tx.send(airlock_control::EngineMessage::Progress {
-                        message: line.to_string(),
-                    });
-                }
-            })),
-    );
-    match sandboxes.docker().await {
-        Ok(_) => {
-            let removed = sandboxes.remove_leftovers().await;
-            if removed > 0 {
-                tracing::info!("removed {removed} sandbox(es) left by a previous run");
+    let engine = engine_for(
+        &paths,
+        settings.clone(),
+        approver,
+        Arc::new(move |line: &str| {
+            tracing::info!("{line}");
+            if let Some(tx) = &progress_out {
+                let _ = tx.send(airlock_control::EngineMessage::Progress {
+                    message: line.to_string(),
+                });
             }
-        }
-        Err(e) => tracing::warn!("{e}"),
-    }
-    let approvals = Arc::new(Approvals::new(approver));
-    let engine = Arc::new(Engine::new(
-        paths.clone(),
-        sandboxes.clone(),
-        approvals,
-        audit,
-    ));
-    airlock::secrets::refresh();
+        }),
+    )
+    .await?;
+    let sandboxes = engine.sandboxes.clone();
     for name in airlock::secrets::missing_secrets(&settings) {
         tracing::warn!(
             "secret {name} is granted to a workspace but not set: `airlock secrets set {name}`"
@@ -138,13 +120,17 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
         let default_token = tokens.ensure_default()?;
         let lookup = airlock::secrets::token_lookup(tokens.clone(), &paths);
         drop(default_token);
+        let user_token = server::user_door::new_token();
         let info = RuntimeInfo {
             url: url.clone(),
             pid: std::process::id(),
+            user_token: Some(user_token.clone()),
         };
         info.write(&paths.runtime_file())?;
         say!("airlock: listening on {url}");
-        let result = http.serve(engine.clone(), lookup, shutdown.clone()).await;
+        let result = http
+            .serve(engine.clone(), lookup, user_token, shutdown.clone())
+            .await;
         let _ = std::fs::remove_file(paths.runtime_file());
         result
     };
@@ -165,6 +151,38 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
 }
 
 /// The app's sidecar must not outlive the app, even when the app is killed.
+/// An engine on `paths` (whose data dir the caller has locked): the audit log, the sandbox
+/// manager (leftover sandboxes of an earlier run removed) and the approver; `progress` hears
+/// long work such as an image pull. `airlock serve` and a stand-alone `airlock undo` share it.
+pub async fn engine_for(
+    paths: &Paths,
+    settings: Arc<Settings>,
+    approver: Approver,
+    progress: Arc<dyn Fn(&str) + Send + Sync>,
+) -> anyhow::Result<Arc<Engine>> {
+    let key = tokio::task::spawn_blocking(airlock::secrets::audit_key).await??;
+    let audit = airlock::audit::open(paths, &settings, key)?;
+    let sandboxes = Arc::new(
+        SandboxManager::new(settings, paths.instance_id(), paths.agent_store())
+            .with_private_paths(paths.config_file.clone(), paths.data_dir.clone())
+            .with_env(airlock::secrets::env_provider())
+            .with_progress(progress),
+    );
+    match sandboxes.docker().await {
+        Ok(_) => {
+            let removed = sandboxes.remove_leftovers().await;
+            if removed > 0 {
+                tracing::info!("removed {removed} sandbox(es) left by a previous run");
+            }
+        }
+        Err(e) => tracing::warn!("{e}"),
+    }
+    let approvals = Arc::new(Approvals::new(approver));
+    let engine = Arc::new(Engine::new(paths.clone(), sandboxes, approvals, audit));
+    airlock::secrets::refresh();
+    Ok(engine)
+}
+
 fn exit_with_parent() {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.

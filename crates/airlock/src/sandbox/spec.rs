@@ -202,6 +202,7 @@ mod tests {
             secrets: vec![],
             enabled: true,
             case_insensitive: None,
+            undo: true,
         };
         let list = vec![ws];
         let spec = SandboxSpec {

@@ -45,6 +45,7 @@ impl HttpServer {
         self,
         engine: Arc<Engine>,
         lookup: TokenLookup,
+        user_token: String,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let mut sessions = LocalSessionManager::default();
@@ -79,7 +80,9 @@ impl HttpServer {
                 super::session_door::SessionDoor::new(sessions),
                 super::session_door::guard_sessions,
             ))
-            .layer(axum::middleware::from_fn_with_state(auth, require_auth));
+            .layer(axum::middleware::from_fn_with_state(auth, require_auth))
+            // After the MCP layers: the user's door has its own token, no MCP client's.
+            .merge(super::user_door::router(engine.clone(), user_token));
         let stopping = shutdown.clone();
         let listener = super::listener::CappedListener::new(
             self.listener,

@@ -8,5 +8,6 @@ pub mod http;
 pub mod listener;
 pub mod session_door;
 pub mod stdio;
+pub mod user_door;
 
 pub use handler::SessionHandler;
