@@ -21,7 +21,6 @@ pub use store::{hash_of, ChangeStore};
 use crate::config::UndoSettings;
 use crate::sandbox::{SandboxError, SandboxKey, SandboxManager};
 use airlock_agent::{EntryKind, Op, Reply, ScanEntry};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -99,10 +98,6 @@ pub struct CallChanges {
     pub undone_by: Option<String>,
     pub changes: Vec<Change>,
 }
-
-/// Files fetched from the agent at once during a capture (each at most
-/// [`airlock_agent::FETCH_MAX_BYTES`]).
-const FETCHES_AT_ONCE: usize = 4;
 
 /// Marks a file whose content is never read (a hidden name): compared by status only.
 const UNREAD: &str = "";
@@ -328,36 +323,35 @@ impl ChangeRecorder {
         let scan: Scan = entries.into_iter().map(|e| (e.path.clone(), e)).collect();
         // Keep what is new first: a change's pre-image must be in the store before the
         // next change can need it.
-        let wanted: Vec<(String, String)> = scan
-            .iter()
-            .filter_map(|(rel, e)| {
-                let hash = e.hash.as_deref()?;
-                // Kept at the last capture (or too large to keep, then as now).
-                let seen = last
-                    .as_ref()
-                    .and_then(|l| l.get(rel))
-                    .is_some_and(|o| o.hash.as_deref() == Some(hash));
-                let skip = seen || e.size > airlock_agent::FETCH_MAX_BYTES || store.has_blob(hash);
-                (!skip).then(|| (format!("{root}/{rel}"), hash.to_string()))
-            })
-            .collect();
-        // Several at once: the agent answers each request on a thread of its own.
-        let mut fetches = futures::stream::iter(wanted)
-            .map(|(path, hash)| async move {
-                let op = Op::Fetch {
-                    path: path.clone(),
-                    hash: hash.clone(),
-                };
-                (path, hash, sandboxes.call_exact(key.clone(), op).await)
-            })
-            .buffer_unordered(FETCHES_AT_ONCE);
-        while let Some((path, hash, fetched)) = fetches.next().await {
-            match fetched {
+        for (rel, e) in &scan {
+            let Some(hash) = e.hash.as_deref() else {
+                continue;
+            };
+            // Kept at the last capture (or too large to keep, then as now).
+            let seen = last
+                .as_ref()
+                .and_then(|l| l.get(rel))
+                .is_some_and(|o| o.hash.as_deref() == Some(hash));
+            if seen || e.size > airlock_agent::FETCH_MAX_BYTES || store.has_blob(hash) {
+                continue;
+            }
+            let path = format!("{root}/{rel}");
+            match sandboxes
+                .call_exact(
+                    key.clone(),
+                    Op::Fetch {
+                        path: path.clone(),
+                        hash: hash.to_string(),
+                    },
+                )
+                .await
+            {
                 Ok(Reply::Read { content, .. }) => {
                     let Some(bytes) = content.to_bytes() else {
                         continue;
                     };
                     let store = store.clone();
+                    let hash = hash.to_string();
                     tokio::task::spawn_blocking(move || store.put_blob(&hash, &bytes))
                         .await
                         .map_err(|e| ChangeError::Corrupt(e.to_string()))??;
