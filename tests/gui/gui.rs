@@ -1015,8 +1015,10 @@ async fn audit_window_shows_changed_files_and_undoes_with_conflict_check() {
     )
     .await;
     assert!(!is_error(&r), "{}", text(&r));
-    app.wait_text("#live", "hello.txt", SHORT).await;
-    app.click_row("#spacer", "hello.txt").await;
+    // The history now holds the light run's (undone) hello.txt call too: pick this one from
+    // the live list (this window's calls only), once it is complete (its "1 file" mark).
+    app.wait_text("#live .badge.files", "1 file", SHORT).await;
+    app.click_row("#live", "hello.txt").await;
     app.wait_text("#changes .diff-lines", "+written in the dark", SHORT)
         .await;
     app.screenshot("audit-undo-diff-dark").await;
