@@ -6,6 +6,7 @@ use crate::server::files::{self, MAX_DEPTH};
 use crate::server::patterns::Patterns;
 use crate::server::resolve::{self, Root, Roots, Target};
 use crate::server::sys::{self, Errno};
+use crate::server::walk;
 use airlock_agent::{
     AgentError, Content, EntryKind, PathState, Reply, RestoreConflict, RestoreStep, ScanEntry,
     FETCH_MAX_BYTES,
@@ -16,7 +17,6 @@ use std::ffi::{CStr, CString};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Bytes read at a time while hashing: files are streamed, never held whole.
@@ -101,7 +101,7 @@ impl Capture {
             known,
             entries: Vec::new(),
             buf: vec![0; HASH_BUF],
-            racy_from: now_ns().saturating_sub(RACY_NS),
+            racy_from: sys::now_ns().saturating_sub(RACY_NS),
             bytes: 0,
         };
         let listed = if paths.is_empty() {
@@ -268,7 +268,7 @@ impl Walk<'_> {
                 }
                 return Ok(());
             }
-            let Ok(next) = open_dir(here, &cname) else {
+            let Ok(next) = walk::open_dir_at(here, &cname) else {
                 return Ok(());
             };
             if met.insert(rel) {
@@ -303,7 +303,7 @@ impl Walk<'_> {
                 if depth + 1 >= MAX_DEPTH || self.exclude.matches_entry(&entry.path, name) {
                     entry.excluded = true;
                 } else {
-                    match open_dir(dir, cname) {
+                    match walk::open_dir_at(dir, cname) {
                         Ok(fd) => sub = Some(fd),
                         // Unreadable (or swapped since): its content is not known.
                         Err(_) => entry.excluded = true,
@@ -384,23 +384,6 @@ fn ns(secs: i64, nsecs: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsecs)
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// Opens the directory `dir/name` for listing, refusing a symlink.
-fn open_dir(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
-    sys::openat(
-        dir,
-        name,
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-        0,
-    )
-}
-
 /// Opens the regular file `dir/name` for reading: a symlink there fails (`ELOOP`) rather than
 /// being followed, and anything else but a regular file (a FIFO swapped in) is refused without
 /// blocking.
@@ -422,7 +405,7 @@ fn hash_reader(mut reader: impl Read, buf: &mut [u8]) -> Result<String, Errno> {
             Ok(0) => return Ok(hex(&hasher.finalize())),
             Ok(n) => hasher.update(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_errno(&e)),
+            Err(e) => return Err(sys::io_errno(&e)),
         }
     }
 }
@@ -435,10 +418,6 @@ fn hex(bytes: &[u8]) -> String {
         s.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
     s
-}
-
-fn io_errno(e: &std::io::Error) -> Errno {
-    e.raw_os_error().unwrap_or(libc::EIO)
 }
 
 /// Answers [`airlock_agent::Op::Fetch`]: the whole content of a regular file, provided it
@@ -470,7 +449,7 @@ pub fn fetch(roots: &Roots, path: &str, hash: &str) -> AgentResult<Reply> {
         std::fs::File::from(opened.fd)
             .take(FETCH_MAX_BYTES + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| t.err(io_errno(&e)))?;
+            .map_err(|e| t.err(sys::io_errno(&e)))?;
         if bytes.len() as u64 > FETCH_MAX_BYTES {
             return Err(too_large());
         }
@@ -597,7 +576,7 @@ fn parent_of(t: &Target<'_>) -> AgentResult<Option<(OwnedFd, CString)>> {
         .root
         .fd()
         .try_clone_to_owned()
-        .map_err(|e| t.err(io_errno(&e)))?;
+        .map_err(|e| t.err(sys::io_errno(&e)))?;
     for comp in above {
         let c = sys::cstring(comp.as_bytes()).map_err(|e| t.err(e))?;
         let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
@@ -816,9 +795,9 @@ impl<'a> Apply<'a> {
         }
         // Made under a fresh name, then renamed over whatever is there: the name is replaced
         // in one step, and nothing is written through a link that stands there.
-        let tmp = temp_name();
-        let ctmp = sys::cstring(tmp.as_bytes()).map_err(|e| t.err(e))?;
-        std::os::unix::fs::symlink(target, in_dir(dir, &tmp)).map_err(|e| t.err(io_errno(&e)))?;
+        let ctmp = files::temp_name().map_err(|e| t.err(e))?;
+        std::os::unix::fs::symlink(target, in_dir(dir, &ctmp.to_string_lossy()))
+            .map_err(|e| t.err(sys::io_errno(&e)))?;
         sys::renameat2(dir, &ctmp, dir, &name, 0).map_err(|e| {
             let _ = sys::unlinkat(dir, &ctmp, 0);
             t.err(e)
@@ -847,34 +826,23 @@ fn in_dir(dir: BorrowedFd<'_>, name: &str) -> std::path::PathBuf {
 /// `fchmod` does not take), through `/proc/self/fd`.
 fn chmod_dir(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
     let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| io_errno(&e))
-}
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A fresh name for an entry made beside its final place (dot-prefixed, unlikely to exist).
-fn temp_name() -> String {
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        ".airlock-undo-{}-{n}-{:x}.tmp",
-        std::process::id(),
-        now_ns()
-    )
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| sys::io_errno(&e))
 }
 
 /// Puts a new file with `data` and exactly `mode` at `dir/name`: written under a fresh name
 /// (`O_EXCL`, never through a link), mode set on its descriptor, synced, renamed over `name`.
 fn write_file(dir: BorrowedFd<'_>, name: &CStr, data: &[u8], mode: u32) -> Result<(), Errno> {
-    let tmp = sys::cstring(temp_name().as_bytes())?;
+    let tmp = files::temp_name()?;
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
     let fd = sys::openat(dir, &tmp, flags, 0o600)?;
     let mut file = std::fs::File::from(fd);
     // The mode after the content: writing clears setuid/setgid.
     let written = file
         .write_all(data)
-        .map_err(|e| io_errno(&e))
+        .map_err(|e| sys::io_errno(&e))
         .and_then(|()| sys::fchmod(file.as_fd(), mode))
-        .and_then(|()| file.sync_all().map_err(|e| io_errno(&e)))
+        .and_then(|()| file.sync_all().map_err(|e| sys::io_errno(&e)))
         .and_then(|()| sys::renameat2(dir, &tmp, dir, name, 0));
     if written.is_err() {
         let _ = sys::unlinkat(dir, &tmp, 0);

@@ -75,7 +75,7 @@ fn read_window(file: &std::fs::File, start: u64, want: u64) -> Result<Vec<u8>, E
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.raw_os_error().unwrap_or(libc::EIO)),
+            Err(e) => return Err(sys::io_errno(&e)),
         }
     }
     buf.truncate(got);
@@ -113,7 +113,8 @@ pub fn write(
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh temporary name for a file beside its target.
-fn temp_name() -> Result<CString, Errno> {
+/// A fresh name for an entry made beside its final place (dot-prefixed, unlikely to exist).
+pub(crate) fn temp_name() -> Result<CString, Errno> {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -174,7 +175,7 @@ fn fill(fd: OwnedFd, data: &[u8], keep: Option<&libc::stat>) -> Result<(), Errno
     let mut file = std::fs::File::from(fd);
     file.write_all(data)
         .and_then(|()| file.sync_all())
-        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+        .map_err(|e| sys::io_errno(&e))
 }
 
 pub fn edit(roots: &Roots, path: &str, edits: &[TextEdit], dry_run: bool) -> AgentResult<Reply> {

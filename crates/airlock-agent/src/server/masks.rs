@@ -176,7 +176,7 @@ fn open_root(path: &str) -> Result<OwnedFd, String> {
 fn open_dev_null() -> Result<OwnedFd, sys::Errno> {
     let slash = std::fs::File::open("/")
         .map(OwnedFd::from)
-        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        .map_err(|e| sys::io_errno(&e))?;
     sys::openat(
         slash.as_fd(),
         c"dev/null",

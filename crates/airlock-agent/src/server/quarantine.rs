@@ -64,7 +64,7 @@ impl Default for Sweeper {
 impl Sweeper {
     pub fn new() -> Sweeper {
         Sweeper {
-            started_ns: now_ns(),
+            started_ns: i128::from(sys::now_ns()),
             was_busy: Mutex::new(false),
         }
     }
@@ -253,7 +253,7 @@ fn read_capped(dir: BorrowedFd<'_>, name: &CStr, cap: u64) -> Result<(Vec<u8>, b
     std::fs::File::from(fd)
         .take(cap.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        .map_err(|e| sys::io_errno(&e))?;
     let whole = bytes.len() as u64 <= cap;
     bytes.truncate(cap as usize);
     Ok((bytes, whole))
@@ -290,13 +290,6 @@ fn lossy(comps: &[Vec<u8>]) -> Vec<String> {
         .iter()
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect()
-}
-
-fn now_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
 }
 
 /// Whether a process other than the container's first one and this agent runs now: the

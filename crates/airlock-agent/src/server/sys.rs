@@ -15,6 +15,19 @@ pub fn errno() -> Errno {
 }
 
 /// A NUL-terminated copy of a path or name; `EINVAL` if it contains NUL.
+/// The OS error an I/O error carries (`EIO` when it carries none).
+pub fn io_errno(e: &std::io::Error) -> Errno {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// Nanoseconds since the Unix epoch now, as file timestamps count them.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 pub fn cstring(bytes: &[u8]) -> Result<CString, Errno> {
     CString::new(bytes).map_err(|_| libc::EINVAL)
 }

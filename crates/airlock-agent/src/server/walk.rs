@@ -116,7 +116,11 @@ impl Walker<'_> {
     }
 }
 
-fn open_dir_at(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> Result<OwnedFd, sys::Errno> {
+/// Opens the directory `dir/name` for listing, refusing a symlink.
+pub(crate) fn open_dir_at(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+) -> Result<OwnedFd, sys::Errno> {
     sys::openat(
         dir,
         name,
