@@ -419,14 +419,7 @@ impl Engine {
                 .capture_all(&self.sandboxes, &decided.sandbox, &before, exclude)
                 .await;
             if let (Some(process), false) = (process, earlier.is_empty()) {
-                let set = CallChanges {
-                    call_id: process.clone(),
-                    session: caller.session.clone(),
-                    tool: "start_process".into(),
-                    time_ms: crate::changes::now_ms(),
-                    undone_by: None,
-                    changes: earlier,
-                };
+                let set = CallChanges::now(&process, &caller.session, "start_process", earlier);
                 if let Err(e) = self.changes.record(set, &settings.undo).await {
                     tracing::warn!("the changes of process call {process} were not recorded: {e}");
                 }
@@ -478,14 +471,7 @@ impl Engine {
                 .changes
                 .capture_all(&self.sandboxes, &sandbox, &capture, exclude)
                 .await;
-            let set = CallChanges {
-                call_id: call_id.to_string(),
-                session: caller.session.clone(),
-                tool: tool.to_string(),
-                time_ms: crate::changes::now_ms(),
-                undone_by: None,
-                changes,
-            };
+            let set = CallChanges::now(call_id, &caller.session, tool, changes);
             if let Err(e) = self.changes.record(set, &settings.undo).await {
                 tracing::warn!("the changes of call {call_id} were not recorded: {e}");
             }
@@ -1004,7 +990,6 @@ impl Engine {
         error_output(message)
     }
 
-    /// Waits (at most `limit`) until no tool call is under way, so their answers reach clients.
     /// Undoes `target` (a call, or a session's calls newest first) as an action by the user:
     /// each undo is audited (intent before anything is touched), runs in a sandbox of its own,
     /// and its own changes are captured (so it can be undone in turn). Stops at the first call
@@ -1045,7 +1030,7 @@ impl Engine {
                 continue;
             }
             if dry_run {
-                let report = undo::check(&store, &self.sandboxes, &key, &set, &mut planned).await?;
+                let report = undo::check(&self.sandboxes, &key, &set, &mut planned).await?;
                 reports.push((call_id, report));
                 continue;
             }
@@ -1093,14 +1078,7 @@ impl Engine {
             .changes
             .capture_all(&self.sandboxes, key, &plan, exclude)
             .await;
-        let own = CallChanges {
-            call_id: record.call_id.clone(),
-            session: UNDO_SESSION.into(),
-            tool: "undo".into(),
-            time_ms: crate::changes::now_ms(),
-            undone_by: None,
-            changes,
-        };
+        let own = CallChanges::now(&record.call_id, UNDO_SESSION, "undo", changes);
         if let Err(e) = self.changes.record(own, &settings.undo).await {
             tracing::warn!(
                 "the changes of undo {} were not recorded: {e}",
@@ -1127,6 +1105,7 @@ impl Engine {
         Ok(result)
     }
 
+    /// Waits (at most `limit`) until no tool call is under way, so their answers reach clients.
     pub async fn drain(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         while self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0

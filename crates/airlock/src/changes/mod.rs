@@ -99,6 +99,20 @@ pub struct CallChanges {
     pub changes: Vec<Change>,
 }
 
+impl CallChanges {
+    /// What `call_id` (of `session`, a call of `tool`) changed, as found now.
+    pub fn now(call_id: &str, session: &str, tool: &str, changes: Vec<Change>) -> CallChanges {
+        CallChanges {
+            call_id: call_id.to_string(),
+            session: session.to_string(),
+            tool: tool.to_string(),
+            time_ms: now_ms(),
+            undone_by: None,
+            changes,
+        }
+    }
+}
+
 /// Marks a file whose content is never read (a hidden name): compared by status only.
 const UNREAD: &str = "";
 
@@ -191,7 +205,7 @@ pub fn compare(root: &str, old: &Scan, new: &Scan, kept: &dyn Fn(&str) -> bool) 
                 Change {
                     path: full(rel),
                     kind,
-                    kept: undoable(&before, o) && (kind != ChangeKind::ChangedInside),
+                    kept: undoable(&before, o),
                     before,
                     after,
                     renamed_from: None,
@@ -216,6 +230,15 @@ pub fn compare(root: &str, old: &Scan, new: &Scan, kept: &dyn Fn(&str) -> bool) 
         }
     }
     changes
+}
+
+/// Runs store work off the async workers (a write may wait on the disk).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ChangeError> + Send + 'static,
+) -> Result<T, ChangeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ChangeError::Corrupt(e.to_string()))?
 }
 
 /// Unix milliseconds now.
@@ -352,9 +375,7 @@ impl ChangeRecorder {
                     };
                     let store = store.clone();
                     let hash = hash.to_string();
-                    tokio::task::spawn_blocking(move || store.put_blob(&hash, &bytes))
-                        .await
-                        .map_err(|e| ChangeError::Corrupt(e.to_string()))??;
+                    blocking(move || store.put_blob(&hash, &bytes)).await?;
                 }
                 // Changed again since the scan, or gone: the next capture sees it.
                 Ok(_) | Err(SandboxError::Agent(_)) => {
@@ -439,7 +460,8 @@ impl ChangeRecorder {
     }
 
     /// Records `changes` as what `call_id` did (nothing when it changed nothing), then keeps
-    /// the store within `bounds`.
+    /// the store within `bounds` — sparing what the workspaces hold now, which is gathered
+    /// only when something is to be evicted.
     pub async fn record(&self, set: CallChanges, bounds: &UndoSettings) -> Result<(), ChangeError> {
         let Some(store) = self.store.clone() else {
             return Ok(());
@@ -447,20 +469,26 @@ impl ChangeRecorder {
         if set.changes.is_empty() {
             return Ok(());
         }
-        let keep = self.current_hashes().await;
         let max_bytes = bounds.max_mb.saturating_mul(1 << 20);
         let retention = (bounds.retention_days > 0)
             .then(|| std::time::Duration::from_secs(bounds.retention_days * 86_400));
-        tokio::task::spawn_blocking(move || {
-            store.record(&set)?;
-            let evicted = store.evict(max_bytes, retention, &keep)?;
-            if evicted > 0 {
-                tracing::info!("evicted {evicted} pre-image(s) from the change store");
+        let over = blocking({
+            let store = store.clone();
+            move || {
+                store.record(&set)?;
+                store.over_bounds(max_bytes, retention)
             }
-            Ok(())
         })
-        .await
-        .map_err(|e| ChangeError::Corrupt(e.to_string()))?
+        .await?;
+        if !over {
+            return Ok(());
+        }
+        let keep = self.current_hashes().await;
+        let evicted = blocking(move || store.evict(max_bytes, retention, &keep)).await?;
+        if evicted > 0 {
+            tracing::info!("evicted {evicted} pre-image(s) from the change store");
+        }
+        Ok(())
     }
 
     /// The content hashes of every workspace's current state (eviction spares them).
@@ -476,11 +504,6 @@ impl ChangeRecorder {
             }
         }
         keep
-    }
-
-    /// Forgets the last scan of every root (a workspace remounted or removed).
-    pub fn forget_scans(&self) {
-        self.scans.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 

@@ -223,6 +223,22 @@ impl ChangeStore {
         Ok(())
     }
 
+    /// Whether the store holds more than `max_bytes` or a pre-image older than `retention`
+    /// (one query: the common answer, no, costs no more).
+    pub fn over_bounds(
+        &self,
+        max_bytes: u64,
+        retention: Option<std::time::Duration>,
+    ) -> Result<bool, ChangeError> {
+        let (total, oldest): (i64, Option<i64>) = self.db().query_row(
+            "SELECT coalesce(sum(size), 0), min(time_ms) FROM blobs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let expired = matches!((cutoff_of(retention), oldest), (Some(c), Some(o)) if o < c);
+        Ok(total as u64 > max_bytes || expired)
+    }
+
     /// Evicts pre-images older than `retention` and then the oldest beyond `max_bytes`,
     /// keeping those in `keep` (the current state of the workspaces, which the next change
     /// will need). Returns how many were evicted.
@@ -232,16 +248,7 @@ impl ChangeStore {
         retention: Option<std::time::Duration>,
         keep: &std::collections::HashSet<String>,
     ) -> Result<u64, ChangeError> {
-        let cutoff = retention.map(|r| now_ms() - r.as_millis() as i64);
-        let (total, oldest): (i64, Option<i64>) = self.db().query_row(
-            "SELECT coalesce(sum(size), 0), min(time_ms) FROM blobs",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        // The common case: within bounds, nothing expired.
-        if total as u64 <= max_bytes && !matches!((cutoff, oldest), (Some(c), Some(o)) if o < c) {
-            return Ok(0);
-        }
+        let cutoff = cutoff_of(retention);
         let rows: Vec<(String, i64, i64)> = {
             let db = self.db();
             let mut stmt = db.prepare("SELECT hash, size, time_ms FROM blobs ORDER BY time_ms")?;
@@ -271,6 +278,11 @@ impl ChangeStore {
         }
         Ok(evicted)
     }
+}
+
+/// The time (Unix ms) before which a pre-image is older than `retention`.
+fn cutoff_of(retention: Option<std::time::Duration>) -> Option<i64> {
+    retention.map(|r| now_ms() - r.as_millis() as i64)
 }
 
 /// Only the user may look into the store.
@@ -333,6 +345,8 @@ mod tests {
         assert_eq!(store.changes_of("c1").unwrap().unwrap(), set);
         assert_eq!(store.calls_of_session("s").unwrap(), vec!["c1".to_string()]);
         let keep = [b.clone()].into_iter().collect();
+        assert!(!store.over_bounds(8, None).unwrap());
+        assert!(store.over_bounds(7, None).unwrap());
         assert_eq!(store.evict(0, None, &keep).unwrap(), 1);
         assert!(!store.has_blob(&a) && store.has_blob(&b));
         store.mark_undone("c1", "u1").unwrap();

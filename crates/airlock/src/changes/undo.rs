@@ -129,6 +129,59 @@ pub fn steps_of(changes: &[Change]) -> (Vec<RestoreStep>, Vec<String>) {
     (removals, not_undoable)
 }
 
+/// The steps that undo `set` and the paths that cannot be undone — or, when there is nothing
+/// to do, the report that says why.
+fn plan(set: &CallChanges) -> Result<(Vec<RestoreStep>, Vec<String>), UndoReport> {
+    if let Some(by) = &set.undone_by {
+        return Err(UndoReport::AlreadyUndone { by: by.clone() });
+    }
+    let (steps, not_undoable) = steps_of(&set.changes);
+    if steps.is_empty() {
+        return Err(UndoReport::NothingToUndo);
+    }
+    Ok((steps, not_undoable))
+}
+
+/// What undoing `set` would put back and what conflicts, changing nothing. `planned` holds
+/// what undoing newer calls (of a session, newest first) would leave at each path: those
+/// paths are checked against it instead of what is there now; this call's own restores are
+/// added to it.
+pub async fn check(
+    sandboxes: &SandboxManager,
+    key: &SandboxKey,
+    set: &CallChanges,
+    planned: &mut std::collections::HashMap<String, PathState>,
+) -> Result<UndoReport, ChangeError> {
+    let (steps, not_undoable) = match plan(set) {
+        Ok(plan) => plan,
+        Err(report) => return Ok(report),
+    };
+    let (ahead, now): (Vec<&RestoreStep>, Vec<&RestoreStep>) =
+        steps.iter().partition(|s| planned.contains_key(&s.path));
+    let mut conflicts: Vec<RestoreConflict> = ahead
+        .into_iter()
+        .filter_map(|s| {
+            let found = planned.get(&s.path).cloned().unwrap_or(PathState::Absent);
+            (found != s.expect).then(|| RestoreConflict {
+                path: s.path.clone(),
+                expected: s.expect.clone(),
+                found,
+            })
+        })
+        .collect();
+    if !now.is_empty() {
+        let now = now.into_iter().cloned().collect();
+        conflicts.extend(restore(sandboxes, key, now, false, true).await?.0);
+    }
+    let paths = steps.iter().map(|s| s.path.clone()).collect();
+    planned.extend(steps.into_iter().map(|s| (s.path, s.restore)));
+    Ok(UndoReport::Checked {
+        paths,
+        not_undoable,
+        conflicts,
+    })
+}
+
 /// Puts back what `set` changed through the agent of `key`'s sandbox.
 pub async fn undo(
     store: &ChangeStore,
@@ -137,63 +190,10 @@ pub async fn undo(
     set: &CallChanges,
     force: bool,
 ) -> Result<UndoReport, ChangeError> {
-    undo_or_check(store, sandboxes, key, set, force, None).await
-}
-
-/// What undoing `set` would put back and what conflicts, changing nothing. `planned` holds
-/// what undoing newer calls (of a session, newest first) would leave at each path: those
-/// paths are checked against it instead of what is there now; this call's own restores are
-/// added to it.
-pub async fn check(
-    store: &ChangeStore,
-    sandboxes: &SandboxManager,
-    key: &SandboxKey,
-    set: &CallChanges,
-    planned: &mut std::collections::HashMap<String, PathState>,
-) -> Result<UndoReport, ChangeError> {
-    undo_or_check(store, sandboxes, key, set, false, Some(planned)).await
-}
-
-async fn undo_or_check(
-    store: &ChangeStore,
-    sandboxes: &SandboxManager,
-    key: &SandboxKey,
-    set: &CallChanges,
-    force: bool,
-    planned: Option<&mut std::collections::HashMap<String, PathState>>,
-) -> Result<UndoReport, ChangeError> {
-    if let Some(by) = &set.undone_by {
-        return Ok(UndoReport::AlreadyUndone { by: by.clone() });
-    }
-    let (steps, not_undoable) = steps_of(&set.changes);
-    if steps.is_empty() {
-        return Ok(UndoReport::NothingToUndo);
-    }
-    if let Some(planned) = planned {
-        let paths = steps.iter().map(|s| s.path.clone()).collect();
-        let (ahead, now): (Vec<_>, Vec<_>) = steps
-            .iter()
-            .cloned()
-            .partition(|s| planned.contains_key(&s.path));
-        let mut conflicts: Vec<RestoreConflict> = ahead
-            .iter()
-            .filter(|s| planned.get(&s.path) != Some(&s.expect))
-            .map(|s| RestoreConflict {
-                path: s.path.clone(),
-                expected: s.expect.clone(),
-                found: planned.get(&s.path).cloned().unwrap_or(PathState::Absent),
-            })
-            .collect();
-        if !now.is_empty() {
-            conflicts.extend(restore(sandboxes, key, now, false, true).await?.0);
-        }
-        planned.extend(steps.into_iter().map(|s| (s.path, s.restore)));
-        return Ok(UndoReport::Checked {
-            paths,
-            not_undoable,
-            conflicts,
-        });
-    }
+    let (steps, not_undoable) = match plan(set) {
+        Ok(plan) => plan,
+        Err(report) => return Ok(report),
+    };
     // Check everything before anything is touched (no content needed for that).
     if !force {
         let conflicts = restore(sandboxes, key, steps.clone(), false, true).await?.0;

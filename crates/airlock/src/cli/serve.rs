@@ -150,7 +150,6 @@ pub async fn run(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// The app's sidecar must not outlive the app, even when the app is killed.
 /// An engine on `paths` (whose data dir the caller has locked): the audit log, the sandbox
 /// manager (leftover sandboxes of an earlier run removed) and the approver; `progress` hears
 /// long work such as an image pull. `airlock serve` and a stand-alone `airlock undo` share it.
@@ -183,6 +182,7 @@ pub async fn engine_for(
     Ok(engine)
 }
 
+/// The app's sidecar must not outlive the app, even when the app is killed.
 fn exit_with_parent() {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.

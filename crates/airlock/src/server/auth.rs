@@ -79,7 +79,7 @@ fn refuse_json(
 }
 
 /// The bearer token of an `Authorization` header; the scheme is case-insensitive (RFC 7235).
-fn bearer_token(header: &str) -> Option<&str> {
+pub(crate) fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim_start().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

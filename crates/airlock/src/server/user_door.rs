@@ -73,7 +73,7 @@ async fn undo(
     let shown = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(super::auth::bearer_token);
     if !shown.is_some_and(|t| same(t, &door.token)) {
         return (
             StatusCode::UNAUTHORIZED,
